@@ -1,0 +1,194 @@
+import fs from 'node:fs';
+import path from 'node:path';
+import { parse as parseYaml } from 'yaml';
+
+/**
+ * Stratus configuration: one YAML file (`stratus.yaml`, every key optional),
+ * then environment overrides, over documented defaults. This module is the
+ * only place that reads `process.env` for configuration.
+ *
+ * Environment overrides: `STRATUS_<SECTION>__<KEY>=value` (double underscore
+ * between levels, case-insensitive), e.g. `STRATUS_IDENTITY__PORT=5001`, plus
+ * the short forms below for what operators set most.
+ */
+export interface StratusConfig {
+  /** Where every service keeps its files (SQLite databases, keys, images, ...). */
+  data_dir: string;
+  /** Address the APIs listen on. */
+  bind_host: string;
+  /** Host name or address that clients use; it goes into the catalog's URLs. */
+  public_host: string;
+  region: string;
+  log: { level: string; file: string };
+  metrics: { enabled: boolean; host: string; port: number };
+  database: {
+    /**
+     * Empty: an SQLite file per service in data_dir. Otherwise a URL
+     * (`postgres://...`, `mysql://...`, `sqlite:///path`); `{service}` in it is
+     * replaced by the service name, so each service keeps its own database.
+     */
+    url: string;
+  };
+  bus: { url: string; call_timeout_ms: number };
+  identity: IdentityConfig;
+  /** Services whose roles `up` runs and whose endpoints bootstrap registers. */
+  services: string[];
+  /** Optional `policy.yaml` overrides per service (file paths). */
+  policy_files: Record<string, string>;
+}
+
+export interface IdentityConfig {
+  port: number;
+  /** Admin password for bootstrap; empty: generated once and printed. */
+  admin_password: string;
+  admin_user: string;
+  admin_project: string;
+  /** Token lifetime in seconds (Keystone's default: 3600). */
+  token_expiration: number;
+  /** Fernet keys kept: one primary, one staged, the rest secondary. */
+  max_active_keys: number;
+  /** Extra time after expiry in which `allow_expired=true` validation works. */
+  allow_expired_window: number;
+  /** argon2id parameters (OWASP's recommendation: m=19 MiB, t=2, p=1). */
+  password_hash: { memory_kib: number; iterations: number; parallelism: number };
+  /** Longest password accepted, as Keystone's `max_password_length`. */
+  max_password_length: number;
+  /** Where a validated token's answer may be cached (seconds; 0 turns it off). */
+  cache_ttl: number;
+}
+
+export const DEFAULTS: StratusConfig = {
+  data_dir: './data',
+  bind_host: '127.0.0.1',
+  public_host: '127.0.0.1',
+  region: 'RegionOne',
+  log: { level: 'info', file: '' },
+  metrics: { enabled: true, host: '127.0.0.1', port: 9464 },
+  database: { url: '' },
+  bus: { url: 'memory://', call_timeout_ms: 60000 },
+  identity: {
+    port: 5000,
+    admin_password: '',
+    admin_user: 'admin',
+    admin_project: 'admin',
+    token_expiration: 3600,
+    max_active_keys: 3,
+    allow_expired_window: 172800,
+    password_hash: { memory_kib: 19456, iterations: 2, parallelism: 1 },
+    max_password_length: 4096,
+    cache_ttl: 300,
+  },
+  services: ['identity'],
+  policy_files: {},
+};
+
+/** Short environment names for the settings operators change most. */
+const SHORT_ENV: Record<string, string> = {
+  STRATUS_DATA_DIR: 'data_dir',
+  STRATUS_ADMIN_PASSWORD: 'identity.admin_password',
+  STRATUS_DATABASE_URL: 'database.url',
+  STRATUS_BUS_URL: 'bus.url',
+  STRATUS_LOG_LEVEL: 'log.level',
+  STRATUS_PUBLIC_HOST: 'public_host',
+  STRATUS_BIND_HOST: 'bind_host',
+};
+
+export class ConfigError extends Error {}
+
+/**
+ * Loads the configuration. `file` may be absent; `overrides` (from command
+ * line flags) win over the environment, which wins over the file.
+ */
+export function loadConfig(options: { file?: string; overrides?: Record<string, unknown>; env?: NodeJS.ProcessEnv } = {}): StratusConfig {
+  const env = options.env ?? process.env;
+  const config = structuredClone(DEFAULTS) as unknown as Record<string, unknown>;
+  const file = options.file ?? env.STRATUS_CONFIG;
+  if (file) {
+    if (!fs.existsSync(file)) throw new ConfigError(`configuration file ${file} does not exist`);
+    const parsed: unknown = parseYaml(fs.readFileSync(file, 'utf8')) ?? {};
+    if (typeof parsed !== 'object' || Array.isArray(parsed)) throw new ConfigError(`${file}: the top level must be a mapping`);
+    merge(config, parsed as Record<string, unknown>, file);
+  }
+  for (const [name, value] of Object.entries(env)) {
+    if (value === undefined) continue;
+    const short = SHORT_ENV[name];
+    if (short) setPath(config, short.split('.'), value, name);
+    else if (name.startsWith('STRATUS_') && name.includes('__')) {
+      setPath(config, name.slice('STRATUS_'.length).toLowerCase().split('__'), value, name);
+    }
+  }
+  for (const [key, value] of Object.entries(options.overrides ?? {})) {
+    if (value !== undefined) setPath(config, key.split('.'), value, `--${key}`);
+  }
+  const result = config as unknown as StratusConfig;
+  result.data_dir = path.resolve(result.data_dir);
+  return result;
+}
+
+/** The database URL of one service, with `{service}` filled in. */
+export function databaseUrl(config: StratusConfig, service: string): string {
+  if (!config.database.url) return `sqlite://${path.join(config.data_dir, `${service}.sqlite`)}`;
+  return config.database.url.replaceAll('{service}', service);
+}
+
+function merge(into: Record<string, unknown>, from: Record<string, unknown>, where: string, prefix = ''): void {
+  for (const [key, value] of Object.entries(from)) {
+    const name = prefix + key;
+    if (!(key in into)) throw new ConfigError(`${where}: unknown option '${name}'`);
+    const current = into[key];
+    if (isMapping(current) && !isOpenMapping(name)) {
+      if (!isMapping(value)) throw new ConfigError(`${where}: option '${name}' must be a mapping`);
+      merge(current, value, where, `${name}.`);
+    } else {
+      into[key] = coerce(current, value, name, where);
+    }
+  }
+}
+
+function setPath(config: Record<string, unknown>, keys: string[], raw: unknown, where: string): void {
+  let node = config;
+  for (const [i, key] of keys.entries()) {
+    const name = keys.slice(0, i + 1).join('.');
+    if (!(key in node) && !isOpenMapping(keys.slice(0, i).join('.'))) throw new ConfigError(`${where}: unknown option '${name}'`);
+    if (i === keys.length - 1) {
+      node[key] = coerce(node[key], raw, name, where);
+      return;
+    }
+    const next = node[key];
+    if (!isMapping(next)) throw new ConfigError(`${where}: option '${name}' is not a section`);
+    node = next;
+  }
+}
+
+/** Mappings whose keys are free (not checked against the defaults). */
+function isOpenMapping(name: string): boolean {
+  return name === 'policy_files';
+}
+
+function coerce(current: unknown, value: unknown, name: string, where: string): unknown {
+  const fail = (kind: string): never => {
+    throw new ConfigError(`${where}: option '${name}' must be ${kind}, got ${JSON.stringify(value)}`);
+  };
+  if (current === undefined) return value;
+  if (typeof current === 'number') {
+    const n = typeof value === 'string' ? Number(value) : value;
+    return typeof n === 'number' && Number.isFinite(n) ? n : fail('a number');
+  }
+  if (typeof current === 'boolean') {
+    if (typeof value === 'boolean') return value;
+    if (typeof value === 'string' && /^(true|false|1|0|yes|no)$/i.test(value)) return /^(true|1|yes)$/i.test(value);
+    return fail('true or false');
+  }
+  if (Array.isArray(current)) {
+    if (Array.isArray(value)) return value.map(String);
+    if (typeof value === 'string') return value.split(',').map((s) => s.trim()).filter(Boolean);
+    return fail('a list');
+  }
+  if (typeof current === 'string') return typeof value === 'string' || typeof value === 'number' ? String(value) : fail('a string');
+  if (isMapping(current)) return isMapping(value) ? value : fail('a mapping');
+  return value;
+}
+
+function isMapping(value: unknown): value is Record<string, unknown> {
+  return typeof value === 'object' && value !== null && !Array.isArray(value);
+}
