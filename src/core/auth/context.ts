@@ -103,3 +103,14 @@ export function policyCredentials(ctx: RequestContext): PolicyCredentials {
     token: ctx.token,
   };
 }
+
+declare module 'fastify' {
+  interface FastifyRequest {
+    /** Set by the authentication hook on every route that needs a token. */
+    ctx: RequestContext;
+  }
+  interface FastifyContextConfig {
+    /** The route needs no token (version documents, token issue). */
+    public?: boolean;
+  }
+}

@@ -1,9 +1,12 @@
 import { setTimeout as sleep } from 'node:timers/promises';
 import { Counter } from 'prom-client';
-import { ServiceUnavailable } from '../errors.js';
 import type { Logger } from '../logging.js';
 import { registry } from '../metrics.js';
 import type { CatalogEntry, TokenBody } from './context.js';
+import { isConnectionRefused, parseBody, redact, tokenOf } from './http-helpers.js';
+import { EndpointNotFound, ServiceAuthFailed, UpstreamUnavailable } from './service-errors.js';
+
+export { EndpointNotFound, ServiceAuthFailed, UpstreamUnavailable };
 
 /** The service user a role authenticates as, and where identity is. */
 export interface ServiceCredentials {
@@ -67,45 +70,6 @@ export interface ServiceResponse<T> {
   headers: Headers;
   /** Parsed JSON; the text when the body is not JSON; null when empty; a Buffer with `raw`. */
   body: T;
-}
-
-/**
- * A call to another service that could not be completed: connection failures
- * or 502/503/504 answers persisted through every retry, or a failure that must
- * not be retried. A 503 (with a message that names only the service type) if
- * it reaches an API error handler uncaught; the details are in its fields.
- */
-export class UpstreamUnavailable extends ServiceUnavailable {
-  constructor(
-    readonly serviceType: string,
-    readonly method: string,
-    readonly url: string,
-    readonly attempts: number,
-    /** The last HTTP status, or null when no response came. */
-    readonly lastStatus: number | null,
-    cause?: unknown,
-  ) {
-    super(`The ${serviceType} service is unavailable.`);
-    if (cause !== undefined) this.cause = cause;
-  }
-}
-
-/** The catalog of the service token has no endpoint of that type, interface and region (a 503 if uncaught). */
-export class EndpointNotFound extends ServiceUnavailable {
-  constructor(
-    readonly serviceType: string,
-    readonly endpointInterface: EndpointInterface,
-    readonly region: string | null,
-  ) {
-    super(`No ${endpointInterface} endpoint for the ${serviceType} service${region ? ` in region ${region}` : ''}.`);
-  }
-}
-
-/** Identity refused the service user's own credentials or token (a deployment error; a 503 if uncaught). */
-export class ServiceAuthFailed extends ServiceUnavailable {
-  constructor(readonly status: number) {
-    super('The service could not authenticate to the identity service.');
-  }
 }
 
 const serviceCalls = new Counter({
@@ -403,45 +367,4 @@ export class ServiceClient {
     );
     await sleep(delay);
   }
-}
-
-/** Whether fetch failed because nothing listened (the request surely never arrived). */
-function isConnectionRefused(err: unknown): boolean {
-  const cause = (err as { cause?: unknown } | null)?.cause;
-  if (!cause || typeof cause !== 'object') return false;
-  if ((cause as { code?: unknown }).code === 'ECONNREFUSED') return true;
-  const errors = (cause as { errors?: unknown }).errors;
-  return Array.isArray(errors) && errors.length > 0 && errors.every((e) => (e as { code?: unknown } | null)?.code === 'ECONNREFUSED');
-}
-
-/** The URL without its query, for logs and errors. */
-function redact(url: string): string {
-  const at = url.indexOf('?');
-  return at < 0 ? url : url.slice(0, at);
-}
-
-/** JSON when it parses, the text otherwise, null when empty. */
-function parseBody(headers: Headers, data: Buffer): unknown {
-  if (data.length === 0) return null;
-  const text = data.toString('utf8');
-  const type = headers.get('content-type') ?? '';
-  if (type.includes('json') || /^\s*[[{]/.test(text)) {
-    try {
-      return JSON.parse(text) as unknown;
-    } catch {
-      return text;
-    }
-  }
-  return text;
-}
-
-/** The `token` object of an identity answer, if it has the fields services rely on. */
-function tokenOf(body: unknown): TokenBody | null {
-  const token = (body as { token?: unknown } | null)?.token as Record<string, unknown> | undefined;
-  if (!token || typeof token !== 'object') return null;
-  const user = token.user as { id?: unknown; domain?: { id?: unknown } } | undefined;
-  if (typeof user?.id !== 'string' || typeof user.domain?.id !== 'string') return null;
-  if (typeof token.expires_at !== 'string' || typeof token.issued_at !== 'string') return null;
-  if (!Array.isArray(token.methods) || !Array.isArray(token.audit_ids)) return null;
-  return token as TokenBody;
 }

@@ -1,0 +1,106 @@
+import { Command } from 'commander';
+import { createBus } from '../core/bus/index.js';
+import { ConfigError, databaseUrl, loadConfig, type StratusConfig } from '../core/config.js';
+import { migrate, openDatabase } from '../core/db/database.js';
+import { configureLogging } from '../core/logging.js';
+import { migrations } from '../identity/db/migrations.js';
+import type { IdentitySchema } from '../identity/db/schema.js';
+import { startIdentity } from '../identity/service.js';
+import { KeyRepository } from '../identity/tokens/keys.js';
+import { runTests } from './test-runner.js';
+import { up } from './up.js';
+
+const say = (line: string): void => {
+  process.stdout.write(`${line}\n`);
+};
+
+function config(opts: { data?: string; config?: string }): StratusConfig {
+  return loadConfig({ ...(opts.config ? { file: opts.config } : {}), overrides: { data_dir: opts.data } });
+}
+
+/** Runs until SIGINT/SIGTERM, then stops cleanly. */
+function stayUp(stop: () => Promise<void>): void {
+  let stopping = false;
+  const handler = (signal: string): void => {
+    if (stopping) process.exit(1);
+    stopping = true;
+    say(`\n${signal}: stopping...`);
+    stop().then(
+      () => process.exit(0),
+      (err: unknown) => {
+        process.stderr.write(`error while stopping: ${String(err)}\n`);
+        process.exit(1);
+      },
+    );
+  };
+  process.on('SIGINT', () => handler('SIGINT'));
+  process.on('SIGTERM', () => handler('SIGTERM'));
+}
+
+const program = new Command('stratus').description('Stratus: an OpenStack-compatible cloud').showHelpAfterError();
+
+program
+  .command('up')
+  .description('start the all-in-one cloud in the foreground (SQLite and the in-process bus in the data directory)')
+  .option('--data <dir>', 'data directory', undefined)
+  .option('--config <file>', 'configuration file (YAML)')
+  .action(async (opts: { data?: string; config?: string }) => {
+    const cloud = await up(config({ data: opts.data ?? process.env.STRATUS_DATA_DIR ?? './data', ...(opts.config ? { config: opts.config } : {}) }), say);
+    stayUp(() => cloud.stop());
+  });
+
+program
+  .command('serve')
+  .description('run the chosen roles in this process (a multi-host deployment: PostgreSQL/MySQL and RabbitMQ by URL)')
+  .argument('<roles...>', 'roles to run: identity')
+  .option('--data <dir>', 'data directory')
+  .option('--config <file>', 'configuration file (YAML)')
+  .action(async (roles: string[], opts: { data?: string; config?: string }) => {
+    const cfg = config(opts);
+    const unknown = roles.filter((r) => r !== 'identity');
+    if (unknown.length) throw new ConfigError(`unknown role(s): ${unknown.join(', ')} (available: identity)`);
+    configureLogging({ level: cfg.log.level, ...(cfg.log.file ? { file: cfg.log.file } : {}) });
+    const bus = await createBus(cfg.bus.url);
+    const identity = await startIdentity(cfg, bus);
+    say(`identity listening on ${cfg.bind_host}:${identity.port}`);
+    stayUp(async () => {
+      await identity.stop();
+      await bus.close();
+    });
+  });
+
+const identity = program.command('identity').description('identity administration');
+identity
+  .command('rotate-keys')
+  .description('rotate the Fernet token keys: the staged key becomes primary, a new key is staged, the oldest beyond max_active_keys go')
+  .option('--data <dir>', 'data directory', './data')
+  .option('--config <file>', 'configuration file (YAML)')
+  .action(async (opts: { data?: string; config?: string }) => {
+    const cfg = config(opts);
+    configureLogging({ level: 'warn' });
+    const database = await openDatabase<IdentitySchema>(databaseUrl(cfg, 'identity'), { role: 'identity' });
+    try {
+      await migrate(database.db, migrations);
+      const keys = new KeyRepository(database.db);
+      await keys.setup();
+      const primary = await keys.rotate(cfg.identity.max_active_keys);
+      say(`Fernet keys rotated: key ${primary} is now primary; ${keys.all().length} keys active (max ${cfg.identity.max_active_keys}). Running identity processes pick the new primary up within 30 s.`);
+    } finally {
+      await database.close();
+    }
+  });
+
+program
+  .command('test')
+  .description('run the whole test suite (installs and starts what it needs: PostgreSQL, RabbitMQ, the OpenStack clients)')
+  .option('--only <what>', 'unit | postgres | e2e | tempest (default: all)')
+  .action(async (opts: { only?: string }) => {
+    process.exitCode = await runTests(opts.only);
+  });
+
+program.parseAsync(process.argv).catch((err: unknown) => {
+  if (err instanceof ConfigError) process.stderr.write(`stratus: ${err.message}\n`);
+  else if (err instanceof Error && 'code' in err && err.code === 'EADDRINUSE') process.stderr.write(`stratus: ${err.message}: is another cloud running? Choose other ports in the configuration.\n`);
+  else process.stderr.write(`stratus: ${err instanceof Error ? (err.stack ?? err.message) : String(err)}\n`);
+  process.exit(1);
+});

@@ -1,0 +1,115 @@
+import { spawnSync, type SpawnSyncOptions } from 'node:child_process';
+import fs from 'node:fs';
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+
+/** The repository root (this file is dist/src/cli/test-runner.js). */
+const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..', '..', '..');
+const DIST = path.join(ROOT, 'dist');
+
+export const TEST_PG_URL = 'postgres://stratus:stratus@127.0.0.1:5432/{service}';
+export const TEST_AMQP_URL = 'amqp://guest:guest@127.0.0.1:5672/';
+
+const log = (line: string): void => {
+  process.stdout.write(`[stratus test] ${line}\n`);
+};
+
+function run(cmd: string, args: string[], options: SpawnSyncOptions = {}): { status: number; stdout: string } {
+  const res = spawnSync(cmd, args, { encoding: 'utf8', stdio: ['ignore', 'pipe', 'pipe'], ...options });
+  return { status: res.status ?? 1, stdout: `${res.stdout ?? ''}${res.stderr ?? ''}` };
+}
+
+function have(cmd: string): boolean {
+  return run('sh', ['-c', `command -v ${cmd}`]).status === 0;
+}
+
+/** Installs the Debian packages the suite needs when they are missing (as root). */
+function ensurePackages(): void {
+  const needed: [string, string][] = [
+    ['openstack', 'python3-openstackclient'],
+    ['pg_ctlcluster', 'postgresql'],
+    ['rabbitmq-server', 'rabbitmq-server'],
+  ];
+  const missing = needed.filter(([cmd]) => !have(cmd)).map(([, pkg]) => pkg);
+  if (missing.length === 0) return;
+  if (process.getuid?.() !== 0) throw new Error(`missing packages ${missing.join(' ')}: install them (apt-get install -y ${missing.join(' ')}) or run as root`);
+  log(`installing ${missing.join(' ')} (apt-get)...`);
+  const env = { ...process.env, DEBIAN_FRONTEND: 'noninteractive' };
+  if (run('apt-get', ['update', '-qq'], { env, stdio: 'inherit' }).status !== 0) throw new Error('apt-get update failed');
+  if (run('apt-get', ['install', '-y', '-qq', ...missing], { env, stdio: 'inherit' }).status !== 0) throw new Error(`apt-get install ${missing.join(' ')} failed`);
+}
+
+/** Starts Debian's PostgreSQL cluster (loopback only by default) and makes the `stratus` role. */
+function ensurePostgres(): void {
+  const clusters = run('pg_lsclusters', ['--no-header']).stdout.trim().split('\n').filter(Boolean);
+  const first = clusters[0]?.split(/\s+/);
+  if (!first) {
+    const version = run('sh', ['-c', "ls /usr/lib/postgresql | sort -n | tail -1"]).stdout.trim();
+    log(`creating PostgreSQL ${version} cluster...`);
+    if (run('pg_createcluster', [version, 'main', '--start']).status !== 0) throw new Error('pg_createcluster failed');
+  } else if (first[3] !== 'online') {
+    log(`starting PostgreSQL ${first[0]}/${first[1]}...`);
+    const res = run('pg_ctlcluster', [first[0] ?? '15', first[1] ?? 'main', 'start']);
+    if (res.status !== 0) throw new Error(`pg_ctlcluster start failed: ${res.stdout}`);
+  }
+  const sql = "DO $$BEGIN IF NOT EXISTS (SELECT FROM pg_roles WHERE rolname = 'stratus') THEN CREATE ROLE stratus LOGIN SUPERUSER PASSWORD 'stratus'; END IF; END$$;";
+  for (let i = 0; i < 30; i++) {
+    const res = run('runuser', ['-u', 'postgres', '--', 'psql', '-q', '-c', sql]);
+    if (res.status === 0) return;
+    spawnSync('sleep', ['1']);
+  }
+  throw new Error('PostgreSQL did not accept the stratus role');
+}
+
+/** Starts RabbitMQ on loopback when it is not running. */
+function ensureRabbit(): void {
+  if (run('rabbitmqctl', ['-q', 'status']).status === 0) return;
+  log('starting RabbitMQ (loopback)...');
+  const env = { ...process.env, RABBITMQ_NODE_IP_ADDRESS: '127.0.0.1', RABBITMQ_DIST_PORT: '25672', ERL_EPMD_ADDRESS: '127.0.0.1' };
+  run('rabbitmq-server', ['-detached'], { env });
+  const res = run('timeout', ['120', 'rabbitmqctl', 'await_startup']);
+  if (res.status !== 0) throw new Error(`RabbitMQ did not start: ${res.stdout}`);
+}
+
+function findTests(dir: string, filter: (file: string) => boolean): string[] {
+  if (!fs.existsSync(dir)) return [];
+  const out: string[] = [];
+  for (const entry of fs.readdirSync(dir, { withFileTypes: true })) {
+    const full = path.join(dir, entry.name);
+    if (entry.isDirectory()) out.push(...findTests(full, filter));
+    else if (entry.name.endsWith('.test.js') && filter(full)) out.push(full);
+  }
+  return out.sort();
+}
+
+function nodeTest(title: string, files: string[], env: Record<string, string>): boolean {
+  log(`${title}: ${files.length} files`);
+  const res = spawnSync(process.execPath, ['--enable-source-maps', '--test', '--test-reporter=spec', ...files], { cwd: ROOT, stdio: 'inherit', env: { ...process.env, ...env } });
+  const ok = res.status === 0;
+  log(`${title}: ${ok ? 'passed' : 'FAILED'}`);
+  return ok;
+}
+
+/**
+ * The whole suite: unit tests (SQLite, in-memory bus and the AMQP tests on a
+ * real RabbitMQ), identity and database tests again on PostgreSQL and
+ * RabbitMQ, then end-to-end tests that drive `./stratus up` with the real
+ * `openstack` CLI. Returns the exit code.
+ */
+export async function runTests(only?: string): Promise<number> {
+  const want = (part: string): boolean => !only || only === part;
+  ensurePackages();
+  ensurePostgres();
+  ensureRabbit();
+  const services = { STRATUS_TEST_AMQP_URL: TEST_AMQP_URL };
+  const results: [string, boolean][] = [];
+  const src = path.join(DIST, 'src');
+  if (want('unit')) results.push(['unit (SQLite, memory bus, RabbitMQ)', nodeTest('unit', findTests(src, () => true), services)]);
+  if (want('postgres')) {
+    const onPg = findTests(src, (f) => f.includes(`${path.sep}identity${path.sep}`) || f.includes(`${path.sep}db${path.sep}`));
+    results.push(['identity on PostgreSQL + RabbitMQ', nodeTest('postgres', onPg, { ...services, STRATUS_TEST_DATABASE_URL: TEST_PG_URL, STRATUS_TEST_BUS_URL: TEST_AMQP_URL })]);
+  }
+  if (want('e2e')) results.push(['end-to-end (openstack CLI)', nodeTest('e2e', findTests(path.join(DIST, 'test'), () => true), services)]);
+  for (const [name, ok] of results) log(`${ok ? 'ok  ' : 'FAIL'} ${name}`);
+  return results.every(([, ok]) => ok) ? 0 : 1;
+}

@@ -1,0 +1,74 @@
+import fs from 'node:fs';
+import type http from 'node:http';
+import path from 'node:path';
+import { createBus, type Bus } from '../core/bus/index.js';
+import type { StratusConfig } from '../core/config.js';
+import { configureLogging, rootLogger } from '../core/logging.js';
+import { serveMetrics } from '../core/metrics.js';
+import { bootstrap, type CatalogService } from '../identity/bootstrap.js';
+import { startIdentity, type IdentityService } from '../identity/service.js';
+import { writeCloudFiles } from './cloud-files.js';
+
+/** A running cloud (all roles in this process) and how to stop it. */
+export interface RunningCloud {
+  identity: IdentityService;
+  bus: Bus;
+  stop(): Promise<void>;
+}
+
+function catalogServices(config: StratusConfig, identityPort: number): CatalogService[] {
+  const url = `http://${config.public_host}:${identityPort}/v3`;
+  return [{ type: 'identity', name: 'keystone', description: 'Stratus Identity (Keystone v3)', urls: { public: url, internal: url, admin: url } }];
+}
+
+/**
+ * `stratus up`: every enabled role in this process on the embedded defaults,
+ * bootstrapped on first start, with `clouds.yaml` and `openrc` written to the
+ * data directory. Resolves once the cloud answers.
+ */
+export async function up(config: StratusConfig, out: (line: string) => void): Promise<RunningCloud> {
+  const started = process.hrtime.bigint();
+  fs.mkdirSync(config.data_dir, { recursive: true, mode: 0o700 });
+  configureLogging({ level: config.log.level, file: config.log.file || path.join(config.data_dir, 'stratus.log') });
+  const log = rootLogger();
+  const bus = await createBus(config.bus.url, { logger: log });
+  const identity = await startIdentity(config, bus);
+  const result = await bootstrap(identity.identity, {
+    adminUser: config.identity.admin_user,
+    adminProject: config.identity.admin_project,
+    adminPassword: config.identity.admin_password,
+    region: config.region,
+    services: catalogServices(config, identity.port),
+    serviceUsers: [],
+  });
+  const authUrl = `http://${config.public_host}:${identity.port}/v3`;
+  const cloudsYaml = path.join(config.data_dir, 'clouds.yaml');
+  const password = config.identity.admin_password || result.adminPassword;
+  if (password) {
+    writeCloudFiles(config.data_dir, { authUrl, username: config.identity.admin_user, password, projectName: config.identity.admin_project, region: config.region });
+  } else if (!fs.existsSync(cloudsYaml)) {
+    out('warning: the admin password was generated on an earlier start and is not known now; set STRATUS_ADMIN_PASSWORD to write clouds.yaml again');
+  }
+  let metrics: http.Server | null = null;
+  if (config.metrics.enabled) {
+    metrics = await serveMetrics(config.metrics.host, config.metrics.port).catch((err: unknown) => {
+      out(`warning: metrics not served on ${config.metrics.host}:${config.metrics.port}: ${String(err)}`);
+      return null;
+    });
+  }
+  const ms = Number(process.hrtime.bigint() - started) / 1e6;
+  out(`Stratus is up (${Math.round(ms)} ms): identity ${authUrl}`);
+  if (result.created && result.adminPassword) out(`Generated admin password (shown once, also in clouds.yaml and openrc): ${result.adminPassword}`);
+  out(`Use it:  export OS_CLIENT_CONFIG_FILE=${cloudsYaml} OS_CLOUD=stratus; openstack token issue`);
+  out(`    or:  source ${path.join(config.data_dir, 'openrc')}`);
+  out(`Logs: ${config.log.file || path.join(config.data_dir, 'stratus.log')}${metrics ? `; metrics: http://${config.metrics.host}:${config.metrics.port}/metrics` : ''}`);
+  return {
+    identity,
+    bus,
+    async stop() {
+      await identity.stop();
+      await new Promise<void>((resolve) => (metrics ? metrics.close(() => resolve()) : resolve()));
+      await bus.close();
+    },
+  };
+}

@@ -1,0 +1,91 @@
+import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
+import fs from 'node:fs';
+import net from 'node:net';
+import os from 'node:os';
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+
+/** The repository root (this file runs from dist/test/). */
+export const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..', '..');
+const MAIN = path.join(ROOT, 'dist', 'src', 'cli', 'main.js');
+
+export async function freePort(): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const server = net.createServer();
+    server.once('error', reject);
+    server.listen(0, '127.0.0.1', () => {
+      const address = server.address();
+      const port = typeof address === 'object' && address ? address.port : 0;
+      server.close(() => resolve(port));
+    });
+  });
+}
+
+/** A `stratus up` child process on a data directory of its own and free ports. */
+export class Cloud {
+  private child: ChildProcess | null = null;
+  output = '';
+  readonly env: NodeJS.ProcessEnv;
+
+  constructor(
+    readonly dataDir: string,
+    readonly port: number,
+    readonly adminPassword: string | null,
+  ) {
+    this.env = {
+      ...process.env,
+      STRATUS_IDENTITY__PORT: String(port),
+      STRATUS_METRICS__ENABLED: 'false',
+      ...(adminPassword ? { STRATUS_ADMIN_PASSWORD: adminPassword } : {}),
+    };
+  }
+
+  static async create(adminPassword: string | null = 'e2e-admin-secret'): Promise<Cloud> {
+    const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'stratus-e2e-'));
+    return new Cloud(path.join(dir, 'data'), await freePort(), adminPassword);
+  }
+
+  get authUrl(): string {
+    return `http://127.0.0.1:${this.port}/v3`;
+  }
+
+  /** Starts `stratus up`; resolves when it says it is up (rejects if it exits first). */
+  async start(): Promise<void> {
+    this.output = '';
+    const child = spawn(process.execPath, [MAIN, 'up', '--data', this.dataDir], { env: this.env, stdio: ['ignore', 'pipe', 'pipe'] });
+    this.child = child;
+    await new Promise<void>((resolve, reject) => {
+      const onData = (chunk: Buffer): void => {
+        this.output += chunk.toString();
+        if (this.output.includes('Stratus is up')) resolve();
+      };
+      child.stdout?.on('data', onData);
+      child.stderr?.on('data', onData);
+      child.once('exit', (code) => reject(new Error(`stratus up exited with ${code}: ${this.output}`)));
+    });
+  }
+
+  async stop(): Promise<void> {
+    const child = this.child;
+    if (!child || child.exitCode !== null) return;
+    await new Promise<void>((resolve) => {
+      child.once('exit', () => resolve());
+      child.kill('SIGTERM');
+    });
+    this.child = null;
+  }
+
+  /** Runs the real `openstack` CLI against this cloud; returns status and output. */
+  openstack(args: string[], extraEnv: NodeJS.ProcessEnv = {}): { status: number; stdout: string; stderr: string } {
+    const env: NodeJS.ProcessEnv = { PATH: process.env.PATH, HOME: process.env.HOME, OS_CLIENT_CONFIG_FILE: path.join(this.dataDir, 'clouds.yaml'), ...extraEnv };
+    const res = spawnSync('openstack', args, { env, encoding: 'utf8', timeout: 120_000 });
+    return { status: res.status ?? 1, stdout: res.stdout ?? '', stderr: res.stderr ?? '' };
+  }
+
+  /** `openstack --os-cloud stratus ... -f json`, parsed; throws with the CLI's output on failure. */
+  json<T = any>(args: string[], extraEnv: NodeJS.ProcessEnv = {}): T {
+    const res = this.openstack(['--os-cloud', 'stratus', ...args, '-f', 'json'], extraEnv);
+    if (res.status !== 0) throw new Error(`openstack ${args.join(' ')} failed (${res.status}): ${res.stderr}${res.stdout}`);
+    return JSON.parse(res.stdout) as T;
+  }
+}
