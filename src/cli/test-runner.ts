@@ -61,14 +61,24 @@ function ensurePostgres(): void {
   throw new Error('PostgreSQL did not accept the stratus role');
 }
 
-/** Starts RabbitMQ on loopback when it is not running. */
+/** Starts RabbitMQ on loopback only (AMQP, distribution and epmd ports) when it is not running. */
 function ensureRabbit(): void {
   if (run('rabbitmqctl', ['-q', 'status']).status === 0) return;
   log('starting RabbitMQ (loopback)...');
-  const env = { ...process.env, RABBITMQ_NODE_IP_ADDRESS: '127.0.0.1', RABBITMQ_DIST_PORT: '25672', ERL_EPMD_ADDRESS: '127.0.0.1' };
+  const env = {
+    ...process.env,
+    RABBITMQ_NODE_IP_ADDRESS: '127.0.0.1',
+    RABBITMQ_DIST_PORT: '25672',
+    ERL_EPMD_ADDRESS: '127.0.0.1',
+    RABBITMQ_SERVER_ADDITIONAL_ERL_ARGS: '-kernel inet_dist_use_interface {127,0,0,1}',
+  };
   run('rabbitmq-server', ['-detached'], { env });
-  const res = run('timeout', ['120', 'rabbitmqctl', 'await_startup']);
-  if (res.status !== 0) throw new Error(`RabbitMQ did not start: ${res.stdout}`);
+  // Right after -detached the node may not answer yet: await_startup then fails at once.
+  for (let i = 0; i < 90; i++) {
+    if (run('rabbitmqctl', ['await_startup']).status === 0) return;
+    spawnSync('sleep', ['1']);
+  }
+  throw new Error('RabbitMQ did not start within 90 s');
 }
 
 function findTests(dir: string, filter: (file: string) => boolean): string[] {

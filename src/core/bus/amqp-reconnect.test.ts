@@ -3,8 +3,7 @@
  * `start_app`): consumers come back by themselves, calls in flight settle
  * within their timeout, publishes while the broker is down neither hang nor
  * crash. Needs STRATUS_TEST_AMQP_URL and a local `rabbitmqctl` able to manage
- * the broker (node: STRATUS_TEST_RABBITMQ_NODE or RABBITMQ_NODENAME, default
- * rabbit@localhost).
+ * the broker (see `rabbitmqctl` in test-support.ts for how the node is found).
  */
 import { test } from 'node:test';
 import assert from 'node:assert/strict';

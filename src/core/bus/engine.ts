@@ -115,7 +115,7 @@ export class TransportBus implements Bus {
           this.pending.delete(msgId);
           call.reject(err instanceof Error ? err : new Error(String(err)));
         };
-        this.ensureReplyQueue()
+        void this.ensureReplyQueue()
           .then(() => {
             const waitMs = deadline - Date.now();
             if (!this.pending.has(msgId) || waitMs <= 0) return undefined;
@@ -271,7 +271,7 @@ export class TransportBus implements Bus {
     if (!this.replySubscription) {
       const subscription = this.transport.subscribe(replyQueue(this.replyQueueName), 1000, (delivery) => this.onReply(delivery));
       this.replySubscription = subscription;
-      subscription.catch(() => {
+      void subscription.catch(() => {
         if (this.replySubscription === subscription) this.replySubscription = undefined;
       });
     }

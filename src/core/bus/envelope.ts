@@ -8,7 +8,7 @@
  * anywhere makes it throw a TypeError instead of being silently dropped.
  */
 import { randomUUID } from 'node:crypto';
-import { RemoteError, type BusContext, type Notification, type Priority } from './bus.js';
+import { RemoteError, type BusContext, type Notification, type Priority, type RemoteErrorDetails } from './bus.js';
 
 const VERSION = '2.0';
 const CONTEXT_PREFIX = '_context_';
@@ -163,7 +163,7 @@ export function decodeReply(body: string): Reply {
   }
   const f = isRecord(failure) ? failure : {};
   const kwargs = isRecord(f.kwargs) ? f.kwargs : {};
-  const details: ConstructorParameters<typeof RemoteError>[2] = {};
+  const details: RemoteErrorDetails = {};
   if (typeof kwargs.status === 'number') details.status = kwargs.status;
   if (typeof kwargs.title === 'string') details.title = kwargs.title;
   const headers = stringRecord(kwargs.headers);

@@ -29,30 +29,58 @@ export function amqpTestUrl(): string {
   return url;
 }
 
-/**
- * Runs `rabbitmqctl -n <node> <args...>` (node: `STRATUS_TEST_RABBITMQ_NODE`,
- * else `RABBITMQ_NODENAME`, else `rabbit@localhost`; binary:
- * `STRATUS_TEST_RABBITMQCTL`, else `rabbitmqctl` from PATH or /usr/sbin),
- * failing after `timeoutMs`. Resolves with its output.
- */
-export async function rabbitmqctl(args: string[], timeoutMs = 60_000): Promise<string> {
-  const node = process.env.STRATUS_TEST_RABBITMQ_NODE ?? process.env.RABBITMQ_NODENAME ?? 'rabbit@localhost';
+/** Runs one rabbitmqctl binary; rejects on failure, ENOENT included. */
+function execCtl(binary: string, args: string[], timeoutMs: number): Promise<string> {
+  return new Promise<string>((resolve, reject) => {
+    execFile(binary, args, { timeout: timeoutMs }, (err, stdout, stderr) => {
+      if (err) reject(Object.assign(err, { message: `${binary} ${args.join(' ')} failed: ${err.message}\n${stderr}` }));
+      else resolve(stdout);
+    });
+  });
+}
+
+async function ctl(args: string[], timeoutMs: number): Promise<string> {
   const binaries = process.env.STRATUS_TEST_RABBITMQCTL ? [process.env.STRATUS_TEST_RABBITMQCTL] : ['rabbitmqctl', '/usr/sbin/rabbitmqctl'];
   let lastError: unknown;
   for (const binary of binaries) {
     try {
-      return await new Promise<string>((resolve, reject) => {
-        execFile(binary, ['-n', node, ...args], { timeout: timeoutMs }, (err, stdout, stderr) => {
-          if (err) reject(Object.assign(err, { message: `${binary} ${args.join(' ')} failed: ${err.message}\n${stderr}` }));
-          else resolve(stdout);
-        });
-      });
+      return await execCtl(binary, args, timeoutMs);
     } catch (err) {
       lastError = err;
       if ((err as { code?: unknown }).code !== 'ENOENT') throw err;
     }
   }
   throw lastError;
+}
+
+let nodeArgs: Promise<string[]> | undefined;
+
+/** `-n <node>` for rabbitmqctl: the configured node, else whichever of the default node and rabbit@localhost answers. */
+function rabbitNode(): Promise<string[]> {
+  nodeArgs ??= (async () => {
+    const configured = process.env.STRATUS_TEST_RABBITMQ_NODE ?? process.env.RABBITMQ_NODENAME;
+    if (configured) return ['-n', configured];
+    for (const args of [[], ['-n', 'rabbit@localhost']]) {
+      const ok = await ctl([...args, '-q', 'status'], 30_000).then(
+        () => true,
+        () => false,
+      );
+      if (ok) return args;
+    }
+    return [];
+  })();
+  return nodeArgs;
+}
+
+/**
+ * Runs `rabbitmqctl [-n <node>] <args...>`, failing after `timeoutMs`, and
+ * resolves with its output. Node: `STRATUS_TEST_RABBITMQ_NODE`, else
+ * `RABBITMQ_NODENAME`, else the default node (`rabbit@<hostname>`) or
+ * `rabbit@localhost`, whichever runs. Binary: `STRATUS_TEST_RABBITMQCTL`,
+ * else `rabbitmqctl` from PATH or /usr/sbin.
+ */
+export async function rabbitmqctl(args: string[], timeoutMs = 60_000): Promise<string> {
+  return ctl([...(await rabbitNode()), ...args], timeoutMs);
 }
 
 const LOCK_DIR = join(tmpdir(), 'stratus-rabbitmq-test-lock');

@@ -46,6 +46,23 @@ export function createApiServer(options: ApiServerOptions): FastifyInstance {
     ajv: { customOptions: { allErrors: false, coerceTypes: false, removeAdditional: false, useDefaults: false } },
   });
 
+  // OpenStack APIs accept an empty body with a JSON content type (PUT of a
+  // role grant, say); and keys that could poison prototypes are dropped.
+  app.removeContentTypeParser('application/json');
+  app.addContentTypeParser('application/json', { parseAs: 'string' }, (_req, body, done) => {
+    const text = typeof body === 'string' ? body : body.toString('utf8');
+    if (text.trim() === '') {
+      done(null, undefined);
+      return;
+    }
+    try {
+      const risky = text.includes('__proto__') || text.includes('constructor');
+      done(null, risky ? JSON.parse(text, (key, value: unknown) => (key === '__proto__' || key === 'constructor' ? undefined : value)) : JSON.parse(text));
+    } catch {
+      done(new BadRequest('Malformed request body: the body is not valid JSON.'), undefined);
+    }
+  });
+
   app.decorateRequest('requestId', '');
   app.decorateRequest('globalRequestId', undefined);
   app.addHook('onRequest', async (req, reply) => {

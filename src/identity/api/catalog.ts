@@ -110,6 +110,27 @@ async function getService(db: Db, id: string): Promise<ServiceRow> {
   return row;
 }
 
+async function createService(identity: Identity, entity: Entity): Promise<ServiceRow> {
+  const extra = { name: '', ...splitExtra(entity, SERVICE_COLUMNS) };
+  const row: ServiceRow = { id: newId(), type: String(entity.type), enabled: entity.enabled === false ? 0 : 1, extra: JSON.stringify(extra) };
+  await identity.db.insertInto('service').values(row).execute();
+  written(identity, 'service', 'created', row.id);
+  return row;
+}
+
+async function updateService(identity: Identity, id: string, entity: Entity): Promise<ServiceRow> {
+  const row = await getService(identity.db, id);
+  const updated: ServiceRow = {
+    ...row,
+    type: typeof entity.type === 'string' ? entity.type : row.type,
+    enabled: typeof entity.enabled === 'boolean' ? Number(entity.enabled) : row.enabled,
+    extra: JSON.stringify({ ...parseJson(row.extra), ...splitExtra(entity, SERVICE_COLUMNS) }),
+  };
+  await identity.db.updateTable('service').set({ type: updated.type, enabled: updated.enabled, extra: updated.extra }).where('id', '=', row.id).execute();
+  written(identity, 'service', 'updated', row.id);
+  return updated;
+}
+
 function registerServices(app: FastifyInstance, identity: Identity): void {
   app.get<{ Querystring: Entity }>('/v3/services', async (req) => {
     authorize(identity, req, 'identity:list_services');
@@ -128,11 +149,7 @@ function registerServices(app: FastifyInstance, identity: Identity): void {
 
   app.post('/v3/services', { schema: { body: entitySchema('service', serviceProperties, { required: ['type'] }) } }, async (req, reply) => {
     authorize(identity, req, 'identity:create_service');
-    const entity = normalizeKeys(entityOf(req.body, 'service'));
-    const extra = { name: '', ...splitExtra(entity, SERVICE_COLUMNS) };
-    const row: ServiceRow = { id: newId(), type: String(entity.type), enabled: entity.enabled === false ? 0 : 1, extra: JSON.stringify(extra) };
-    await identity.db.insertInto('service').values(row).execute();
-    written(identity, 'service', 'created', row.id);
+    const row = await createService(identity, normalizeKeys(entityOf(req.body, 'service')));
     reply.code(201);
     return { service: serviceView(identity, row) };
   });
@@ -144,16 +161,7 @@ function registerServices(app: FastifyInstance, identity: Identity): void {
       authorize(identity, req, 'identity:update_service');
       const entity = normalizeKeys(entityOf(req.body, 'service'));
       requireMatchingId(entity, req.params.service_id);
-      const row = await getService(identity.db, req.params.service_id);
-      const updated: ServiceRow = {
-        ...row,
-        type: typeof entity.type === 'string' ? entity.type : row.type,
-        enabled: typeof entity.enabled === 'boolean' ? Number(entity.enabled) : row.enabled,
-        extra: JSON.stringify({ ...parseJson(row.extra), ...splitExtra(entity, SERVICE_COLUMNS) }),
-      };
-      await identity.db.updateTable('service').set({ type: updated.type, enabled: updated.enabled, extra: updated.extra }).where('id', '=', row.id).execute();
-      written(identity, 'service', 'updated', row.id);
-      return { service: serviceView(identity, updated) };
+      return { service: serviceView(identity, await updateService(identity, req.params.service_id, entity)) };
     },
   );
 
@@ -229,6 +237,35 @@ async function checkEndpointReferences(db: Db, entity: Entity): Promise<void> {
   if (typeof entity.service_id === 'string' && !(await findService(db, entity.service_id))) throw expecting('endpoint service_id', 'service table');
 }
 
+async function createEndpoint(identity: Identity, entity: Entity): Promise<EndpointRow> {
+  const url = String(entity.url);
+  if (!validEndpointUrl(url)) throw new BadRequest(`Cannot create an endpoint with an invalid URL: ${url}.`);
+  await legacyRegion(identity, entity);
+  await checkEndpointReferences(identity.db, entity);
+  const row: EndpointRow = {
+    id: newId(),
+    service_id: String(entity.service_id),
+    interface: String(entity.interface),
+    url,
+    region_id: typeof entity.region_id === 'string' ? entity.region_id : null,
+    enabled: entity.enabled === false ? 0 : 1,
+    extra: JSON.stringify(splitExtra(entity, ENDPOINT_COLUMNS)),
+  };
+  await identity.db.insertInto('endpoint').values(row).execute();
+  written(identity, 'endpoint', 'created', row.id);
+  return row;
+}
+
+async function updateEndpoint(identity: Identity, id: string, entity: Entity): Promise<EndpointRow> {
+  await legacyRegion(identity, entity);
+  await checkEndpointReferences(identity.db, entity);
+  const updated = mergeEndpoint(await getEndpoint(identity.db, id), entity);
+  const { id: _id, ...changes } = updated;
+  await identity.db.updateTable('endpoint').set(changes).where('id', '=', id).execute();
+  written(identity, 'endpoint', 'updated', id);
+  return updated;
+}
+
 function registerEndpoints(app: FastifyInstance, identity: Identity): void {
   app.get<{ Querystring: Entity }>('/v3/endpoints', async (req) => {
     authorize(identity, req, 'identity:list_endpoints');
@@ -248,22 +285,7 @@ function registerEndpoints(app: FastifyInstance, identity: Identity): void {
 
   app.post('/v3/endpoints', { schema: { body: entitySchema('endpoint', endpointProperties, { required: ['interface', 'service_id', 'url'] }) } }, async (req, reply) => {
     authorize(identity, req, 'identity:create_endpoint');
-    const entity = normalizeKeys(entityOf(req.body, 'endpoint'));
-    const url = String(entity.url);
-    if (!validEndpointUrl(url)) throw new BadRequest(`Cannot create an endpoint with an invalid URL: ${url}.`);
-    await legacyRegion(identity, entity);
-    await checkEndpointReferences(identity.db, entity);
-    const row: EndpointRow = {
-      id: newId(),
-      service_id: String(entity.service_id),
-      interface: String(entity.interface),
-      url,
-      region_id: typeof entity.region_id === 'string' ? entity.region_id : null,
-      enabled: entity.enabled === false ? 0 : 1,
-      extra: JSON.stringify(splitExtra(entity, ENDPOINT_COLUMNS)),
-    };
-    await identity.db.insertInto('endpoint').values(row).execute();
-    written(identity, 'endpoint', 'created', row.id);
+    const row = await createEndpoint(identity, normalizeKeys(entityOf(req.body, 'endpoint')));
     reply.code(201);
     return { endpoint: endpointView(identity, row) };
   });
@@ -275,14 +297,7 @@ function registerEndpoints(app: FastifyInstance, identity: Identity): void {
       authorize(identity, req, 'identity:update_endpoint');
       const entity = normalizeKeys(entityOf(req.body, 'endpoint'));
       requireMatchingId(entity, req.params.endpoint_id);
-      await legacyRegion(identity, entity);
-      await checkEndpointReferences(identity.db, entity);
-      const row = await getEndpoint(identity.db, req.params.endpoint_id);
-      const updated = mergeEndpoint(row, entity);
-      const { id, ...changes } = updated;
-      await identity.db.updateTable('endpoint').set(changes).where('id', '=', id).execute();
-      written(identity, 'endpoint', 'updated', id);
-      return { endpoint: endpointView(identity, updated) };
+      return { endpoint: endpointView(identity, await updateEndpoint(identity, req.params.endpoint_id, entity)) };
     },
   );
 

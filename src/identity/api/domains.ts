@@ -113,31 +113,37 @@ export function registerDomains(app: FastifyInstance, identity: Identity): void 
     authorize(identity, req, 'identity:delete_domain', { target: { domain: { id: req.params.id } } });
     const row = await getDomain(identity, req.params.id);
     if (bool(row.enabled)) throw new Forbidden('Cannot delete a domain that is enabled, please disable it first.');
-    await db.transaction().execute(async (trx) => {
-      const projects = await trx.selectFrom('project').select('id').where('domain_id', '=', row.id).where('is_domain', '=', 0).execute();
-      for (const p of projects) await deleteProjectData(trx, p.id);
-      const users = await trx.selectFrom('user').select('id').where('domain_id', '=', row.id).execute();
-      const groups = await trx.selectFrom('group').select('id').where('domain_id', '=', row.id).execute();
-      const actors = [...users.map((u) => u.id), ...groups.map((g) => g.id)];
-      if (actors.length) await trx.deleteFrom('assignment').where('actor_id', 'in', actors).execute();
-      if (users.length) {
-        const userIds = users.map((u) => u.id);
-        await trx.deleteFrom('application_credential').where('user_id', 'in', userIds).execute();
-        await trx.deleteFrom('credential').where('user_id', 'in', userIds).execute();
-      }
-      await trx.deleteFrom('user').where('domain_id', '=', row.id).execute();
-      await trx.deleteFrom('group').where('domain_id', '=', row.id).execute();
-      const roles = await trx.selectFrom('role').select('id').where('domain_id', '=', row.id).execute();
-      if (roles.length) await trx.deleteFrom('assignment').where('role_id', 'in', roles.map((r) => r.id)).execute();
-      await trx.deleteFrom('role').where('domain_id', '=', row.id).execute();
-      await trx.deleteFrom('domain_config').where('domain_id', '=', row.id).execute();
-      await trx.deleteFrom('assignment').where('target_id', '=', row.id).execute();
-      await trx.deleteFrom('project_tag').where('project_id', '=', row.id).execute();
-      await trx.deleteFrom('project').where('id', '=', row.id).execute();
-    });
+    await deleteDomain(identity, row.id);
     await revoke(db, { domain_id: row.id });
     identity.changed();
     identity.notify('domain', 'deleted', row.id);
     return reply.code(204).send();
+  });
+}
+
+/** Deletes a (disabled) domain and everything in it: projects, users, groups, its roles and configuration. */
+export async function deleteDomain(identity: Identity, domainId: string): Promise<void> {
+  const row = { id: domainId };
+  await identity.db.transaction().execute(async (trx) => {
+    const projects = await trx.selectFrom('project').select('id').where('domain_id', '=', row.id).where('is_domain', '=', 0).execute();
+    for (const p of projects) await deleteProjectData(trx, p.id);
+    const users = await trx.selectFrom('user').select('id').where('domain_id', '=', row.id).execute();
+    const groups = await trx.selectFrom('group').select('id').where('domain_id', '=', row.id).execute();
+    const actors = [...users.map((u) => u.id), ...groups.map((g) => g.id)];
+    if (actors.length) await trx.deleteFrom('assignment').where('actor_id', 'in', actors).execute();
+    if (users.length) {
+      const userIds = users.map((u) => u.id);
+      await trx.deleteFrom('application_credential').where('user_id', 'in', userIds).execute();
+      await trx.deleteFrom('credential').where('user_id', 'in', userIds).execute();
+    }
+    await trx.deleteFrom('user').where('domain_id', '=', row.id).execute();
+    await trx.deleteFrom('group').where('domain_id', '=', row.id).execute();
+    const roles = await trx.selectFrom('role').select('id').where('domain_id', '=', row.id).execute();
+    if (roles.length) await trx.deleteFrom('assignment').where('role_id', 'in', roles.map((r) => r.id)).execute();
+    await trx.deleteFrom('role').where('domain_id', '=', row.id).execute();
+    await trx.deleteFrom('domain_config').where('domain_id', '=', row.id).execute();
+    await trx.deleteFrom('assignment').where('target_id', '=', row.id).execute();
+    await trx.deleteFrom('project_tag').where('project_id', '=', row.id).execute();
+    await trx.deleteFrom('project').where('id', '=', row.id).execute();
   });
 }

@@ -70,6 +70,34 @@ function checkFilters(filters: unknown): void {
   }
 }
 
+async function createGroup(identity: Identity, entity: Entity): Promise<GroupRow> {
+  const filters = entity.filters as Entity;
+  if (Object.keys(filters).length === 0) throw new BadRequest('filters field is required and cannot be empty');
+  checkFilters(filters);
+  const row: GroupRow = {
+    id: newId(),
+    name: String(entity.name),
+    description: typeof entity.description === 'string' ? entity.description : '',
+    filters: JSON.stringify(filters),
+  };
+  await identity.db.insertInto('endpoint_group').values(row).execute();
+  written(identity, 'endpoint_group', 'created', row.id);
+  return row;
+}
+
+async function updateGroup(identity: Identity, id: string, entity: Entity): Promise<GroupRow> {
+  const row = await getGroup(identity.db, id);
+  const updated: GroupRow = {
+    id: row.id,
+    name: typeof entity.name === 'string' ? entity.name : row.name,
+    description: 'description' in entity ? (typeof entity.description === 'string' ? entity.description : '') : row.description,
+    filters: typeof entity.filters === 'object' && entity.filters !== null ? JSON.stringify(entity.filters) : row.filters,
+  };
+  await identity.db.updateTable('endpoint_group').set({ name: updated.name, description: updated.description, filters: updated.filters }).where('id', '=', row.id).execute();
+  written(identity, 'endpoint_group', 'updated', row.id);
+  return updated;
+}
+
 function registerEndpointGroups(app: FastifyInstance, identity: Identity): void {
   app.get<{ Querystring: Entity }>(`${PREFIX}/endpoint_groups`, async (req) => {
     authorize(identity, req, 'identity:endpoint_groups');
@@ -87,18 +115,7 @@ function registerEndpointGroups(app: FastifyInstance, identity: Identity): void 
 
   app.post(`${PREFIX}/endpoint_groups`, { schema: { body: entitySchema('endpoint_group', groupProperties, { required: ['name', 'filters'] }) } }, async (req, reply) => {
     authorize(identity, req, 'identity:manage_endpoint_groups');
-    const entity = entityOf(req.body, 'endpoint_group');
-    const filters = entity.filters as Entity;
-    if (Object.keys(filters).length === 0) throw new BadRequest('filters field is required and cannot be empty');
-    checkFilters(filters);
-    const row: GroupRow = {
-      id: newId(),
-      name: String(entity.name),
-      description: typeof entity.description === 'string' ? entity.description : '',
-      filters: JSON.stringify(filters),
-    };
-    await identity.db.insertInto('endpoint_group').values(row).execute();
-    written(identity, 'endpoint_group', 'created', row.id);
+    const row = await createGroup(identity, entityOf(req.body, 'endpoint_group'));
     reply.code(201);
     return { endpoint_group: groupView(identity, row) };
   });
@@ -111,16 +128,7 @@ function registerEndpointGroups(app: FastifyInstance, identity: Identity): void 
       const entity = entityOf(req.body, 'endpoint_group');
       checkFilters(entity.filters);
       requireMatchingId(entity, req.params.endpoint_group_id);
-      const row = await getGroup(identity.db, req.params.endpoint_group_id);
-      const updated: GroupRow = {
-        id: row.id,
-        name: typeof entity.name === 'string' ? entity.name : row.name,
-        description: 'description' in entity ? (typeof entity.description === 'string' ? entity.description : '') : row.description,
-        filters: typeof entity.filters === 'object' && entity.filters !== null ? JSON.stringify(entity.filters) : row.filters,
-      };
-      await identity.db.updateTable('endpoint_group').set({ name: updated.name, description: updated.description, filters: updated.filters }).where('id', '=', row.id).execute();
-      written(identity, 'endpoint_group', 'updated', row.id);
-      return { endpoint_group: groupView(identity, updated) };
+      return { endpoint_group: groupView(identity, await updateGroup(identity, req.params.endpoint_group_id, entity)) };
     },
   );
 
@@ -156,6 +164,21 @@ async function findGroupProject(db: Db, groupId: string, projectId: string): Pro
   return row !== undefined;
 }
 
+/** 404 for an unknown project or group, 409 when already associated. */
+async function addGroupToProject(identity: Identity, groupId: string, projectId: string): Promise<void> {
+  await getProjectRow(identity.db, projectId);
+  await getGroup(identity.db, groupId);
+  const conflict = (): Conflict => new Conflict('Conflict occurred attempting to store project_endpoint_group - Duplicate entry.');
+  if (await findGroupProject(identity.db, groupId, projectId)) throw conflict();
+  try {
+    await identity.db.insertInto('project_endpoint_group').values({ endpoint_group_id: groupId, project_id: projectId }).execute();
+  } catch (err) {
+    if (await findGroupProject(identity.db, groupId, projectId)) throw conflict();
+    throw err;
+  }
+  written(identity, 'project_endpoint_group', 'created', `${groupId}:${projectId}`);
+}
+
 function registerGroupProjects(app: FastifyInstance, identity: Identity): void {
   const path = `${PREFIX}/endpoint_groups/:endpoint_group_id/projects/:project_id`;
   const notAssociated = (): NotFound => new NotFound('Endpoint Group Project Association not found');
@@ -172,18 +195,7 @@ function registerGroupProjects(app: FastifyInstance, identity: Identity): void {
 
   app.put<GroupProjectParams>(path, { onRequest: allowEmptyBody }, async (req, reply) => {
     authorize(identity, req, 'identity:manage_endpoint_groups');
-    const { endpoint_group_id: groupId, project_id: projectId } = req.params;
-    await getProjectRow(identity.db, projectId);
-    await getGroup(identity.db, groupId);
-    const conflict = (): Conflict => new Conflict('Conflict occurred attempting to store project_endpoint_group - Duplicate entry.');
-    if (await findGroupProject(identity.db, groupId, projectId)) throw conflict();
-    try {
-      await identity.db.insertInto('project_endpoint_group').values({ endpoint_group_id: groupId, project_id: projectId }).execute();
-    } catch (err) {
-      if (await findGroupProject(identity.db, groupId, projectId)) throw conflict();
-      throw err;
-    }
-    written(identity, 'project_endpoint_group', 'created', `${groupId}:${projectId}`);
+    await addGroupToProject(identity, req.params.endpoint_group_id, req.params.project_id);
     return reply.code(204).send();
   });
 

@@ -10,8 +10,11 @@ export async function getDomain(identity: Identity, id: string): Promise<Project
   return row;
 }
 
-export async function getProject(identity: Identity, id: string): Promise<ProjectRow> {
-  const row = await identity.db.selectFrom('project').selectAll().where('id', '=', id).where('is_domain', '=', 0).executeTakeFirst();
+/** A project; with `actingAsDomain`, also a domain seen through the projects API (`is_domain: true`). */
+export async function getProject(identity: Identity, id: string, options: { actingAsDomain?: boolean } = {}): Promise<ProjectRow> {
+  let q = identity.db.selectFrom('project').selectAll().where('id', '=', id);
+  if (!options.actingAsDomain) q = q.where('is_domain', '=', 0);
+  const row = await q.executeTakeFirst();
   if (!row) throw new NotFound(`Could not find project: ${id}.`);
   return row;
 }

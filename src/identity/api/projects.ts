@@ -8,6 +8,7 @@ import { authorize, collectionLinks, type Identity } from '../identity.js';
 import { revoke } from '../revocation.js';
 import { projectView } from '../views.js';
 import { defaultDomainOf, getDomain, getProject, tagsOf } from './lookup.js';
+import { deleteDomain } from './domains.js';
 import { description, enabled, entityBody, name64, options, tags } from './schemas.js';
 
 const KNOWN = ['id', 'name', 'description', 'enabled', 'domain_id', 'parent_id', 'is_domain', 'tags', 'options', 'links'];
@@ -152,7 +153,7 @@ export function registerProjects(app: FastifyInstance, identity: Identity): void
   });
 
   app.get<{ Params: { id: string }; Querystring: Record<string, string | undefined> }>('/v3/projects/:id', async (req) => {
-    const row = await getProject(identity, req.params.id).catch((err: unknown) => {
+    const row = await getProject(identity, req.params.id, { actingAsDomain: true }).catch((err: unknown) => {
       authorize(identity, req, 'identity:get_project', { target: { project: { id: req.params.id } } });
       throw err;
     });
@@ -171,15 +172,15 @@ export function registerProjects(app: FastifyInstance, identity: Identity): void
     { schema: { body: entityBody('project', { name: name64, description, enabled, tags, options, domain_id: { type: ['string', 'null'] }, parent_id: { type: ['string', 'null'] }, is_domain: { type: 'boolean' } }) } },
     async (req) => {
       authorize(identity, req, 'identity:update_project', { target: { project: { id: req.params.id } } });
-      const row = await getProject(identity, req.params.id);
+      const row = await getProject(identity, req.params.id, { actingAsDomain: true });
       const p = req.body.project;
       if (p.domain_id !== undefined && p.domain_id !== row.domain_id) throw new BadRequest('Update of `domain_id` is not allowed.');
-      if (p.parent_id !== undefined && p.parent_id !== row.parent_id) throw new BadRequest('Update of `parent_id` is not allowed.');
-      if (p.is_domain !== undefined && p.is_domain !== false) throw new BadRequest('Update of `is_domain` is not allowed.');
+      if (p.parent_id !== undefined && p.parent_id !== (row.parent_id ?? null)) throw new BadRequest('Update of `parent_id` is not allowed.');
+      if (p.is_domain !== undefined && p.is_domain !== bool(row.is_domain)) throw new BadRequest('Update of `is_domain` is not allowed.');
       const enabling = p.enabled === true && !bool(row.enabled);
       const disabling = p.enabled === false && bool(row.enabled);
       if (enabling && (await parents(identity, row)).some((x) => !bool(x.enabled))) throw new Forbidden(`Cannot enable project ${row.id} since it has disabled parents.`);
-      if (disabling && (await subtree(identity, row.id)).some((x) => bool(x.enabled))) throw new Forbidden(`Cannot disable project ${row.id} since its subtree contains enabled projects.`);
+      if (disabling && row.is_domain === 0 && (await subtree(identity, row.id)).some((x) => bool(x.enabled))) throw new Forbidden(`Cannot disable project ${row.id} since its subtree contains enabled projects.`);
       const updated: ProjectRow = {
         ...row,
         name: p.name ?? row.name,
@@ -197,7 +198,7 @@ export function registerProjects(app: FastifyInstance, identity: Identity): void
         throw err;
       }
       if (disabling) {
-        await revoke(db, { project_id: row.id });
+        await revoke(db, row.is_domain ? { domain_id: row.id } : { project_id: row.id });
         identity.notify('project', 'disabled', row.id);
       }
       identity.changed();
@@ -208,7 +209,15 @@ export function registerProjects(app: FastifyInstance, identity: Identity): void
 
   app.delete<{ Params: { id: string } }>('/v3/projects/:id', async (req, reply) => {
     authorize(identity, req, 'identity:delete_project', { target: { project: { id: req.params.id } } });
-    const row = await getProject(identity, req.params.id);
+    const row = await getProject(identity, req.params.id, { actingAsDomain: true });
+    if (row.is_domain === 1) {
+      if (bool(row.enabled)) throw new Forbidden('Cannot delete a domain that is enabled, please disable it first.');
+      await deleteDomain(identity, row.id);
+      await revoke(db, { domain_id: row.id });
+      identity.changed();
+      identity.notify('domain', 'deleted', row.id);
+      return reply.code(204).send();
+    }
     if ((await children(identity, row.id)).length > 0) throw new Forbidden(`Cannot delete the project ${row.id} since it is not a leaf in the hierarchy. Use the cascade option if you want to delete a whole subtree.`);
     await db.transaction().execute((trx) => deleteProjectData(trx, row.id));
     await revoke(db, { project_id: row.id });
