@@ -29,8 +29,9 @@ function ensurePackages(): void {
     ['openstack', 'python3-openstackclient'],
     ['pg_ctlcluster', 'postgresql'],
     ['rabbitmq-server', 'rabbitmq-server'],
+    ['tempest', 'tempest python3-tempest'],
   ];
-  const missing = needed.filter(([cmd]) => !have(cmd)).map(([, pkg]) => pkg);
+  const missing = needed.filter(([cmd]) => !have(cmd)).flatMap(([, pkgs]) => pkgs.split(' '));
   if (missing.length === 0) return;
   if (process.getuid?.() !== 0) throw new Error(`missing packages ${missing.join(' ')}: install them (apt-get install -y ${missing.join(' ')}) or run as root`);
   log(`installing ${missing.join(' ')} (apt-get)...`);
@@ -119,7 +120,9 @@ export async function runTests(only?: string): Promise<number> {
     const onPg = findTests(src, (f) => f.includes(`${path.sep}identity${path.sep}`) || f.includes(`${path.sep}db${path.sep}`));
     results.push(['identity on PostgreSQL + RabbitMQ', nodeTest('postgres', onPg, { ...services, STRATUS_TEST_DATABASE_URL: TEST_PG_URL, STRATUS_TEST_BUS_URL: TEST_AMQP_URL })]);
   }
-  if (want('e2e')) results.push(['end-to-end (openstack CLI)', nodeTest('e2e', findTests(path.join(DIST, 'test'), () => true), services)]);
+  const e2e = path.join(DIST, 'test');
+  if (want('e2e')) results.push(['end-to-end (openstack CLI)', nodeTest('e2e', findTests(e2e, (f) => !f.includes('tempest')), services)]);
+  if (want('tempest')) results.push(['Tempest identity v3', nodeTest('tempest', findTests(e2e, (f) => f.includes('tempest')), services)]);
   for (const [name, ok] of results) log(`${ok ? 'ok  ' : 'FAIL'} ${name}`);
   return results.every(([, ok]) => ok) ? 0 : 1;
 }
