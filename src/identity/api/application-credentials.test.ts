@@ -53,7 +53,7 @@ test('create returns the secret once; the credential gives a token for its proje
   const cred = await create({ name: 'monitoring', description: 'for the monitor' });
   assert.match(cred.id, /^[0-9a-f]{32}$/);
   assert.equal(typeof cred.secret, 'string');
-  assert.ok((cred.secret as string).length >= 64);
+  assert.ok((cred.secret as string).length >= 64, 'the generated secret is long');
   assert.match(cred.secret, /^[A-Za-z0-9_-]+$/);
   assert.equal(cred.name, 'monitoring');
   assert.equal(cred.description, 'for the monitor');
@@ -67,14 +67,14 @@ test('create returns the secret once; the credential gives a token for its proje
 
   const shown = await call('GET', `${base()}/${cred.id}`, t.memberToken);
   assert.equal(shown.status, 200);
-  assert.ok(!('secret' in shown.body.application_credential));
+  assert.ok(!('secret' in shown.body.application_credential), 'the secret is shown only at create');
   const { secret, ...rest } = cred;
   assert.deepEqual(shown.body.application_credential, rest);
-  assert.ok(secret);
+  assert.ok(secret, 'the create response has the secret');
 
   const auth = await authenticate({ id: cred.id, secret });
   assert.equal(auth.status, 201, JSON.stringify(auth.body));
-  assert.ok(auth.subject);
+  assert.ok(auth.subject, 'the token is in X-Subject-Token');
   const token = auth.body.token as Record<string, any>;
   assert.equal(token.project.id, t.memberProjectId);
   assert.equal(token.user.id, t.memberUserId);
@@ -150,7 +150,7 @@ test('expiry: echoed with microseconds, refused in the past, 401 once passed', a
   assert.equal(cred.expires_at, future);
   const auth = await authenticate({ id: cred.id, secret: cred.secret });
   assert.equal(auth.status, 201);
-  assert.ok(Date.parse(auth.body.token.expires_at as string) <= Date.parse(`${future}Z`));
+  assert.ok(Date.parse(auth.body.token.expires_at as string) <= Date.parse(`${future}Z`), 'the token ends when the credential does');
 
   const past = await call('POST', base(), t.memberToken, { application_credential: { name: 'already-expired', expires_at: '2001-01-01T00:00:00' } });
   assert.equal(past.status, 400);
@@ -223,7 +223,7 @@ test('list, filter by name, show; other users are kept out', async () => {
   const all = await call('GET', base(), t.memberToken);
   assert.equal(all.status, 200);
   assert.deepEqual((all.body.application_credentials as { name: string }[]).map((c) => c.name).sort(), ['list-one', 'list-two']);
-  assert.ok((all.body.application_credentials as Record<string, unknown>[]).every((c) => !('secret' in c)));
+  assert.ok((all.body.application_credentials as Record<string, unknown>[]).every((c) => !('secret' in c)), 'a list shows no secret');
   assert.equal(all.body.links.self, `http://identity.test:5000${base()}`);
   const filtered = await call('GET', `${base()}?name=list-two`, t.memberToken);
   assert.deepEqual((filtered.body.application_credentials as { id: string }[]).map((c) => c.id), [two.id]);

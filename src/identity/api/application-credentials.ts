@@ -53,32 +53,9 @@ export function isUniqueViolation(err: unknown): boolean {
  */
 export function registerApplicationCredentials(app: FastifyInstance, identity: Identity): void {
   app.post<{ Params: Params }>('/v3/users/:user_id/application_credentials', async (req, reply) => {
-    const userId = req.params.user_id;
-    authorize(identity, req, 'identity:create_application_credential', { user_id: userId });
-    forbidRestrictedApplicationCredential(req, 'additional application credentials');
-    if (req.ctx.userId !== userId) throw new Forbidden('Cannot create an application credential for another user.');
-    const projectId = req.ctx.projectId;
-    if (!projectId) throw new Forbidden('An application credential is created for the project of the token: a project-scoped token is required.');
-    const input = parseCreate(req.body);
-    const roles = await chooseRoles(identity, req, projectId, input.roles);
-    const secret = input.secret ?? randomBytes(64).toString('base64url');
-    const row: ApplicationCredentialRow = {
-      id: newId(),
-      name: input.name,
-      secret_hash: await identity.hasher.hash(secret),
-      description: input.description,
-      user_id: userId,
-      project_id: projectId,
-      system: null,
-      expires_at: input.expiresAt,
-      unrestricted: input.unrestricted ? 1 : 0,
-      created_at: isoNow(),
-    };
-    await insertCredential(identity, row, roles);
-    identity.changed();
-    identity.notify('application_credential', 'created', row.id);
+    const created = await createApplicationCredential(identity, req);
     reply.code(201);
-    return { application_credential: { ...view(identity, row, roles), secret } };
+    return { application_credential: created };
   });
 
   app.get<{ Params: Params; Querystring: { name?: string } }>('/v3/users/:user_id/application_credentials', async (req) => {
@@ -113,6 +90,35 @@ export function registerApplicationCredentials(app: FastifyInstance, identity: I
   });
 
   registerAccessRules(app, identity);
+}
+
+/** Creates a credential for the caller on the project of their token; the result carries the secret. */
+async function createApplicationCredential(identity: Identity, req: FastifyRequest<{ Params: Params }>): Promise<Record<string, unknown>> {
+  const userId = req.params.user_id;
+  authorize(identity, req, 'identity:create_application_credential', { user_id: userId });
+  forbidRestrictedApplicationCredential(req, 'additional application credentials');
+  if (req.ctx.userId !== userId) throw new Forbidden('Cannot create an application credential for another user.');
+  const projectId = req.ctx.projectId;
+  if (!projectId) throw new Forbidden('An application credential is created for the project of the token: a project-scoped token is required.');
+  const input = parseCreate(req.body);
+  const roles = await chooseRoles(identity, req, projectId, input.roles);
+  const secret = input.secret ?? randomBytes(64).toString('base64url');
+  const row: ApplicationCredentialRow = {
+    id: newId(),
+    name: input.name,
+    secret_hash: await identity.hasher.hash(secret),
+    description: input.description,
+    user_id: userId,
+    project_id: projectId,
+    system: null,
+    expires_at: input.expiresAt,
+    unrestricted: input.unrestricted ? 1 : 0,
+    created_at: isoNow(),
+  };
+  await insertCredential(identity, row, roles);
+  identity.changed();
+  identity.notify('application_credential', 'created', row.id);
+  return { ...view(identity, row, roles), secret };
 }
 
 /**

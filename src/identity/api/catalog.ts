@@ -15,11 +15,11 @@ type RegionRow = IdentitySchema['region'];
  * The request schema of `{ "<key>": {...} }`: the entity keeps unknown
  * attributes (Keystone stores them as extras); updates need at least one.
  */
-export function entitySchema(key: string, properties: Entity, options: { required?: string[]; update?: boolean; optional?: boolean } = {}): Entity {
+export function entitySchema(key: string, properties: Entity, options: { required?: string[]; update?: boolean } = {}): Entity {
   const inner: Entity = { type: 'object', properties, additionalProperties: true };
   if (options.required) inner.required = options.required;
   if (options.update) inner.minProperties = 1;
-  return { type: 'object', required: options.optional ? [] : [key], properties: { [key]: inner } };
+  return { type: 'object', required: [key], properties: { [key]: inner } };
 }
 
 /** The entity of a request body, or 400 when the body lacks it. */

@@ -47,7 +47,7 @@ test('credentials: create, show, list, update and delete', async () => {
 
   const list = await call('GET', '/v3/credentials', t.adminToken);
   assert.equal(list.status, 200);
-  assert.ok(list.body.credentials.some((c: { id: string }) => c.id === cred.id));
+  assert.ok(list.body.credentials.some((c: { id: string }) => c.id === cred.id), 'the new credential is listed');
   assert.equal(list.body.links.self, 'http://identity.test:5000/v3/credentials');
 
   const updated = await call('PATCH', `/v3/credentials/${cred.id}`, t.adminToken, { credential: { blob: 'certificate-two', project_id: t.adminProjectId } });
@@ -78,9 +78,9 @@ test('credentials: list filters by user_id and type', async () => {
     return (res.body.credentials as { id: string }[]).map((x) => x.id);
   };
   const byMember = await ids(`?user_id=${t.memberUserId}`);
-  assert.ok(byMember.includes(b.id) && byMember.includes(c.id) && !byMember.includes(a.id));
+  assert.ok(byMember.includes(b.id) && byMember.includes(c.id) && !byMember.includes(a.id), 'user_id filters');
   const totp = await ids('?type=totp');
-  assert.ok(totp.includes(a.id) && totp.includes(b.id) && !totp.includes(c.id));
+  assert.ok(totp.includes(a.id) && totp.includes(b.id) && !totp.includes(c.id), 'type filters');
   assert.deepEqual(await ids(`?user_id=${t.memberUserId}&type=cert`), [c.id]);
   for (const x of [a, b, c]) assert.equal((await call('DELETE', `/v3/credentials/${x.id}`, t.adminToken)).status, 204);
 });
@@ -141,9 +141,9 @@ test('credentials: a member sees and manages only their own', async () => {
   const list = await call('GET', '/v3/credentials', t.memberToken);
   assert.equal(list.status, 200);
   const ids = (list.body.credentials as { id: string; user_id: string }[]).map((c) => c.id);
-  assert.ok(ids.includes(own.id));
-  assert.ok(!ids.includes(adminCred.id));
-  assert.ok((list.body.credentials as { user_id: string }[]).every((c) => c.user_id === t.memberUserId));
+  assert.ok(ids.includes(own.id), 'the member sees their own credential');
+  assert.ok(!ids.includes(adminCred.id), "the member does not see the admin's credential");
+  assert.ok((list.body.credentials as { user_id: string }[]).every((c) => c.user_id === t.memberUserId), 'the member sees only their own');
   const filtered = await call('GET', `/v3/credentials?user_id=${t.adminUserId}`, t.memberToken);
   assert.deepEqual(filtered.body.credentials, []);
 
@@ -178,7 +178,7 @@ test('OS-EC2: create, list, show and delete; the credential is also in /v3/crede
   const list = await call('GET', base, t.memberToken);
   assert.equal(list.status, 200);
   const accesses = (list.body.credentials as { access: string }[]).map((c) => c.access);
-  assert.ok(accesses.includes(ec2.access) && accesses.includes(second.access));
+  assert.ok(accesses.includes(ec2.access) && accesses.includes(second.access), 'both EC2 credentials are listed');
 
   const shown = await call('GET', `${base}/${ec2.access}`, t.memberToken);
   assert.equal(shown.status, 200);
@@ -242,8 +242,8 @@ test('credentials: a token from a restricted application credential cannot make 
   const userLevel = await createCredential(t.memberToken, { user_id: t.memberUserId, type: 'totp', blob: 'seed' });
   const inProject = await createCredential(t.memberToken, { user_id: t.memberUserId, type: 'cert', blob: 'c', project_id: t.memberProjectId });
   const seen = ((await call('GET', '/v3/credentials', appToken)).body.credentials as { id: string }[]).map((c) => c.id);
-  assert.ok(seen.includes(inProject.id));
-  assert.ok(!seen.includes(userLevel.id));
+  assert.ok(seen.includes(inProject.id), "the token sees its project's credential");
+  assert.ok(!seen.includes(userLevel.id), 'the token does not see a credential without a project');
   assert.equal((await call('GET', `/v3/credentials/${userLevel.id}`, appToken)).status, 403);
   assert.equal((await call('GET', `/v3/credentials/${userLevel.id}`, t.memberToken)).status, 200);
   for (const c of [userLevel, inProject]) assert.equal((await call('DELETE', `/v3/credentials/${c.id}`, t.memberToken)).status, 204);

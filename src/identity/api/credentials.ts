@@ -50,22 +50,7 @@ export function ec2CredentialId(access: string): string {
  */
 export function registerCredentials(app: FastifyInstance, identity: Identity): void {
   app.post<{ Body: { credential: Input } }>('/v3/credentials', { schema: { body: createSchema } }, async (req, reply) => {
-    const input = req.body.credential;
-    authorize(identity, req, 'identity:create_credential', { target: { credential: { user_id: input.user_id } } });
-    const type = String(input.type);
-    const projectId = optionalProjectId(input.project_id);
-    let blob = String(input.blob);
-    let id = newId();
-    if (isEc2(type)) {
-      forbidRestrictedApplicationCredential(req, 'additional credentials');
-      if (!projectId) throw new BadRequest("Invalid input for field 'credential': 'project_id' is a required property of an ec2 credential.");
-      const parsed = ec2Blob(blob);
-      if (req.ctx.applicationCredentialId) blob = JSON.stringify({ ...parsed, app_cred_id: req.ctx.applicationCredentialId });
-      id = ec2CredentialId(String(parsed.access));
-    }
-    checkDelegatedScope(req, projectId);
-    const row: CredentialRow = { id, user_id: String(input.user_id), project_id: projectId, type, blob, key_hash: '', extra: JSON.stringify(splitExtra(input, KNOWN)) };
-    await insertCredential(identity, row);
+    const row = await createCredential(identity, req, req.body.credential);
     reply.code(201);
     return { credential: credentialView(identity, row) };
   });
@@ -77,7 +62,7 @@ export function registerCredentials(app: FastifyInstance, identity: Identity): v
     if (typeof req.query.type === 'string') q = q.where('type', '=', req.query.type);
     const rows = await q.orderBy('id').execute();
     // As Keystone: the list holds only what the caller may read one by one.
-    const visible = rows.filter((r) => allowed(identity, req.ctx, 'identity:get_credential', { target: { credential: { user_id: r.user_id } } }) );
+    const visible = rows.filter((r) => allowed(identity, req.ctx, 'identity:get_credential', { target: { credential: { user_id: r.user_id } } }) && inDelegatedScope(req, r.project_id));
     return { credentials: visible.map((r) => credentialView(identity, r)), links: collectionLinks(identity, req) };
   });
 
@@ -111,6 +96,26 @@ export function registerCredentials(app: FastifyInstance, identity: Identity): v
   });
 
   registerEc2Credentials(app, identity);
+}
+
+/** Creates a credential; an EC2 one is keyed by its access key and must name a project. */
+async function createCredential(identity: Identity, req: FastifyRequest, input: Input): Promise<CredentialRow> {
+  authorize(identity, req, 'identity:create_credential', { target: { credential: { user_id: input.user_id } } });
+  const type = String(input.type);
+  const projectId = optionalProjectId(input.project_id);
+  let blob = String(input.blob);
+  let id = newId();
+  if (isEc2(type)) {
+    forbidRestrictedApplicationCredential(req, 'additional credentials');
+    if (!projectId) throw new BadRequest("Invalid input for field 'credential': 'project_id' is a required property of an ec2 credential.");
+    const parsed = ec2Blob(blob);
+    if (req.ctx.applicationCredentialId) blob = JSON.stringify({ ...parsed, app_cred_id: req.ctx.applicationCredentialId });
+    id = ec2CredentialId(String(parsed.access));
+  }
+  checkDelegatedScope(req, projectId);
+  const row: CredentialRow = { id, user_id: String(input.user_id), project_id: projectId, type, blob, key_hash: '', extra: JSON.stringify(splitExtra(input, KNOWN)) };
+  await insertCredential(identity, row);
+  return row;
 }
 
 /** `/v3/users/{user_id}/credentials/OS-EC2`: what `openstack ec2 credentials ...` uses. */

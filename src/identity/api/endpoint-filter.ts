@@ -1,4 +1,4 @@
-import type { FastifyInstance, FastifyRequest } from 'fastify';
+import type { FastifyInstance } from 'fastify';
 import type { Kysely } from 'kysely';
 import { BadRequest, Conflict, NotFound } from '../../core/errors.js';
 import { endpointsMatching, filteredEndpointIds } from '../catalog.js';
@@ -28,15 +28,6 @@ export function registerEndpointFilter(app: FastifyInstance, identity: Identity)
   registerEndpointGroups(app, identity);
   registerGroupProjects(app, identity);
   registerProjectEndpoints(app, identity);
-}
-
-/**
- * Association PUTs carry no body, yet clients (tempest among them) send
- * `Content-Type: application/json` with them; such an empty body is no body.
- */
-export async function allowEmptyBody(req: FastifyRequest): Promise<void> {
-  const length = req.headers['content-length'];
-  if ((length === undefined || length === '0') && req.headers['transfer-encoding'] === undefined) delete req.raw.headers['content-type'];
 }
 
 function groupView(identity: Identity, row: GroupRow): Entity {
@@ -193,7 +184,7 @@ function registerGroupProjects(app: FastifyInstance, identity: Identity): void {
     return { project_endpoint_group: { endpoint_group_id: groupId, project_id: projectId, links } };
   });
 
-  app.put<GroupProjectParams>(path, { onRequest: allowEmptyBody }, async (req, reply) => {
+  app.put<GroupProjectParams>(path, async (req, reply) => {
     authorize(identity, req, 'identity:manage_endpoint_groups');
     await addGroupToProject(identity, req.params.endpoint_group_id, req.params.project_id);
     return reply.code(204).send();
@@ -251,7 +242,7 @@ function registerProjectEndpoints(app: FastifyInstance, identity: Identity): voi
     return reply.code(204).send();
   });
 
-  app.put<ProjectEndpointParams>(path, { onRequest: allowEmptyBody }, async (req, reply) => {
+  app.put<ProjectEndpointParams>(path, async (req, reply) => {
     authorize(identity, req, 'identity:manage_project_endpoints');
     const { project_id: projectId, endpoint_id: endpointId } = req.params;
     await getEndpoint(identity.db, endpointId);
