@@ -57,7 +57,8 @@ export class Cloud {
     await new Promise<void>((resolve, reject) => {
       const onData = (chunk: Buffer): void => {
         this.output += chunk.toString();
-        if (this.output.includes('Stratus is up')) resolve();
+        // The last line of the start-up message.
+        if (this.output.includes('\nLogs: ')) resolve();
       };
       child.stdout?.on('data', onData);
       child.stderr?.on('data', onData);

@@ -71,8 +71,12 @@ horizon = False
 }
 
 test('Tempest identity v3 API tests pass', () => {
-  const init = spawnSync('tempest', ['init', path.join(workspace, 'ws')], { encoding: 'utf8', cwd: workspace });
-  assert.equal(init.status, 0, init.stderr);
+  // A private workspace registry: tempest's default one (~/.tempest) refuses a name twice.
+  const init = spawnSync('tempest', ['init', '--workspace-path', path.join(workspace, 'workspaces.yaml'), '--name', path.basename(workspace), path.join(workspace, 'ws')], {
+    encoding: 'utf8',
+    cwd: workspace,
+  });
+  assert.equal(init.status, 0, `tempest init failed: ${init.stdout}${init.stderr}`);
   const ws = path.join(workspace, 'ws');
   fs.writeFileSync(path.join(ws, 'etc', 'tempest.conf'), tempestConf());
   const run = spawnSync('tempest', ['run', '--regex', '^tempest\\.api\\.identity\\.(admin\\.)?v3\\.', '--concurrency', '2'], {

@@ -84,7 +84,7 @@ identity
       const keys = new KeyRepository(database.db);
       await keys.setup();
       const primary = await keys.rotate(cfg.identity.max_active_keys);
-      say(`Fernet keys rotated: key ${primary} is now primary; ${keys.all().length} keys active (max ${cfg.identity.max_active_keys}). Running identity processes pick the new primary up within 30 s.`);
+      say(`Fernet keys rotated: key ${primary} is now primary; ${keys.all().length} keys active (max ${cfg.identity.max_active_keys}). Running identity processes pick the new keys up within 5 s.`);
     } finally {
       await database.close();
     }

@@ -16,10 +16,12 @@ export class KeyRepository {
   private keys: string[] = [];
   private primaryKey = '';
   private loadedAt = 0;
+  /** Moves whenever the set of keys in memory changes (validation caches compare it). */
+  version = 0;
 
   constructor(
     private readonly db: Kysely<IdentitySchema>,
-    private readonly reloadMs = 30_000,
+    private readonly reloadMs = 5_000,
   ) {}
 
   /** Creates the staged and primary keys when there are none. Idempotent. */
@@ -67,7 +69,9 @@ export class KeyRepository {
     if (!primary) throw new Error('no Fernet keys: run setup first');
     this.primaryKey = primary.key;
     // Primary first: most tokens were made with it.
-    this.keys = rows.map((r) => r.key);
+    const keys = rows.map((r) => r.key);
+    if (keys.join() !== this.keys.join()) this.version += 1;
+    this.keys = keys;
     this.loadedAt = Date.now();
   }
 

@@ -25,6 +25,7 @@ export interface IssueRequest {
 
 interface CacheEntry {
   generation: number;
+  keyVersion: number;
   body: TokenBody;
   catalog: CatalogEntry[] | null;
   until: number;
@@ -79,11 +80,11 @@ export class TokenProvider {
     const key = createHash('sha256').update(token).digest('base64url');
     const now = Date.now();
     const generation = this.options.generation();
+    await this.keys.refresh();
     const cached = this.cache.get(key);
-    if (cached && cached.generation === generation && now < cached.until && !options.allowExpired) {
+    if (cached && cached.generation === generation && cached.keyVersion === this.keys.version && now < cached.until && !options.allowExpired) {
       return options.catalog === false || !cached.catalog ? cached.body : { ...cached.body, catalog: cached.catalog };
     }
-    await this.keys.refresh();
     const opened = fernetDecrypt(this.keys.all(), token);
     if (!opened) throw new InvalidToken('The token is malformed or was not issued by this cloud.');
     let payload: TokenPayload;
@@ -101,7 +102,7 @@ export class TokenProvider {
     const catalog = await this.catalog(body.project?.id ?? null, generation);
     if (payload.expiresAt > now) {
       if (this.cache.size > 50_000) this.cache.clear();
-      this.cache.set(key, { generation, body, catalog, until: Math.min(payload.expiresAt, now + this.options.cacheTtlMs) });
+      this.cache.set(key, { generation, keyVersion: this.keys.version, body, catalog, until: Math.min(payload.expiresAt, now + this.options.cacheTtlMs) });
     }
     return options.catalog === false ? body : { ...body, catalog };
   }
