@@ -29,8 +29,8 @@ const rc = (user: string, password: string, project: string): NodeJS.ProcessEnv 
   OS_CLIENT_CONFIG_FILE: '/dev/null',
 });
 
-test('clouds.yaml and openrc are written, owner-only', () => {
-  for (const name of ['clouds.yaml', 'openrc']) {
+test('clouds.yaml, openrc and the database are owner-only', () => {
+  for (const name of ['clouds.yaml', 'openrc', 'identity.sqlite']) {
     const stat = fs.statSync(path.join(cloud.dataDir, name));
     assert.equal(stat.mode & 0o077, 0, `${name} must not be readable by others`);
   }

@@ -59,6 +59,7 @@ program
     const cfg = config(opts);
     const unknown = roles.filter((r) => r !== 'identity');
     if (unknown.length) throw new ConfigError(`unknown role(s): ${unknown.join(', ')} (available: identity)`);
+    process.umask(0o077);
     configureLogging({ level: cfg.log.level, ...(cfg.log.file ? { file: cfg.log.file } : {}) });
     const bus = await createBus(cfg.bus.url);
     const identity = await startIdentity(cfg, bus);

@@ -28,6 +28,8 @@ function catalogServices(config: StratusConfig, identityPort: number): CatalogSe
  */
 export async function up(config: StratusConfig, out: (line: string) => void): Promise<RunningCloud> {
   const started = process.hrtime.bigint();
+  // The data directory holds secrets (token keys, password hashes): owner-only files.
+  process.umask(0o077);
   fs.mkdirSync(config.data_dir, { recursive: true, mode: 0o700 });
   configureLogging({ level: config.log.level, file: config.log.file || path.join(config.data_dir, 'stratus.log') });
   const log = rootLogger();

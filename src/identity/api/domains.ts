@@ -111,19 +111,17 @@ export function registerDomains(app: FastifyInstance, identity: Identity): void 
 
   app.delete<{ Params: { id: string } }>('/v3/domains/:id', async (req, reply) => {
     authorize(identity, req, 'identity:delete_domain', { target: { domain: { id: req.params.id } } });
-    const row = await getDomain(identity, req.params.id);
-    if (bool(row.enabled)) throw new Forbidden('Cannot delete a domain that is enabled, please disable it first.');
-    await deleteDomain(identity, row.id);
-    await revoke(db, { domain_id: row.id });
-    identity.changed();
-    identity.notify('domain', 'deleted', row.id);
+    await deleteDomain(identity, await getDomain(identity, req.params.id));
     return reply.code(204).send();
   });
 }
 
-/** Deletes a (disabled) domain and everything in it: projects, users, groups, its roles and configuration. */
-export async function deleteDomain(identity: Identity, domainId: string): Promise<void> {
-  const row = { id: domainId };
+/**
+ * Deletes a domain and everything in it: projects, users, groups, its roles
+ * and configuration; every token in it stops. 403 while it is enabled.
+ */
+export async function deleteDomain(identity: Identity, row: ProjectRow): Promise<void> {
+  if (bool(row.enabled)) throw new Forbidden('Cannot delete a domain that is enabled, please disable it first.');
   await identity.db.transaction().execute(async (trx) => {
     const projects = await trx.selectFrom('project').select('id').where('domain_id', '=', row.id).where('is_domain', '=', 0).execute();
     for (const p of projects) await deleteProjectData(trx, p.id);
@@ -146,4 +144,7 @@ export async function deleteDomain(identity: Identity, domainId: string): Promis
     await trx.deleteFrom('project_tag').where('project_id', '=', row.id).execute();
     await trx.deleteFrom('project').where('id', '=', row.id).execute();
   });
+  await revoke(identity.db, { domain_id: row.id });
+  identity.changed();
+  identity.notify('domain', 'deleted', row.id);
 }

@@ -211,11 +211,7 @@ export function registerProjects(app: FastifyInstance, identity: Identity): void
     authorize(identity, req, 'identity:delete_project', { target: { project: { id: req.params.id } } });
     const row = await getProject(identity, req.params.id, { actingAsDomain: true });
     if (row.is_domain === 1) {
-      if (bool(row.enabled)) throw new Forbidden('Cannot delete a domain that is enabled, please disable it first.');
-      await deleteDomain(identity, row.id);
-      await revoke(db, { domain_id: row.id });
-      identity.changed();
-      identity.notify('domain', 'deleted', row.id);
+      await deleteDomain(identity, row);
       return reply.code(204).send();
     }
     if ((await children(identity, row.id)).length > 0) throw new Forbidden(`Cannot delete the project ${row.id} since it is not a leaf in the hierarchy. Use the cascade option if you want to delete a whole subtree.`);
