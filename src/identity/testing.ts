@@ -9,6 +9,14 @@ import { bootstrap, DEFAULT_DOMAIN_ID } from './bootstrap.js';
 import type { Identity } from './identity.js';
 import { createIdentity } from './service.js';
 
+export type InjectMethod = 'GET' | 'HEAD' | 'POST' | 'PUT' | 'PATCH' | 'DELETE';
+
+export interface TestReply {
+  status: number;
+  body: Record<string, any>;
+  headers: Record<string, string | string[] | number | undefined>;
+}
+
 /** A whole identity API on a fresh database, for tests (driven with `app.inject`). */
 export interface TestIdentity {
   identity: Identity;
@@ -21,6 +29,8 @@ export interface TestIdentity {
   memberToken: string;
   memberUserId: string;
   memberProjectId: string;
+  /** One API request through `app.inject`: status, parsed JSON body (`{}` when empty) and headers. */
+  request(method: InjectMethod, url: string, options?: { token?: string | null; payload?: unknown; headers?: Record<string, string> }): Promise<TestReply>;
   /** A password-scoped token for any user (`project` by name in Default). */
   login(user: string, password: string, project?: string): Promise<string>;
   close(): Promise<void>;
@@ -62,11 +72,20 @@ export async function createTestIdentity(): Promise<TestIdentity> {
     if (res.statusCode !== 201 || typeof token !== 'string') throw new Error(`login of ${user} failed: ${res.statusCode} ${res.body}`);
     return token;
   };
+  const request: TestIdentity['request'] = async (method, url, options = {}) => {
+    const res = await app.inject({
+      method,
+      url,
+      headers: { ...(options.token ? { 'x-auth-token': options.token } : {}), ...options.headers },
+      ...(options.payload === undefined ? {} : { payload: options.payload as object }),
+    });
+    return { status: res.statusCode, body: res.body ? (JSON.parse(res.body) as Record<string, any>) : {}, headers: res.headers };
+  };
   const adminToken = await login('admin', adminPassword, 'admin');
   const call = async (method: 'POST' | 'PUT', url: string, payload?: unknown): Promise<Record<string, any>> => {
-    const res = await app.inject({ method, url, headers: { 'x-auth-token': adminToken }, ...(payload ? { payload: payload as object } : {}) });
-    if (res.statusCode >= 300) throw new Error(`${method} ${url}: ${res.statusCode} ${res.body}`);
-    return res.body ? (JSON.parse(res.body) as Record<string, any>) : {};
+    const res = await request(method, url, { token: adminToken, payload });
+    if (res.status >= 300) throw new Error(`${method} ${url}: ${res.status} ${JSON.stringify(res.body)}`);
+    return res.body;
   };
   const project = await call('POST', '/v3/projects', { project: { name: 'member-project', domain_id: DEFAULT_DOMAIN_ID } });
   const user = await call('POST', '/v3/users', { user: { name: 'member-user', password: 'member-secret', domain_id: DEFAULT_DOMAIN_ID } });
@@ -84,6 +103,7 @@ export async function createTestIdentity(): Promise<TestIdentity> {
     memberToken,
     memberUserId: user.user.id as string,
     memberProjectId: project.project.id as string,
+    request,
     login,
     async close() {
       await app.close();

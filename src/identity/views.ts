@@ -17,19 +17,18 @@ export function domainView(identity: Identity, row: ProjectRow, tags: string[] =
   };
 }
 
+/** A project; a domain seen through the projects API has `is_domain: true` and no domain or parent. */
 export function projectView(identity: Identity, row: ProjectRow, tags: string[] = []): Record<string, unknown> {
-  if (row.is_domain === 1) {
-    return { ...parseJson(row.extra), id: row.id, name: row.name, description: row.description, enabled: bool(row.enabled), domain_id: null, parent_id: null, is_domain: true, tags, options: {}, links: selfLink(identity, `projects/${row.id}`) };
-  }
+  const isDomain = row.is_domain === 1;
   return {
     ...parseJson(row.extra),
     id: row.id,
     name: row.name,
     description: row.description,
     enabled: bool(row.enabled),
-    domain_id: row.domain_id === ROOT_DOMAIN ? null : row.domain_id,
-    parent_id: row.parent_id ?? row.domain_id,
-    is_domain: false,
+    domain_id: isDomain || row.domain_id === ROOT_DOMAIN ? null : row.domain_id,
+    parent_id: isDomain ? null : (row.parent_id ?? row.domain_id),
+    is_domain: isDomain,
     tags,
     options: {},
     links: selfLink(identity, `projects/${row.id}`),

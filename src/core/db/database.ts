@@ -1,6 +1,6 @@
 import fs from 'node:fs';
 import path from 'node:path';
-import { Kysely, Migrator, MysqlDialect, PostgresDialect, SqliteDialect, sql, type Dialect, type Migration } from 'kysely';
+import { Kysely, Migrator, MysqlDialect, PostgresDialect, SqliteDialect, type Dialect, type Migration } from 'kysely';
 import { dbDuration } from '../metrics.js';
 
 export type DialectName = 'sqlite' | 'postgres' | 'mysql';
@@ -106,17 +106,4 @@ export function isUniqueViolation(err: unknown): boolean {
   if (typeof err !== 'object' || err === null) return false;
   const e = err as { code?: unknown; errno?: unknown };
   return e.code === 'SQLITE_CONSTRAINT_UNIQUE' || e.code === 'SQLITE_CONSTRAINT_PRIMARYKEY' || e.code === '23505' || e.errno === 1062;
-}
-
-/** True when a database error is a foreign key violation. */
-export function isForeignKeyViolation(err: unknown): boolean {
-  if (typeof err !== 'object' || err === null) return false;
-  const e = err as { code?: unknown; errno?: unknown };
-  return e.code === 'SQLITE_CONSTRAINT_FOREIGNKEY' || e.code === '23503' || e.errno === 1451 || e.errno === 1452;
-}
-
-/** Drops every table (tests only). */
-export async function dropAllTables(db: Kysely<any>): Promise<void> {
-  const tables = await db.introspection.getTables({ withInternalKyselyTables: true });
-  for (const table of tables) await sql`DROP TABLE IF EXISTS ${sql.table(table.name)} CASCADE`.execute(db).catch(async () => sql`DROP TABLE IF EXISTS ${sql.table(table.name)}`.execute(db));
 }

@@ -1,7 +1,7 @@
 import assert from 'node:assert/strict';
 import { after, before, test } from 'node:test';
 import { DEFAULT_DOMAIN_ID } from '../bootstrap.js';
-import { createTestIdentity, type TestIdentity } from '../testing.js';
+import { createTestIdentity, type InjectMethod, type TestIdentity } from '../testing.js';
 
 let t: TestIdentity;
 
@@ -19,15 +19,10 @@ interface Reply {
   subject: string;
 }
 
-async function call(method: 'GET' | 'POST' | 'DELETE', url: string, token: string | null, payload?: unknown, headers: Record<string, string> = {}): Promise<Reply> {
-  const res = await t.app.inject({
-    method,
-    url,
-    headers: { ...(token ? { 'x-auth-token': token } : {}), ...headers },
-    ...(payload === undefined ? {} : { payload: payload as object }),
-  });
+async function call(method: InjectMethod, url: string, token: string | null, payload?: unknown, headers: Record<string, string> = {}): Promise<Reply> {
+  const res = await t.request(method, url, { token, payload, headers });
   const subject = res.headers['x-subject-token'];
-  return { status: res.statusCode, body: res.body ? (JSON.parse(res.body) as Record<string, any>) : {}, subject: typeof subject === 'string' ? subject : '' };
+  return { status: res.status, body: res.body, subject: typeof subject === 'string' ? subject : '' };
 }
 
 const base = (): string => `/v3/users/${t.memberUserId}/application_credentials`;

@@ -196,7 +196,6 @@ async function authenticate(identity: Identity, body: AuthBody): Promise<IssueRe
     const user = await identity.db.selectFrom('user').selectAll().where('id', '=', opened.payload.userId).executeTakeFirst();
     if (!user) throw new Unauthorized(AUTH_REQUIRED);
     const effective = scope ?? (opened.payload.scope.type === 'unscoped' ? { type: 'unscoped' as const } : opened.payload.scope);
-    await requireRolesOn(identity, user, effective);
     const parentMethods = opened.payload.methods;
     return { user, methods: [...new Set([...parentMethods, 'token'])], scope: effective, parent: { expiresAt: opened.payload.expiresAt, auditIds: opened.payload.auditIds } };
   }
@@ -206,11 +205,8 @@ async function authenticate(identity: Identity, body: AuthBody): Promise<IssueRe
   if (typeof password.user.password !== 'string' || !(await identity.hasher.verify(user.password_hash, password.user.password))) {
     throw new Unauthorized(AUTH_REQUIRED);
   }
-  if (!bool(user.enabled)) throw new Unauthorized(`The account is disabled for user: ${user.id}.`);
-  let effective = scope;
-  if (!effective) effective = await defaultScope(identity, user);
-  await requireRolesOn(identity, user, effective);
-  return { user, methods: ['password'], scope: effective };
+  // Whether the user may have this scope is decided once, when the token is built.
+  return { user, methods: ['password'], scope: scope ?? (await defaultScope(identity, user)) };
 }
 
 async function findUser(identity: Identity, ref: { id?: string; name?: string; domain?: { id?: string; name?: string } }): Promise<UserRow> {
@@ -280,17 +276,6 @@ async function defaultScope(identity: Identity, user: UserRow): Promise<TokenPay
   return { type: 'unscoped' };
 }
 
-async function requireRolesOn(identity: Identity, user: UserRow, scope: TokenPayload['scope']): Promise<void> {
-  if (!bool(user.enabled)) throw new Unauthorized(`The account is disabled for user: ${user.id}.`);
-  if (scope.type === 'unscoped') return;
-  const target = scope.type === 'system' ? { type: 'system' as const } : scope;
-  const roles = await effectiveRoles(identity.db, user.id, target);
-  if (roles.length === 0) {
-    const what = scope.type === 'system' ? 'the system' : `${scope.type} ${scope.id}`;
-    throw new Unauthorized(`User ${user.id} has no access to ${what}.`);
-  }
-}
-
 async function authenticateApplicationCredential(
   identity: Identity,
   ref: NonNullable<AuthBody['auth']['identity']['application_credential']>,
@@ -311,7 +296,6 @@ async function authenticateApplicationCredential(
   if (scope && scope.type !== 'unscoped' && JSON.stringify(scope) !== JSON.stringify(own)) {
     throw new Unauthorized('An application credential token is scoped to the credential\'s own project; another scope was asked.');
   }
-  await requireRolesOn(identity, user, own);
   return { user, methods: ['application_credential'], scope: own, applicationCredential: { id: cred.id, expiresAt: cred.expires_at ? Date.parse(cred.expires_at) : null } };
 }
 

@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
 import { after, before, test } from 'node:test';
-import { createTestIdentity, type TestIdentity } from '../testing.js';
+import { createTestIdentity, type InjectMethod, type TestIdentity } from '../testing.js';
 import { validEndpointUrl } from './catalog.js';
 
 type Json = Record<string, any>;
@@ -19,9 +19,8 @@ after(async () => {
   await t.close();
 });
 
-async function call(method: 'GET' | 'HEAD' | 'POST' | 'PUT' | 'PATCH' | 'DELETE', url: string, payload?: unknown, token = t.adminToken): Promise<Answer> {
-  const res = await t.app.inject({ method, url, headers: { 'x-auth-token': token }, ...(payload === undefined ? {} : { payload: payload as object }) });
-  return { status: res.statusCode, body: res.body ? (JSON.parse(res.body) as Json) : {} };
+function call(method: InjectMethod, url: string, payload?: unknown, token = t.adminToken): Promise<Answer> {
+  return t.request(method, url, { token, payload });
 }
 
 async function createService(extra: Json = {}): Promise<Json> {

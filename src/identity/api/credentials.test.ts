@@ -1,7 +1,7 @@
 import { createHash } from 'node:crypto';
 import assert from 'node:assert/strict';
 import { after, before, test } from 'node:test';
-import { createTestIdentity, type TestIdentity } from '../testing.js';
+import { createTestIdentity, type InjectMethod, type TestIdentity } from '../testing.js';
 
 let t: TestIdentity;
 
@@ -18,9 +18,8 @@ interface Reply {
   body: Record<string, any>;
 }
 
-async function call(method: 'GET' | 'POST' | 'PATCH' | 'DELETE', url: string, token: string, payload?: unknown): Promise<Reply> {
-  const res = await t.app.inject({ method, url, headers: { 'x-auth-token': token }, ...(payload === undefined ? {} : { payload: payload as object }) });
-  return { status: res.statusCode, body: res.body ? (JSON.parse(res.body) as Record<string, any>) : {} };
+function call(method: InjectMethod, url: string, token: string, payload?: unknown): Promise<Reply> {
+  return t.request(method, url, { token, payload });
 }
 
 const sha256 = (text: string): string => createHash('sha256').update(text).digest('hex');

@@ -1,7 +1,7 @@
 import { createHash } from 'node:crypto';
 import type { Kysely } from 'kysely';
 import type { CatalogEntry, NamedRef, TokenBody } from '../../core/auth/context.js';
-import { NotFound, Unauthorized } from '../../core/errors.js';
+import { Unauthorized } from '../../core/errors.js';
 import { buildCatalog } from '../catalog.js';
 import { bool, isoTime, isoTimeNoZone, newAuditId } from '../common.js';
 import type { IdentitySchema, RoleRow, UserRow } from '../db/schema.js';
@@ -26,8 +26,9 @@ export interface IssueRequest {
 interface CacheEntry {
   generation: number;
   keyVersion: number;
+  payload: TokenPayload;
   body: TokenBody;
-  catalog: CatalogEntry[] | null;
+  catalog: CatalogEntry[];
   until: number;
 }
 
@@ -66,7 +67,7 @@ export class TokenProvider {
       applicationCredentialId: req.applicationCredential?.id ?? null,
     };
     const body = await this.buildBody(payload, true);
-    if (!body) throw new Unauthorized('The request you have made requires authentication.');
+    if (typeof body === 'string') throw new Unauthorized(body);
     const token = fernetEncrypt(this.keys.primary(), packPayload(payload), Math.floor(now / 1000));
     return { token, body };
   }
@@ -77,14 +78,23 @@ export class TokenProvider {
    * revoked, or its user, scope or roles are gone.
    */
   async validate(token: string, options: { allowExpired?: boolean; catalog?: boolean } = {}): Promise<TokenBody> {
+    const { body, catalog } = await this.check(token, options.allowExpired ?? false);
+    return options.catalog === false ? body : { ...body, catalog };
+  }
+
+  /** Validates as `validate` does, and returns the payload too (for revocation and re-scoping). */
+  async open(token: string, options: { allowExpired?: boolean } = {}): Promise<{ payload: TokenPayload; body: TokenBody }> {
+    const { payload, body } = await this.check(token, options.allowExpired ?? false);
+    return { payload, body };
+  }
+
+  private async check(token: string, allowExpired: boolean): Promise<{ payload: TokenPayload; body: TokenBody; catalog: CatalogEntry[] }> {
     const key = createHash('sha256').update(token).digest('base64url');
     const now = Date.now();
     const generation = this.options.generation();
     await this.keys.refresh();
     const cached = this.cache.get(key);
-    if (cached && cached.generation === generation && cached.keyVersion === this.keys.version && now < cached.until && !options.allowExpired) {
-      return options.catalog === false || !cached.catalog ? cached.body : { ...cached.body, catalog: cached.catalog };
-    }
+    if (cached && cached.generation === generation && cached.keyVersion === this.keys.version && now < cached.until && !allowExpired) return cached;
     const opened = fernetDecrypt(this.keys.all(), token);
     if (!opened) throw new InvalidToken('The token is malformed or was not issued by this cloud.');
     let payload: TokenPayload;
@@ -95,24 +105,16 @@ export class TokenProvider {
     }
     if (payload.expiresAt <= now) {
       const windowEnd = payload.expiresAt + this.options.allowExpiredWindowSeconds * 1000;
-      if (!options.allowExpired || windowEnd <= now) throw new InvalidToken('The token has expired.');
+      if (!allowExpired || windowEnd <= now) throw new InvalidToken('The token has expired.');
     }
     const body = await this.buildBody(payload, false);
-    if (!body) throw new InvalidToken('The token is no longer valid.');
+    if (typeof body === 'string') throw new InvalidToken(body);
     const catalog = await this.catalog(body.project?.id ?? null, generation);
     if (payload.expiresAt > now) {
       if (this.cache.size > 50_000) this.cache.clear();
-      this.cache.set(key, { generation, keyVersion: this.keys.version, body, catalog, until: Math.min(payload.expiresAt, now + this.options.cacheTtlMs) });
+      this.cache.set(key, { generation, keyVersion: this.keys.version, payload, body, catalog, until: Math.min(payload.expiresAt, now + this.options.cacheTtlMs) });
     }
-    return options.catalog === false ? body : { ...body, catalog };
-  }
-
-  /** Validates and returns the payload too (for revocation and re-scoping). */
-  async open(token: string, options: { allowExpired?: boolean } = {}): Promise<{ payload: TokenPayload; body: TokenBody }> {
-    const body = await this.validate(token, { ...options, catalog: false });
-    const opened = fernetDecrypt(this.keys.all(), token);
-    if (!opened) throw new InvalidToken('The token is malformed.');
-    return { payload: unpackPayload(opened.plaintext), body };
+    return { payload, body, catalog };
   }
 
   async catalog(projectId: string | null, generation = this.options.generation()): Promise<CatalogEntry[]> {
@@ -125,12 +127,13 @@ export class TokenProvider {
     return catalog;
   }
 
-  /** Rebuilds a token body from the current state; null when it cannot be valid. */
-  private async buildBody(p: TokenPayload, issuing: boolean): Promise<TokenBody | null> {
+  /** Rebuilds a token body from the current state; a string says why it cannot be valid. */
+  private async buildBody(p: TokenPayload, issuing: boolean): Promise<TokenBody | string> {
     const user = await this.db.selectFrom('user').selectAll().where('id', '=', p.userId).executeTakeFirst();
-    if (!user || !bool(user.enabled)) return null;
+    if (!user) return 'The request you have made requires authentication.';
+    if (!bool(user.enabled)) return `The account is disabled for user: ${user.id}.`;
     const userDomain = await this.domainRef(user.domain_id);
-    if (!userDomain) return null;
+    if (!userDomain) return `The domain of user ${user.id} is disabled.`;
     const body: TokenBody = {
       methods: p.methods,
       user: { id: user.id, name: user.name, domain: userDomain.ref, password_expires_at: isoTimeNoZone(user.password_expires_at) },
@@ -144,9 +147,10 @@ export class TokenProvider {
     switch (p.scope.type) {
       case 'project': {
         const project = await this.db.selectFrom('project').selectAll().where('id', '=', p.scope.id).where('is_domain', '=', 0).executeTakeFirst();
-        if (!project || !bool(project.enabled)) return null;
+        if (!project) return `Could not find project: ${p.scope.id}.`;
+        if (!bool(project.enabled)) return `Project is disabled: ${project.id}.`;
         const domain = await this.domainRef(project.domain_id);
-        if (!domain) return null;
+        if (!domain) return `The domain of project ${project.id} is disabled.`;
         projectId = project.id;
         domainIds.push(project.domain_id);
         body.project = { id: project.id, name: project.name, domain: domain.ref };
@@ -156,7 +160,7 @@ export class TokenProvider {
       }
       case 'domain': {
         const domain = await this.domainRef(p.scope.id);
-        if (!domain) return null;
+        if (!domain) return `Could not find domain, or it is disabled: ${p.scope.id}.`;
         domainIds.push(p.scope.id);
         body.domain = domain.ref;
         roles = await effectiveRoles(this.db, user.id, { type: 'domain', id: p.scope.id });
@@ -169,12 +173,13 @@ export class TokenProvider {
       case 'unscoped':
         break;
     }
-    if (p.scope.type !== 'unscoped' && roles.length === 0) return null;
+    const noAccess = `User ${user.id} has no access to ${p.scope.type === 'system' ? 'the system' : p.scope.type === 'unscoped' ? '' : `${p.scope.type} ${p.scope.id}`}.`;
+    if (p.scope.type !== 'unscoped' && roles.length === 0) return noAccess;
     if (p.applicationCredentialId) {
       const restricted = await this.applicationCredentialRoles(p.applicationCredentialId, user.id);
-      if (!restricted) return null;
+      if (!restricted) return 'The application credential is gone or has expired.';
       roles = roles.filter((r) => restricted.roleIds.has(r.id));
-      if (roles.length === 0) return null;
+      if (roles.length === 0) return noAccess;
       body.application_credential = { id: p.applicationCredentialId, name: restricted.name, restricted: !restricted.unrestricted };
     }
     if (p.scope.type !== 'unscoped') body.roles = roles.map((r) => ({ id: r.id, name: r.name }));
@@ -187,7 +192,7 @@ export class TokenProvider {
         domainIds,
         roleIds: roles.map((r) => r.id),
       });
-      if (revoked) return null;
+      if (revoked) return 'The token has been revoked.';
     }
     return body;
   }
@@ -209,9 +214,4 @@ export class TokenProvider {
     if (!domain || !bool(domain.enabled)) return null;
     return { ref: { id: domain.id, name: domain.name } };
   }
-}
-
-/** 404 for a subject token that is not valid (Keystone's answer to GET/HEAD/DELETE /v3/auth/tokens). */
-export function tokenNotFound(reason: string): NotFound {
-  return new NotFound(`Could not find token: ${reason}`);
 }
