@@ -7,18 +7,26 @@ import { configureLogging, rootLogger } from '../core/logging.js';
 import { serveMetrics } from '../core/metrics.js';
 import { bootstrap, type CatalogService } from '../identity/bootstrap.js';
 import { startIdentity, type IdentityService } from '../identity/service.js';
+import { startImage, type RunningImage } from '../image/service.js';
 import { writeCloudFiles } from './cloud-files.js';
+import { servicePassword } from './service-passwords.js';
 
 /** A running cloud (all roles in this process) and how to stop it. */
 export interface RunningCloud {
   identity: IdentityService;
+  image: RunningImage | null;
   bus: Bus;
   stop(): Promise<void>;
 }
 
 function catalogServices(config: StratusConfig, identityPort: number): CatalogService[] {
   const url = `http://${config.public_host}:${identityPort}/v3`;
-  return [{ type: 'identity', name: 'keystone', description: 'Stratus Identity (Keystone v3)', urls: { public: url, internal: url, admin: url } }];
+  const services: CatalogService[] = [{ type: 'identity', name: 'keystone', description: 'Stratus Identity (Keystone v3)', urls: { public: url, internal: url, admin: url } }];
+  if (config.services.includes('image')) {
+    const image = `http://${config.public_host}:${config.image.port}`;
+    services.push({ type: 'image', name: 'glance', description: 'Stratus Image (Glance v2)', urls: { public: image, internal: image, admin: image } });
+  }
+  return services;
 }
 
 /**
@@ -35,15 +43,18 @@ export async function up(config: StratusConfig, out: (line: string) => void): Pr
   const log = rootLogger();
   const bus = await createBus(config.bus.url, { logger: log });
   const identity = await startIdentity(config, bus);
+  const withImage = config.services.includes('image');
+  const glancePassword = withImage ? servicePassword(config.data_dir, 'glance', config.image.service_password) : '';
   const result = await bootstrap(identity.identity, {
     adminUser: config.identity.admin_user,
     adminProject: config.identity.admin_project,
     adminPassword: config.identity.admin_password,
     region: config.region,
     services: catalogServices(config, identity.port),
-    serviceUsers: [],
+    serviceUsers: withImage ? [{ name: 'glance', password: glancePassword }] : [],
   });
   const authUrl = `http://${config.public_host}:${identity.port}/v3`;
+  const image = withImage ? await startImage(config, bus, { identity: { authUrl, password: glancePassword } }) : null;
   const cloudsYaml = path.join(config.data_dir, 'clouds.yaml');
   const password = config.identity.admin_password || result.adminPassword;
   if (password) {
@@ -59,15 +70,17 @@ export async function up(config: StratusConfig, out: (line: string) => void): Pr
     });
   }
   const ms = Number(process.hrtime.bigint() - started) / 1e6;
-  out(`Stratus is up (${Math.round(ms)} ms): identity ${authUrl}`);
+  out(`Stratus is up (${Math.round(ms)} ms): identity ${authUrl}${image ? `, image http://${config.public_host}:${image.port}` : ''}`);
   if (result.created && result.adminPassword) out(`Generated admin password (shown once, also in clouds.yaml and openrc): ${result.adminPassword}`);
   out(`Use it:  export OS_CLIENT_CONFIG_FILE=${cloudsYaml} OS_CLOUD=stratus; openstack token issue`);
   out(`    or:  source ${path.join(config.data_dir, 'openrc')}`);
   out(`Logs: ${config.log.file || path.join(config.data_dir, 'stratus.log')}${metrics ? `; metrics: http://${config.metrics.host}:${config.metrics.port}/metrics` : ''}`);
   return {
     identity,
+    image,
     bus,
     async stop() {
+      await image?.stop();
       await identity.stop();
       await new Promise<void>((resolve) => (metrics ? metrics.close(() => resolve()) : resolve()));
       await bus.close();

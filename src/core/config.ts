@@ -31,6 +31,7 @@ export interface StratusConfig {
   };
   bus: { url: string; call_timeout_ms: number };
   identity: IdentityConfig;
+  image: ImageConfig;
   /** Services whose roles `up` runs and whose endpoints bootstrap registers. */
   services: string[];
   /** Optional `policy.yaml` overrides per service (file paths). */
@@ -57,6 +58,51 @@ export interface IdentityConfig {
   cache_ttl: number;
 }
 
+/** One named image store (Glance's `enabled_backends`). */
+export interface ImageStoreConfig {
+  /** `file`: image data as files under `path`; `http`: read-only locations on web servers. */
+  type: 'file' | 'http';
+  /** For `file`: the directory (empty: `<data_dir>/images/<store id>`). */
+  path?: string;
+  description?: string;
+}
+
+export interface ImageConfig {
+  port: number;
+  /** Password of the `glance` service user; empty: generated once and kept in the data directory. */
+  service_password: string;
+  /** Named stores; the first writable one is the default unless `default_store` says otherwise. */
+  stores: Record<string, ImageStoreConfig>;
+  default_store: string;
+  /** Where `glance-direct` data is staged (empty: `<data_dir>/images/staging`). */
+  staging_dir: string;
+  /** Import methods offered in `/v2/info/import`. */
+  import_methods: string[];
+  /** Which URLs `web-download` may fetch (Glance's `import_filtering_opts`). Empty host lists mean any host. */
+  web_download: { allowed_schemes: string[]; allowed_hosts: string[]; disallowed_hosts: string[]; allowed_ports: number[] };
+  /** An import step converts data to this disk format (`raw` or `qcow2`); empty: no conversion. */
+  convert_to: string;
+  /** Properties that `glance-download` copies from the source image (`*` is a wildcard). */
+  glance_download_properties: string[];
+  /** Largest image accepted, in bytes (Glance's `image_size_cap`, 1 TiB). */
+  image_size_cap: number;
+  /** Per-image limits (Glance's `image_*_quota`); 413 beyond. */
+  image_member_quota: number;
+  image_property_quota: number;
+  image_tag_quota: number;
+  /**
+   * Per-project limits used when identity has no registered limit for the
+   * image service: counts, and sizes in MiB, as Glance's unified limits name
+   * them. -1 means unlimited.
+   */
+  default_limits: { image_count_total: number; image_size_total: number; image_stage_total: number; image_count_uploading: number };
+  /** Page size of lists without `limit`, and the largest `limit` honoured. */
+  limit_param_default: number;
+  api_limit_max: number;
+  /** The `qemu-img` binary used to check and convert image data. */
+  qemu_img: string;
+}
+
 export const DEFAULTS: StratusConfig = {
   data_dir: './data',
   bind_host: '127.0.0.1',
@@ -78,7 +124,26 @@ export const DEFAULTS: StratusConfig = {
     max_password_length: 4096,
     cache_ttl: 300,
   },
-  services: ['identity'],
+  image: {
+    port: 9292,
+    service_password: '',
+    stores: { file: { type: 'file', path: '', description: 'Local files in the data directory' } },
+    default_store: '',
+    staging_dir: '',
+    import_methods: ['glance-direct', 'web-download', 'copy-image', 'glance-download'],
+    web_download: { allowed_schemes: ['http', 'https'], allowed_hosts: [], disallowed_hosts: [], allowed_ports: [80, 443] },
+    convert_to: '',
+    glance_download_properties: ['hw_*', 'trait:*', 'os_distro', 'os_secure_boot', 'os_type'],
+    image_size_cap: 1099511627776,
+    image_member_quota: 128,
+    image_property_quota: 128,
+    image_tag_quota: 128,
+    default_limits: { image_count_total: -1, image_size_total: -1, image_stage_total: -1, image_count_uploading: -1 },
+    limit_param_default: 25,
+    api_limit_max: 1000,
+    qemu_img: 'qemu-img',
+  },
+  services: ['identity', 'image'],
   policy_files: {},
 };
 
@@ -162,7 +227,7 @@ function setPath(config: Record<string, unknown>, keys: string[], raw: unknown, 
 
 /** Mappings whose keys are free (not checked against the defaults). */
 function isOpenMapping(name: string): boolean {
-  return name === 'policy_files';
+  return name === 'policy_files' || name === 'image.stores';
 }
 
 function coerce(current: unknown, value: unknown, name: string, where: string): unknown {

@@ -38,7 +38,7 @@ export interface BootstrapResult {
  * on the project and on the system), the service project, service users, the
  * region, and the catalog entries of the enabled services. Idempotent: what
  * exists is left alone (the admin password is never reset), except catalog
- * URLs, which follow the configuration.
+ * URLs and service users' passwords, which follow the configuration.
  */
 export async function bootstrap(identity: Identity, options: BootstrapOptions): Promise<BootstrapResult> {
   const db = identity.db;
@@ -114,6 +114,13 @@ export async function bootstrap(identity: Identity, options: BootstrapOptions): 
   await grant('UserSystem', admin.id, 'system', roleIds.admin ?? '');
   for (const su of options.serviceUsers) {
     const user = await ensureUser(su.name, su.password);
+    // A service user's password follows the configuration (the operator may change it there).
+    if (!user.created) {
+      const current = await db.selectFrom('user').select('password_hash').where('id', '=', user.id).executeTakeFirst();
+      if (!(await identity.hasher.verify(current?.password_hash ?? null, su.password))) {
+        await db.updateTable('user').set({ password_hash: await identity.hasher.hash(su.password), password_created_at: now }).where('id', '=', user.id).execute();
+      }
+    }
     await grant('UserProject', user.id, serviceProjectId, roleIds.admin ?? '');
     await grant('UserProject', user.id, serviceProjectId, roleIds.service ?? '');
   }

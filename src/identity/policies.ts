@@ -141,6 +141,20 @@ const rules: Record<string, string> = {
   'identity:create_application_credential': 'user_id:%(user_id)s',
   'identity:delete_application_credential': `${ADMIN} or rule:owner`,
 
+  // unified limits: anyone with a token reads them (a limit only within its
+  // project or domain, and the list is filtered to match); only admins write
+  'identity:get_limit_model': '',
+  'identity:get_limit': `${ADMIN_OR_SYSTEM_READER} or (domain_id:%(target.limit.domain.id)s or domain_id:%(target.limit.project.domain_id)s) or (project_id:%(target.limit.project_id)s and not None:%(target.limit.project_id)s)`,
+  'identity:list_limits': '',
+  'identity:create_limits': ADMIN,
+  'identity:update_limit': ADMIN,
+  'identity:delete_limit': ADMIN,
+  'identity:get_registered_limit': '',
+  'identity:list_registered_limits': '',
+  'identity:create_registered_limits': ADMIN,
+  'identity:update_registered_limit': ADMIN,
+  'identity:delete_registered_limit': ADMIN,
+
   // the rest of the admin API
   'identity:get_policy': ADMIN_OR_SYSTEM_READER,
   'identity:list_policies': ADMIN_OR_SYSTEM_READER,

@@ -13,6 +13,7 @@ import { registerCredentials } from './api/credentials.js';
 import { registerDomains } from './api/domains.js';
 import { registerExtras } from './api/extras.js';
 import { registerGroups } from './api/groups.js';
+import { registerLimits } from './api/limits.js';
 import { registerProjects } from './api/projects.js';
 import { registerRoles } from './api/roles.js';
 import { registerUsers } from './api/users.js';
@@ -105,6 +106,7 @@ export async function createIdentity(config: StratusConfig, bus: Bus, options: {
   registerCredentials(app, identity);
   registerApplicationCredentials(app, identity);
   registerExtras(app, identity);
+  registerLimits(app, identity);
   return { identity, app, database };
 }
 

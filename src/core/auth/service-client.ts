@@ -149,6 +149,11 @@ export class ServiceClient {
     return (await this.currentSession()).token;
   }
 
+  /** The service token's catalog (every region), e.g. to find a service's id or another region's endpoint. */
+  async catalog(): Promise<CatalogEntry[]> {
+    return (await this.currentSession()).body.catalog ?? [];
+  }
+
   /**
    * The URL (without trailing slash) of a service's endpoint in the service
    * token's catalog: the first of that type and interface (`internal` by

@@ -221,4 +221,41 @@ export const migrations: Record<string, Migration> = {
         .execute();
     },
   },
+  /**
+   * Unified limits. A registered limit goes with its service and region, a
+   * limit with its registered limit, project or domain (domains are project
+   * rows): deleting those deletes the limits instead of failing on the key.
+   * A registered limit without a region escapes the unique constraint (NULLs
+   * differ), so the API checks that case itself.
+   */
+  '0002_unified_limits': {
+    async up(db: Kysely<any>): Promise<void> {
+      await db.schema
+        .createTable('registered_limit')
+        .addColumn('id', id, (c) => c.primaryKey())
+        .addColumn('service_id', id, (c) => c.notNull().references('service.id').onDelete('cascade'))
+        .addColumn('region_id', 'varchar(255)', (c) => c.references('region.id').onDelete('cascade'))
+        .addColumn('resource_name', name, (c) => c.notNull())
+        .addColumn('default_limit', 'integer', (c) => c.notNull())
+        .addColumn('description', 'text')
+        .addColumn('created_at', time, (c) => c.notNull())
+        .addUniqueConstraint('registered_limit_service_region_resource', ['service_id', 'region_id', 'resource_name'])
+        .execute();
+      await db.schema.createIndex('registered_limit_region').on('registered_limit').column('region_id').execute();
+      await db.schema
+        .createTable('limit')
+        .addColumn('id', id, (c) => c.primaryKey())
+        .addColumn('registered_limit_id', id, (c) => c.notNull().references('registered_limit.id').onDelete('cascade'))
+        .addColumn('project_id', id, (c) => c.references('project.id').onDelete('cascade'))
+        .addColumn('domain_id', id, (c) => c.references('project.id').onDelete('cascade'))
+        .addColumn('resource_limit', 'integer', (c) => c.notNull())
+        .addColumn('description', 'text')
+        .addColumn('created_at', time, (c) => c.notNull())
+        .addUniqueConstraint('limit_registered_project', ['registered_limit_id', 'project_id'])
+        .addUniqueConstraint('limit_registered_domain', ['registered_limit_id', 'domain_id'])
+        .execute();
+      await db.schema.createIndex('limit_project').on('limit').column('project_id').execute();
+      await db.schema.createIndex('limit_domain').on('limit').column('domain_id').execute();
+    },
+  },
 };

@@ -30,6 +30,8 @@ export interface IdentitySchema {
   consumer: { id: string; description: string; secret_hash: string; extra: string };
   fernet_key: { id: number; key: string; created_at: string };
   bootstrap: { name: string; value: string };
+  registered_limit: RegisteredLimitRow;
+  limit: LimitRow;
 }
 
 /** A domain is a project row with `is_domain = 1` and `domain_id = ROOT_DOMAIN`. */
@@ -129,4 +131,30 @@ export interface RevocationEventRow {
   issued_before: string;
   expires_at: string | null;
   revoked_at: string;
+}
+
+/** A default limit of a resource of a service (in one region, or everywhere when `region_id` is null). */
+export interface RegisteredLimitRow {
+  id: string;
+  service_id: string;
+  region_id: string | null;
+  resource_name: string;
+  default_limit: number;
+  description: string | null;
+  created_at: string;
+}
+
+/**
+ * A project's (or domain's) limit that overrides a registered limit; exactly
+ * one of `project_id` and `domain_id` is set. Its service, region and
+ * resource are those of its registered limit.
+ */
+export interface LimitRow {
+  id: string;
+  registered_limit_id: string;
+  project_id: string | null;
+  domain_id: string | null;
+  resource_limit: number;
+  description: string | null;
+  created_at: string;
 }
