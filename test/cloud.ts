@@ -31,10 +31,12 @@ export class Cloud {
     readonly dataDir: string,
     readonly port: number,
     readonly adminPassword: string | null,
+    readonly imagePort = 0,
   ) {
     this.env = {
       ...process.env,
       STRATUS_IDENTITY__PORT: String(port),
+      STRATUS_IMAGE__PORT: String(imagePort),
       STRATUS_METRICS__ENABLED: 'false',
       ...(adminPassword ? { STRATUS_ADMIN_PASSWORD: adminPassword } : {}),
     };
@@ -42,7 +44,7 @@ export class Cloud {
 
   static async create(adminPassword: string | null = 'e2e-admin-secret'): Promise<Cloud> {
     const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'stratus-e2e-'));
-    return new Cloud(path.join(dir, 'data'), await freePort(), adminPassword);
+    return new Cloud(path.join(dir, 'data'), await freePort(), adminPassword, await freePort());
   }
 
   get authUrl(): string {
