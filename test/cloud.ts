@@ -51,6 +51,16 @@ export class Cloud {
     return `http://127.0.0.1:${this.port}/v3`;
   }
 
+  /** The image API's root URL (Glance v2 lives under `/v2`). */
+  get imageUrl(): string {
+    return `http://127.0.0.1:${this.imagePort}`;
+  }
+
+  /** The process id of the running `stratus up` (to read its `/proc/<pid>/status`); undefined when stopped. */
+  get pid(): number | undefined {
+    return this.child && this.child.exitCode === null ? this.child.pid : undefined;
+  }
+
   /** Starts `stratus up`; resolves when it says it is up (rejects if it exits first). */
   async start(): Promise<void> {
     this.output = '';

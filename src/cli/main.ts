@@ -5,7 +5,8 @@ import { migrate, openDatabase } from '../core/db/database.js';
 import { configureLogging } from '../core/logging.js';
 import { migrations } from '../identity/db/migrations.js';
 import type { IdentitySchema } from '../identity/db/schema.js';
-import { startIdentity } from '../identity/service.js';
+import { startIdentity, type IdentityService } from '../identity/service.js';
+import { startImage, type RunningImage } from '../image/service.js';
 import { KeyRepository } from '../identity/tokens/keys.js';
 import { runTests } from './test-runner.js';
 import { up } from './up.js';
@@ -52,20 +53,32 @@ program
 program
   .command('serve')
   .description('run the chosen roles in this process (a multi-host deployment: PostgreSQL/MySQL and RabbitMQ by URL)')
-  .argument('<roles...>', 'roles to run: identity')
+  .argument('<roles...>', 'roles to run: identity, image')
   .option('--data <dir>', 'data directory')
   .option('--config <file>', 'configuration file (YAML)')
   .action(async (roles: string[], opts: { data?: string; config?: string }) => {
     const cfg = config(opts);
-    const unknown = roles.filter((r) => r !== 'identity');
-    if (unknown.length) throw new ConfigError(`unknown role(s): ${unknown.join(', ')} (available: identity)`);
+    const known = ['identity', 'image'];
+    const unknown = roles.filter((r) => !known.includes(r));
+    if (unknown.length) throw new ConfigError(`unknown role(s): ${unknown.join(', ')} (available: ${known.join(', ')})`);
     process.umask(0o077);
     configureLogging({ level: cfg.log.level, ...(cfg.log.file ? { file: cfg.log.file } : {}) });
     const bus = await createBus(cfg.bus.url);
-    const identity = await startIdentity(cfg, bus);
-    say(`identity listening on ${cfg.bind_host}:${identity.port}`);
+    let identity: IdentityService | null = null;
+    let image: RunningImage | null = null;
+    if (roles.includes('identity')) {
+      identity = await startIdentity(cfg, bus);
+      say(`identity listening on ${cfg.bind_host}:${identity.port}`);
+    }
+    if (roles.includes('image')) {
+      if (!cfg.image.service_password) throw new ConfigError('the image role needs image.service_password (the password of the glance service user)');
+      const authUrl = cfg.image.auth_url || `http://${cfg.public_host}:${cfg.identity.port}/v3`;
+      image = await startImage(cfg, bus, { identity: { authUrl, password: cfg.image.service_password } });
+      say(`image listening on ${cfg.bind_host}:${image.port}`);
+    }
     stayUp(async () => {
-      await identity.stop();
+      await image?.stop();
+      await identity?.stop();
       await bus.close();
     });
   });

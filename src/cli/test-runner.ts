@@ -2,6 +2,7 @@ import { spawnSync, type SpawnSyncOptions } from 'node:child_process';
 import fs from 'node:fs';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { ensurePackages } from './packages.js';
 
 /** The repository root (this file is dist/src/cli/test-runner.js). */
 const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..', '..', '..');
@@ -19,25 +20,18 @@ function run(cmd: string, args: string[], options: SpawnSyncOptions = {}): { sta
   return { status: res.status ?? 1, stdout: `${res.stdout ?? ''}${res.stderr ?? ''}` };
 }
 
-function have(cmd: string): boolean {
-  return run('sh', ['-c', `command -v ${cmd}`]).status === 0;
-}
-
 /** Installs the Debian packages the suite needs when they are missing (as root). */
-function ensurePackages(): void {
-  const needed: [string, string][] = [
-    ['openstack', 'python3-openstackclient'],
-    ['pg_ctlcluster', 'postgresql'],
-    ['rabbitmq-server', 'rabbitmq-server'],
-    ['tempest', 'tempest python3-tempest'],
-  ];
-  const missing = needed.filter(([cmd]) => !have(cmd)).flatMap(([, pkgs]) => pkgs.split(' '));
-  if (missing.length === 0) return;
-  if (process.getuid?.() !== 0) throw new Error(`missing packages ${missing.join(' ')}: install them (apt-get install -y ${missing.join(' ')}) or run as root`);
-  log(`installing ${missing.join(' ')} (apt-get)...`);
-  const env = { ...process.env, DEBIAN_FRONTEND: 'noninteractive' };
-  if (run('apt-get', ['update', '-qq'], { env, stdio: 'inherit' }).status !== 0) throw new Error('apt-get update failed');
-  if (run('apt-get', ['install', '-y', '-qq', ...missing], { env, stdio: 'inherit' }).status !== 0) throw new Error(`apt-get install ${missing.join(' ')} failed`);
+function ensureTestPackages(): void {
+  ensurePackages(
+    [
+      ['openstack', 'python3-openstackclient'],
+      ['pg_ctlcluster', 'postgresql'],
+      ['rabbitmq-server', 'rabbitmq-server'],
+      ['tempest', 'tempest python3-tempest'],
+      ['qemu-img', 'qemu-utils'],
+    ],
+    log,
+  );
 }
 
 /** Starts Debian's PostgreSQL cluster (loopback only by default) and makes the `stratus` role. */
@@ -103,13 +97,13 @@ function nodeTest(title: string, files: string[], env: Record<string, string>): 
 
 /**
  * The whole suite: unit tests (SQLite, in-memory bus and the AMQP tests on a
- * real RabbitMQ), identity and database tests again on PostgreSQL and
+ * real RabbitMQ), identity, image and database tests again on PostgreSQL and
  * RabbitMQ, then end-to-end tests that drive `./stratus up` with the real
  * `openstack` CLI. Returns the exit code.
  */
 export async function runTests(only?: string): Promise<number> {
   const want = (part: string): boolean => !only || only === part;
-  ensurePackages();
+  ensureTestPackages();
   ensurePostgres();
   ensureRabbit();
   const services = { STRATUS_TEST_AMQP_URL: TEST_AMQP_URL };
@@ -117,12 +111,12 @@ export async function runTests(only?: string): Promise<number> {
   const src = path.join(DIST, 'src');
   if (want('unit')) results.push(['unit (SQLite, memory bus, RabbitMQ)', nodeTest('unit', findTests(src, () => true), services)]);
   if (want('postgres')) {
-    const onPg = findTests(src, (f) => f.includes(`${path.sep}identity${path.sep}`) || f.includes(`${path.sep}db${path.sep}`));
-    results.push(['identity on PostgreSQL + RabbitMQ', nodeTest('postgres', onPg, { ...services, STRATUS_TEST_DATABASE_URL: TEST_PG_URL, STRATUS_TEST_BUS_URL: TEST_AMQP_URL })]);
+    const onPg = findTests(src, (f) => [`${path.sep}identity${path.sep}`, `${path.sep}image${path.sep}`, `${path.sep}db${path.sep}`].some((part) => f.includes(part)));
+    results.push(['identity and image on PostgreSQL + RabbitMQ', nodeTest('postgres', onPg, { ...services, STRATUS_TEST_DATABASE_URL: TEST_PG_URL, STRATUS_TEST_BUS_URL: TEST_AMQP_URL })]);
   }
   const e2e = path.join(DIST, 'test');
   if (want('e2e')) results.push(['end-to-end (openstack CLI)', nodeTest('e2e', findTests(e2e, (f) => !f.includes('tempest')), services)]);
-  if (want('tempest')) results.push(['Tempest identity v3', nodeTest('tempest', findTests(e2e, (f) => f.includes('tempest')), services)]);
+  if (want('tempest')) results.push(['Tempest identity v3 and image v2', nodeTest('tempest', findTests(e2e, (f) => f.includes('tempest')), services)]);
   for (const [name, ok] of results) log(`${ok ? 'ok  ' : 'FAIL'} ${name}`);
   return results.every(([, ok]) => ok) ? 0 : 1;
 }

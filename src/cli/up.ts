@@ -9,6 +9,7 @@ import { bootstrap, type CatalogService } from '../identity/bootstrap.js';
 import { startIdentity, type IdentityService } from '../identity/service.js';
 import { startImage, type RunningImage } from '../image/service.js';
 import { writeCloudFiles } from './cloud-files.js';
+import { ensurePackages } from './packages.js';
 import { servicePassword } from './service-passwords.js';
 
 /** A running cloud (all roles in this process) and how to stop it. */
@@ -35,6 +36,8 @@ function catalogServices(config: StratusConfig, identityPort: number): CatalogSe
  * data directory. Resolves once the cloud answers.
  */
 export async function up(config: StratusConfig, out: (line: string) => void): Promise<RunningCloud> {
+  // The image service checks and converts image data with qemu-img (Debian's qemu-utils).
+  if (config.services.includes('image')) ensurePackages([[config.image.qemu_img, 'qemu-utils']], out);
   const started = process.hrtime.bigint();
   // The data directory holds secrets (token keys, password hashes): owner-only files.
   process.umask(0o077);

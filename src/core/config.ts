@@ -69,6 +69,8 @@ export interface ImageStoreConfig {
 
 export interface ImageConfig {
   port: number;
+  /** Identity's v3 URL, where the image service checks tokens (empty: `http://<public_host>:<identity.port>/v3`). */
+  auth_url: string;
   /** Password of the `glance` service user; empty: generated once and kept in the data directory. */
   service_password: string;
   /** Named stores; the first writable one is the default unless `default_store` says otherwise. */
@@ -126,6 +128,7 @@ export const DEFAULTS: StratusConfig = {
   },
   image: {
     port: 9292,
+    auth_url: '',
     service_password: '',
     stores: { file: { type: 'file', path: '', description: 'Local files in the data directory' } },
     default_store: '',
@@ -245,9 +248,13 @@ function coerce(current: unknown, value: unknown, name: string, where: string): 
     return fail('true or false');
   }
   if (Array.isArray(current)) {
-    if (Array.isArray(value)) return value.map(String);
-    if (typeof value === 'string') return value.split(',').map((s) => s.trim()).filter(Boolean);
-    return fail('a list');
+    const items = Array.isArray(value) ? value : typeof value === 'string' ? value.split(',').map((s) => s.trim()).filter(Boolean) : fail('a list');
+    // A list of numbers by default (ports, ...) stays a list of numbers.
+    if (typeof current[0] === 'number') {
+      const numbers = items.map(Number);
+      return numbers.every(Number.isFinite) ? numbers : fail('a list of numbers');
+    }
+    return items.map(String);
   }
   if (typeof current === 'string') return typeof value === 'string' || typeof value === 'number' ? String(value) : fail('a string');
   if (isMapping(current)) return isMapping(value) ? value : fail('a mapping');

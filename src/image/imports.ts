@@ -43,7 +43,7 @@ export function uriAllowed(images: ImageService, uri: string): boolean {
   if (rules.allowed_hosts.length && !rules.allowed_hosts.includes(host)) return false;
   if (rules.disallowed_hosts.includes(host)) return false;
   const port = url.port ? Number(url.port) : scheme === 'https' ? 443 : 80;
-  return rules.allowed_ports.length === 0 || rules.allowed_ports.includes(port);
+  return rules.allowed_ports.length === 0 || rules.allowed_ports.map(Number).includes(port);
 }
 
 function parseRequest(images: ImageService, req: FastifyRequest): ImportRequest {

@@ -6,6 +6,7 @@ import { ServiceClient } from '../core/auth/service-client.js';
 import type { Bus } from '../core/bus/index.js';
 import { databaseUrl, type StratusConfig } from '../core/config.js';
 import { migrate, openDatabase, type Database } from '../core/db/database.js';
+import { NotFound } from '../core/errors.js';
 import type { Fault } from '../core/http/faults.js';
 import { createApiServer, listen } from '../core/http/server.js';
 import { roleLogger, type Logger } from '../core/logging.js';
@@ -20,13 +21,16 @@ import { migrations } from './db/migrations.js';
 import type { ImageSchema } from './db/schema.js';
 import type { ImageService } from './image.js';
 import { recoverInterrupted } from './imports.js';
+import { registerMetadefs } from './metadefs/index.js';
 import { imagePolicyDefaults } from './policies.js';
 import { Quotas } from './quotas.js';
 import { openStores } from './stores/index.js';
 
 /** Glance's JSON error body (webob's): `{"code": "404 Not Found", "title": "Not Found", "message": "..."}`. */
 export function glanceFault(error: { status: number; title: string; message: string }): Fault {
-  return { body: { code: `${error.status} ${error.title}`, title: error.title, message: error.message } };
+  // Quota errors (OverLimit, titled 'Over Limit') are webob's HTTPRequestEntityTooLarge in Glance.
+  const title = error.status === 413 ? 'Request Entity Too Large' : error.title;
+  return { body: { code: `${error.status} ${title}`, title, message: error.message } };
 }
 
 /** A running image role. */
@@ -93,6 +97,11 @@ export async function createImage(config: StratusConfig, bus: Bus, options: Imag
       return error.status === 401 ? { ...fault, headers: { 'WWW-Authenticate': `Keystone uri="${authUri}"` } } : fault;
     },
   });
+  // Glance routes no path with a trailing slash (`GET /v2/images/` is 404, not the list).
+  app.addHook('onRequest', async (req) => {
+    const pathname = req.url.split('?')[0] ?? '';
+    if (pathname.length > 1 && pathname.endsWith('/') && pathname !== '/v2/') throw new NotFound('The resource could not be found.');
+  });
   installAuth(app, options.validator ?? identityTokenValidator(client, { cacheTtlMs: 60_000 }), { authUri });
   registerDiscovery(app, images);
   registerImages(app, images);
@@ -100,6 +109,7 @@ export async function createImage(config: StratusConfig, bus: Bus, options: Imag
   registerMembers(app, images);
   registerTags(app, images);
   registerImport(app, images);
+  registerMetadefs(app, images);
   return { images, app, database };
 }
 

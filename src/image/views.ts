@@ -49,7 +49,7 @@ export function imageView(image: LoadedImage, options: ViewOptions = {}): Record
     file: `/v2/images/${row.id}/file`,
     schema: '/v2/schemas/image',
   });
-  const stores = [...new Set(image.locations.map((l) => l.store).filter((s) => s !== 'http'))];
+  const stores = [...new Set(image.locations.map((l) => l.store).filter((s) => s !== 'http'))].sort();
   if (stores.length) view.stores = stores.join(',');
   if (options.locations) view.locations = image.locations.map((l) => ({ url: l.url, metadata: JSON.parse(l.metadata) as unknown }));
   if (options.directUrl && image.locations[0]) view.direct_url = image.locations[0].url;

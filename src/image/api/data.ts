@@ -8,7 +8,7 @@ import { isoNow, newUuid } from '../common.js';
 import { authorize, isAdmin, type ImageService } from '../image.js';
 import { ingest, type Ingested } from '../ingest.js';
 import { findImage, loadImage } from '../repository.js';
-import { FileStore, type ByteRange, type ImageStore } from '../stores/index.js';
+import { FileStore, StoreDataMissing, type ByteRange, type ImageStore } from '../stores/index.js';
 import type { LoadedImage } from '../views.js';
 import { notifyImage } from './images.js';
 
@@ -178,14 +178,32 @@ export function registerData(app: FastifyInstance, images: ImageService): void {
     const store = images.stores.forUrl(location.url);
     if (!store) throw new NotFound(`The image data of ${row.id} is in a store that this service does not have.`);
     const size = row.size ?? (await store.size(location.url));
-    const rangeHeader = req.headers.range ?? req.headers['content-range'];
+    const rangeHeader = req.headers.range;
+    const contentRange = req.headers['content-range'];
     let range: ByteRange | undefined;
     if (typeof rangeHeader === 'string' && rangeHeader) {
-      const parsed = parseRange(rangeHeader.replace(/^bytes /, 'bytes='), size);
+      if (rangeHeader.includes(',')) throw new BadRequest('Requests with multiple ranges are not supported in Glance. You may make multiple single-range requests instead.');
+      const parsed = parseRange(rangeHeader, size);
       if (parsed === 'invalid') throw new RangeNotSatisfiable(size);
       range = parsed;
+    } else if (typeof contentRange === 'string' && contentRange) {
+      // Glance still honours Content-Range in requests (`bytes 2-5/*`); the whole range must be in the data.
+      const match = /^bytes (\d+)-(\d+)\/(\d+|\*)$/.exec(contentRange.trim());
+      const start = Number(match?.[1]);
+      const end = Number(match?.[2]);
+      if (!match || start > end || end >= size) throw new RangeNotSatisfiable(size);
+      range = { start, end };
     }
-    const stream = await store.get(location.url, range);
+    const stream = await store.get(location.url, range).catch((err: unknown) => {
+      if (err instanceof StoreDataMissing) return null;
+      throw err;
+    });
+    if (!stream) {
+      // As Glance when the store has no data at the location (glance_store.NotFound): 204, not a 500.
+      req.log.warn({ image_id: row.id, url: location.url }, 'image data missing from its store');
+      reply.code(204);
+      return reply.send();
+    }
     images.notify('image.send', { image_id: row.id, owner_id: row.owner, receiver_tenant_id: req.ctx.projectId, receiver_user_id: req.ctx.userId, bytes_sent: range ? range.end - range.start + 1 : size });
     reply.header('Content-Type', 'application/octet-stream');
     if (range) {

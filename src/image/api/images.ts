@@ -6,7 +6,7 @@ import { BadRequest, Conflict, Forbidden, NotFound, OverLimit, UnsupportedMediaT
 import { isoNow, newUuid } from '../common.js';
 import type { ImageRow } from '../db/schema.js';
 import { authorize, isAdmin, type ImageService } from '../image.js';
-import { attach, findImage } from '../repository.js';
+import { attach, findImage, membership, visible } from '../repository.js';
 import { BASE_PROPERTIES, validateImageProperties } from '../schemas.js';
 import { imageView, type LoadedImage } from '../views.js';
 import { deleteImageData } from './data.js';
@@ -135,7 +135,7 @@ export function registerImages(app: FastifyInstance, images: ImageService): void
       error.headers['Accept-Patch'] = PATCH_TYPES.join(', ');
       throw error;
     }
-    const changes = parsePatch(req.body);
+    const changes = parsePatch(req.body, type === PATCH_TYPES[1]);
     return updateImage(images, req, req.params.id, changes);
   });
 
@@ -293,6 +293,8 @@ async function listImages(images: ImageService, req: FastifyRequest): Promise<Re
   let markerRow: ImageRow | undefined;
   if (marker !== undefined) {
     markerRow = await images.db.selectFrom('image').selectAll().where('id', '=', marker).where('deleted_at', 'is', null).executeTakeFirst();
+    // An image the caller cannot see is no marker (its place in the order is not revealed).
+    if (markerRow && !visible(images, ctx, markerRow, await membership(images.db, marker, ctx))) markerRow = undefined;
     if (!markerRow) throw new BadRequest(`Invalid marker. Image ${marker} could not be found.`);
   }
 
@@ -389,23 +391,40 @@ interface Change {
   op: 'add' | 'remove' | 'replace';
   path: string[];
   value?: unknown;
+  /** Draft-4 semantics: `add` of a property that exists is a conflict. */
+  draft4?: boolean;
 }
 
-/** Parses a JSON-patch body (Glance's subset of RFC 6902) into changes on top-level properties. */
-export function parsePatch(body: unknown): Change[] {
+/**
+ * Parses a JSON-patch body into changes on top-level properties: Glance's
+ * subset of RFC 6902 (`{"op": "add", "path": ..., "value": ...}`), or the
+ * deprecated draft-4 form of `openstack-images-v2.0-json-patch`
+ * (`{"add": "/path", "value": ...}`).
+ */
+export function parsePatch(body: unknown, draft4 = false): Change[] {
   if (!Array.isArray(body)) throw new BadRequest('Request body must be a JSON array of operation objects.');
   return body.map((raw: unknown) => {
     if (typeof raw !== 'object' || raw === null || Array.isArray(raw)) throw new BadRequest('Operations must be JSON objects.');
     const change = raw as Record<string, unknown>;
-    const op = change.op;
-    if (op === undefined) throw new BadRequest("Unable to find `op` in JSON Schema change. It must be one of the following: add, remove, replace.");
+    let op: unknown;
+    let pointer: unknown;
+    if (draft4) {
+      const ops = ['add', 'remove', 'replace'].filter((name) => name in change);
+      if (ops.length !== 1) throw new BadRequest('Operation objects must contain exactly one member named "add", "remove", or "replace".');
+      op = ops[0];
+      pointer = change[op as string];
+    } else {
+      op = change.op;
+      pointer = change.path;
+      if (op === undefined) throw new BadRequest('Unable to find `op` in JSON Schema change. It must be one of the following: add, remove, replace.');
+    }
     if (op !== 'add' && op !== 'remove' && op !== 'replace') throw new BadRequest(`Invalid operation: \`${String(op)}\`. It must be one of the following: add, remove, replace.`);
-    if (typeof change.path !== 'string') throw new BadRequest("Unable to find 'path' in JSON Schema change");
-    const path = parsePointer(change.path);
+    if (typeof pointer !== 'string') throw new BadRequest("Unable to find 'path' in JSON Schema change");
+    const path = parsePointer(pointer);
     const depth = path[0] === 'locations' ? (op === 'replace' ? 1 : 2) : 1;
     if (path.length !== depth) throw new BadRequest(`Invalid JSON pointer for this resource: '/${path.join('/')}'`);
     if (op !== 'remove' && !('value' in change)) throw new BadRequest(`Operation "${op}" requires a member named "value".`);
-    return op === 'remove' ? { op, path } : { op, path, value: change.value };
+    return op === 'remove' ? { op, path, draft4 } : { op, path, value: change.value, draft4 };
   });
 }
 
@@ -459,6 +478,8 @@ async function updateImage(images: ImageService, req: FastifyRequest, id: string
       tags = [...new Set(change.value as string[])];
     } else if (COLUMNS.has(name)) {
       columns[name] = change.value;
+    } else if (change.op === 'add' && change.draft4 && name in properties) {
+      throw new Conflict(`Property ${name} already present.`);
     } else if (change.op === 'replace' && !(name in properties)) {
       throw new Conflict(`Property ${name} does not exist.`);
     } else {

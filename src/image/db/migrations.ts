@@ -1,4 +1,5 @@
-import type { Kysely, Migration } from 'kysely';
+import type { ColumnDefinitionBuilder, Kysely, Migration } from 'kysely';
+import { seedMetadefs } from '../metadefs/seed.js';
 
 const id = 'varchar(64)';
 const time = 'varchar(32)';
@@ -86,6 +87,73 @@ export const migrations: Record<string, Migration> = {
         .addColumn('expires_at', time)
         .execute();
       await db.schema.createIndex('image_task_image').on('image_task').column('image_id').execute();
+    },
+  },
+  '0002_metadefs': {
+    async up(db: Kysely<any>): Promise<void> {
+      const namespaceId = (c: ColumnDefinitionBuilder): ColumnDefinitionBuilder => c.notNull().references('metadef_namespace.id').onDelete('cascade');
+      await db.schema
+        .createTable('metadef_namespace')
+        .addColumn('id', 'varchar(36)', (c) => c.primaryKey())
+        .addColumn('namespace', 'varchar(80)', (c) => c.notNull())
+        .addColumn('display_name', 'varchar(80)')
+        .addColumn('description', 'text')
+        .addColumn('visibility', 'varchar(32)', (c) => c.notNull())
+        .addColumn('protected', 'integer', (c) => c.notNull())
+        .addColumn('owner', 'varchar(255)', (c) => c.notNull())
+        .addColumn('created_at', time, (c) => c.notNull())
+        .addColumn('updated_at', time, (c) => c.notNull())
+        .addUniqueConstraint('metadef_namespace_name', ['namespace'])
+        .execute();
+      await db.schema.createIndex('metadef_namespace_owner').on('metadef_namespace').columns(['owner', 'visibility']).execute();
+      await db.schema.createIndex('metadef_namespace_created').on('metadef_namespace').columns(['created_at', 'namespace']).execute();
+      await db.schema
+        .createTable('metadef_object')
+        .addColumn('namespace_id', 'varchar(36)', namespaceId)
+        .addColumn('name', 'varchar(80)', (c) => c.notNull())
+        .addColumn('description', 'text')
+        .addColumn('required', 'text', (c) => c.notNull())
+        .addColumn('properties', 'text', (c) => c.notNull())
+        .addColumn('created_at', time, (c) => c.notNull())
+        .addColumn('updated_at', time, (c) => c.notNull())
+        .addPrimaryKeyConstraint('metadef_object_pk', ['namespace_id', 'name'])
+        .execute();
+      await db.schema
+        .createTable('metadef_property')
+        .addColumn('namespace_id', 'varchar(36)', namespaceId)
+        .addColumn('name', 'varchar(80)', (c) => c.notNull())
+        .addColumn('schema', 'text', (c) => c.notNull())
+        .addColumn('created_at', time, (c) => c.notNull())
+        .addColumn('updated_at', time, (c) => c.notNull())
+        .addPrimaryKeyConstraint('metadef_property_pk', ['namespace_id', 'name'])
+        .execute();
+      await db.schema
+        .createTable('metadef_tag')
+        .addColumn('namespace_id', 'varchar(36)', namespaceId)
+        .addColumn('name', 'varchar(80)', (c) => c.notNull())
+        .addColumn('created_at', time, (c) => c.notNull())
+        .addColumn('updated_at', time, (c) => c.notNull())
+        .addPrimaryKeyConstraint('metadef_tag_pk', ['namespace_id', 'name'])
+        .execute();
+      await db.schema
+        .createTable('metadef_resource_type')
+        .addColumn('name', 'varchar(80)', (c) => c.primaryKey())
+        .addColumn('protected', 'integer', (c) => c.notNull())
+        .addColumn('created_at', time, (c) => c.notNull())
+        .addColumn('updated_at', time, (c) => c.notNull())
+        .execute();
+      await db.schema
+        .createTable('metadef_namespace_resource_type')
+        .addColumn('namespace_id', 'varchar(36)', namespaceId)
+        .addColumn('resource_type', 'varchar(80)', (c) => c.notNull().references('metadef_resource_type.name'))
+        .addColumn('prefix', 'varchar(80)')
+        .addColumn('properties_target', 'varchar(80)')
+        .addColumn('created_at', time, (c) => c.notNull())
+        .addColumn('updated_at', time, (c) => c.notNull())
+        .addPrimaryKeyConstraint('metadef_namespace_resource_type_pk', ['namespace_id', 'resource_type'])
+        .execute();
+      await db.schema.createIndex('metadef_namespace_resource_type_type').on('metadef_namespace_resource_type').columns(['resource_type', 'namespace_id']).execute();
+      await seedMetadefs(db);
     },
   },
 };

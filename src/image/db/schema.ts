@@ -10,6 +10,12 @@ export interface ImageSchema {
   image_member: MemberRow;
   image_location: LocationRow;
   image_task: TaskRow;
+  metadef_namespace: MetadefNamespaceRow;
+  metadef_object: MetadefObjectRow;
+  metadef_property: MetadefPropertyRow;
+  metadef_tag: MetadefTagRow;
+  metadef_resource_type: MetadefResourceTypeRow;
+  metadef_namespace_resource_type: MetadefAssociationRow;
 }
 
 export interface ImageRow {
@@ -75,4 +81,68 @@ export interface TaskRow {
   created_at: string;
   updated_at: string;
   expires_at: string | null;
+}
+
+/** A metadata definition namespace (Glance's metadefs). Its name is unique across the cloud. */
+export interface MetadefNamespaceRow {
+  /** Internal id (UUID); the API names a namespace by `namespace`, which can be renamed. */
+  id: string;
+  namespace: string;
+  display_name: string | null;
+  description: string | null;
+  /** `public` or `private`. */
+  visibility: string;
+  /** 1: neither the namespace nor anything in it can be deleted. */
+  protected: number;
+  /** The owning project (`admin` for the definitions seeded at install). */
+  owner: string;
+  created_at: string;
+  updated_at: string;
+}
+
+export interface MetadefObjectRow {
+  namespace_id: string;
+  name: string;
+  description: string | null;
+  /** JSON array of property names. */
+  required: string;
+  /** JSON object: property name to property definition. */
+  properties: string;
+  created_at: string;
+  updated_at: string;
+}
+
+export interface MetadefPropertyRow {
+  namespace_id: string;
+  name: string;
+  /** JSON object: the property definition (title, type, enum, ...) without its name. */
+  schema: string;
+  created_at: string;
+  updated_at: string;
+}
+
+export interface MetadefTagRow {
+  namespace_id: string;
+  name: string;
+  created_at: string;
+  updated_at: string;
+}
+
+/** A kind of resource that namespaces apply to (`OS::Glance::Image`, `OS::Nova::Flavor`, ...). */
+export interface MetadefResourceTypeRow {
+  name: string;
+  /** 1 for the seeded (system) types. */
+  protected: number;
+  created_at: string;
+  updated_at: string;
+}
+
+/** Ties a namespace to a resource type, with the prefix its properties take on that type. */
+export interface MetadefAssociationRow {
+  namespace_id: string;
+  resource_type: string;
+  prefix: string | null;
+  properties_target: string | null;
+  created_at: string;
+  updated_at: string;
 }

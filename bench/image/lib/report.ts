@@ -1,0 +1,158 @@
+import type { ImageRun } from './images.js';
+import type { ReferenceRun } from './reference.js';
+
+/** Median and range of some measurements. */
+export interface Summary {
+  median: number;
+  min: number;
+  max: number;
+  n: number;
+}
+
+/** Median [min .. max] of the finite values, or null for none. */
+export function summarize(values: number[]): Summary | null {
+  const v = values.filter((x) => Number.isFinite(x)).sort((a, b) => a - b);
+  if (v.length === 0) return null;
+  const mid = Math.floor(v.length / 2);
+  const median = v.length % 2 ? (v[mid] ?? 0) : ((v[mid - 1] ?? 0) + (v[mid] ?? 0)) / 2;
+  return { median, min: v[0] ?? 0, max: v[v.length - 1] ?? 0, n: v.length };
+}
+
+/** Conditions of one measured step: the host's load and the disk's backlog before it. */
+export interface Before {
+  run: number;
+  /** Whole-host CPU busy % in the 2 s before the step (other users of the host included). */
+  bg_cpu_busy_pct: number;
+  /** Dirty + Writeback page cache of the host before the untimed `sync -f`, MiB. */
+  dirty_before_mib: number;
+  /** Seconds that untimed `sync -f` took. */
+  sync_s: number;
+}
+
+export type RefRecord = ReferenceRun & Before;
+export type ServerRecord = ImageRun & Before;
+
+/** Everything measured for one server. */
+export interface ServerSide {
+  available: boolean;
+  /** Why the side was not measured, or what went wrong. */
+  note: string;
+  version: string | null;
+  warmup: ImageRun | null;
+  runs: ServerRecord[];
+  /** Summed RSS after the warm-up, idle (MiB). */
+  rss_idle_mib: number | null;
+  /** Sum of the kernel's peak RSS (VmHWM) of the server's processes at the end, MiB. */
+  vmhwm_end_mib: number | null;
+  procs: number | null;
+}
+
+/** One printed row. */
+export interface Row {
+  label: string;
+  upload_mib_s: Summary | null;
+  download_mib_s: Summary | null;
+  peak_rss_upload_mib: Summary | null;
+  peak_rss_download_mib: Summary | null;
+  server_cpu_upload_s: Summary | null;
+  server_cpu_download_s: Summary | null;
+}
+
+/** The rows of the main table: references, then Stratus and Glance. */
+export function buildRows(mib: number, refs: RefRecord[], stratus: ServerSide, glance: ServerSide): Row[] {
+  const rate = (secs: number[]): Summary | null => summarize(secs.map((s) => mib / s));
+  const none = { peak_rss_upload_mib: null, peak_rss_download_mib: null, server_cpu_upload_s: null, server_cpu_download_s: null };
+  const server = (label: string, side: ServerSide): Row => ({
+    label,
+    upload_mib_s: summarize(side.runs.map((r) => r.upload_mib_s)),
+    download_mib_s: summarize(side.runs.map((r) => r.download_mib_s)),
+    peak_rss_upload_mib: summarize(side.runs.map((r) => r.upload.memory.rss_peak_mib)),
+    peak_rss_download_mib: summarize(side.runs.map((r) => r.download.memory.rss_peak_mib)),
+    server_cpu_upload_s: summarize(side.runs.map((r) => r.upload.server_cpu.user_s + r.upload.server_cpu.sys_s)),
+    server_cpu_download_s: summarize(side.runs.map((r) => r.download.server_cpu.user_s + r.download.server_cpu.sys_s)),
+  });
+  return [
+    { label: 'limit: cp + fsync (up) / cat > /dev/null (down)', upload_mib_s: rate(refs.map((r) => r.cp_fsync_s)), download_mib_s: rate(refs.map((r) => r.cat_s)), ...none },
+    { label: 'cp without fsync', upload_mib_s: rate(refs.map((r) => r.cp_s)), download_mib_s: null, ...none },
+    { label: 'dd bs=1M conv=fsync', upload_mib_s: rate(refs.map((r) => r.dd_fsync_s)), download_mib_s: null, ...none },
+    server('Stratus', stratus),
+    server('Glance', glance),
+  ];
+}
+
+function num(v: number): string {
+  return v >= 100 ? v.toFixed(0) : v >= 10 ? v.toFixed(1) : v.toFixed(2);
+}
+
+/** "median [min .. max]", or "-" for nothing measured. */
+export function fmtSummary(s: Summary | null): string {
+  if (!s) return '-';
+  return s.n > 1 ? `${num(s.median)} [${num(s.min)} .. ${num(s.max)}]` : num(s.median);
+}
+
+function pair(a: Summary | null, b: Summary | null): string {
+  return a || b ? `${a ? num(a.median) : '-'} / ${b ? num(b.median) : '-'}` : '-';
+}
+
+/** A Markdown table with right-aligned number columns. */
+export function markdown(header: string[], rows: string[][]): string {
+  const widths = header.map((h, i) => Math.max(h.length, ...rows.map((c) => (c[i] ?? '').length)));
+  const line = (c: string[]): string => `| ${c.map((x, i) => (i === 0 ? x.padEnd(widths[i] ?? 0) : x.padStart(widths[i] ?? 0))).join(' | ')} |`;
+  const sep = `|${widths.map((w, i) => (i === 0 ? '-'.repeat(w + 2) : `${'-'.repeat(w + 1)}:`)).join('|')}|`;
+  return [line(header), sep, ...rows.map(line)].join('\n');
+}
+
+/** The main table. */
+export function renderRows(rows: Row[]): string {
+  return markdown(
+    ['', 'upload MiB/s', 'download MiB/s', 'server peak RSS MiB (up / down)', 'server CPU s (up / down)'],
+    rows.map((r) => [r.label, fmtSummary(r.upload_mib_s), fmtSummary(r.download_mib_s), pair(r.peak_rss_upload_mib, r.peak_rss_download_mib), pair(r.server_cpu_upload_s, r.server_cpu_download_s)]),
+  );
+}
+
+/** One ratio of medians, or null. */
+export interface Ratio {
+  label: string;
+  upload: number | null;
+  download: number | null;
+}
+
+function div(a: Summary | null, b: Summary | null): number | null {
+  return a && b && b.median > 0 ? a.median / b.median : null;
+}
+
+/** Stratus' throughput over each reference (medians). */
+export function buildRatios(rows: Row[]): Ratio[] {
+  const [limit, cp, dd, stratus, glance] = rows;
+  if (!limit || !cp || !dd || !stratus || !glance) return [];
+  return [
+    { label: 'Stratus / limit (cp + fsync; cat)', upload: div(stratus.upload_mib_s, limit.upload_mib_s), download: div(stratus.download_mib_s, limit.download_mib_s) },
+    { label: 'Stratus / cp without fsync', upload: div(stratus.upload_mib_s, cp.upload_mib_s), download: null },
+    { label: 'Stratus / dd bs=1M conv=fsync', upload: div(stratus.upload_mib_s, dd.upload_mib_s), download: null },
+    { label: 'Stratus / Glance', upload: div(stratus.upload_mib_s, glance.upload_mib_s), download: div(stratus.download_mib_s, glance.download_mib_s) },
+    { label: 'Glance / limit (cp + fsync; cat)', upload: div(glance.upload_mib_s, limit.upload_mib_s), download: div(glance.download_mib_s, limit.download_mib_s) },
+  ];
+}
+
+/** The ratio table. */
+export function renderRatios(ratios: Ratio[]): string {
+  const f = (r: number | null): string => (r === null ? '-' : `${r.toFixed(2)}`);
+  return markdown(['ratio of medians', 'upload', 'download'], ratios.map((r) => [r.label, f(r.upload), f(r.download)]));
+}
+
+/** Where an upload's time goes, medians over the runs. */
+export function renderBreakdown(name: string, side: ServerSide): string | null {
+  if (side.runs.length === 0) return null;
+  const m = (f: (r: ServerRecord) => number | null): string => {
+    const s = summarize(side.runs.map(f).filter((x): x is number => x !== null));
+    return s ? num(s.median) : '-';
+  };
+  const sent = (r: ServerRecord): number | null => r.upload.memory.body_sent_s;
+  return (
+    `${name} upload (medians): ${m((r) => r.upload.seconds)} s; body read by curl after ${m(sent)} s, response ${m((r) => (sent(r) === null ? null : r.upload.seconds - (sent(r) ?? 0)))} s later ` +
+    `(what the server does after the last byte: fsync, checks, database); server CPU user ${m((r) => r.upload.server_cpu.user_s)} s + sys ${m((r) => r.upload.server_cpu.sys_s)} s ` +
+    `= ${m((r) => (r.upload.server_cpu.user_s + r.upload.server_cpu.sys_s) / r.upload.seconds)} CPUs busy; curl CPU ${m((r) => (r.upload.client_cpu ? r.upload.client_cpu.user_s + r.upload.client_cpu.sys_s : null))} s. ` +
+    `Download: server CPU ${m((r) => r.download.server_cpu.user_s + r.download.server_cpu.sys_s)} s, curl CPU ${m((r) => (r.download.client_cpu ? r.download.client_cpu.user_s + r.download.client_cpu.sys_s : null))} s; ` +
+    `create ${m((r) => r.create_s * 1000)} ms, delete ${m((r) => r.delete_s * 1000)} ms.`
+  );
+}

@@ -1,0 +1,265 @@
+import type { ChildProcess } from 'node:child_process';
+import fs from 'node:fs';
+import path from 'node:path';
+import { issueToken, portOpen } from '../../identity/lib/http.js';
+import { haveCommand, runCommand, sleep, track, treePids, type CommandResult } from '../../identity/lib/proc.js';
+
+/** An image service under test, running. */
+export interface ImageServer {
+  readonly name: 'stratus' | 'glance';
+  /** Base URL of the Image API, e.g. http://127.0.0.1:9371 */
+  readonly imageUrl: string;
+  /** A project-scoped admin token from the server's own identity service. */
+  token(): Promise<string>;
+  /** PIDs of the server's processes (root and descendants) now. */
+  pids(): number[];
+  /** The local file that holds an image's data in the server's store. */
+  storedPath(imageId: string): string;
+  /** Stops what this object started; safe to call twice. */
+  stop(): Promise<void>;
+}
+
+/** Waits for `promise` at most `ms`; rejects with `what` on the timeout. */
+export async function within<T>(promise: Promise<T>, ms: number, what: string): Promise<T> {
+  let timer: NodeJS.Timeout | undefined;
+  const timeout = new Promise<never>((_, reject) => {
+    timer = setTimeout(() => reject(new Error(`${what}: no result within ${Math.round(ms / 1000)} s`)), ms);
+  });
+  try {
+    return await Promise.race([promise, timeout]);
+  } finally {
+    clearTimeout(timer);
+  }
+}
+
+async function tokenOf(url: string, password: string): Promise<string> {
+  const attempt = await issueToken(url, password, 30000);
+  if (!attempt.token) throw new Error(`no token from ${url}: ${attempt.error ?? ''}`);
+  return attempt.token;
+}
+
+/** `stratus up` (node dist/src/cli/main.js up --data DIR): identity and image in one process. */
+export class StratusServer implements ImageServer {
+  readonly name = 'stratus' as const;
+  readonly imageUrl: string;
+  private readonly identityUrl: string;
+  private child: ChildProcess | null = null;
+  /** The last output of the process (for error messages). */
+  private output = '';
+
+  private constructor(
+    identityPort: number,
+    imagePort: number,
+    private readonly password: string,
+    readonly dataDir: string,
+  ) {
+    this.imageUrl = `http://127.0.0.1:${imagePort}`;
+    this.identityUrl = `http://127.0.0.1:${identityPort}`;
+  }
+
+  /**
+   * Starts `node [nodeArgs] --enable-source-maps MAIN up --data DIR` on a new
+   * data directory and waits for "Stratus is up" (at most `timeoutS`). Stops
+   * it again when the start fails.
+   */
+  static async start(opts: { main: string; nodeArgs: string[]; env: NodeJS.ProcessEnv; identityPort: number; imagePort: number; password: string; dataDir: string; timeoutS: number }): Promise<StratusServer> {
+    for (const port of [opts.identityPort, opts.imagePort]) {
+      if (await portOpen(port)) throw new Error(`port ${port} is in use by another process; choose others with STRATUS_PORT / STRATUS_IMAGE_PORT`);
+    }
+    const server = new StratusServer(opts.identityPort, opts.imagePort, opts.password, opts.dataDir);
+    const child = track(process.execPath, [...opts.nodeArgs, '--enable-source-maps', opts.main, 'up', '--data', opts.dataDir], { env: opts.env, stdio: ['ignore', 'pipe', 'pipe'] });
+    server.child = child;
+    const up = new Promise<void>((resolve, reject) => {
+      const onData = (chunk: Buffer): void => {
+        server.output = (server.output + chunk.toString()).slice(-20000);
+        if (server.output.includes('Stratus is up')) resolve();
+      };
+      child.stdout?.on('data', onData);
+      child.stderr?.on('data', onData);
+      child.once('error', reject);
+      child.once('exit', (code, signal) => reject(new Error(`stratus up exited with ${code ?? signal}:\n${server.output}`)));
+    });
+    try {
+      await within(up, opts.timeoutS * 1000, 'stratus up');
+    } catch (err) {
+      await server.stop();
+      throw err;
+    }
+    return server;
+  }
+
+  token(): Promise<string> {
+    return tokenOf(this.identityUrl, this.password);
+  }
+
+  pids(): number[] {
+    const pid = this.child?.pid;
+    return pid !== undefined && this.child?.exitCode === null ? treePids([pid]) : [];
+  }
+
+  storedPath(imageId: string): string {
+    // The default file store: <data_dir>/images/file/<image id>.
+    return path.join(this.dataDir, 'images', 'file', imageId);
+  }
+
+  /** SIGTERM (Stratus stops cleanly, and writes its CPU profile), SIGKILL after 30 s; waits for the exit. */
+  async stop(): Promise<void> {
+    const child = this.child;
+    this.child = null;
+    if (!child || child.exitCode !== null || child.signalCode !== null) return;
+    const exited = new Promise<void>((resolve) => child.once('exit', () => resolve()));
+    child.kill('SIGTERM');
+    const timer = setTimeout(() => child.kill('SIGKILL'), 30000);
+    await exited;
+    clearTimeout(timer);
+  }
+}
+
+/** Settings of the anchor Keystone and Glance. */
+export interface GlanceOptions {
+  anchors: string;
+  state: string;
+  ksPort: number;
+  ksMemcachePort: number;
+  ksCache: string;
+  ksPassword: string;
+  glPort: number;
+  timeoutS: number;
+  /** Where the start scripts' output goes. */
+  logDir: string;
+}
+
+/** Why Glance cannot be run here, or null when it can be tried. */
+export function glanceMissing(o: GlanceOptions): string | null {
+  const scripts = ['start-keystone.sh', 'stop-keystone.sh', 'start-glance.sh', 'stop-glance.sh', 'common.sh'].filter((s) => !fs.existsSync(path.join(o.anchors, s)));
+  if (scripts.length) return `anchor scripts missing in ${o.anchors}: ${scripts.join(', ')} (set STRATUS_ANCHORS)`;
+  const commands = ['keystone-manage', 'glance-api', 'glance-manage', 'uwsgi_python3', 'sqlite3', 'openstack', ...(o.ksCache === '1' ? ['memcached'] : [])].filter((c) => !haveCommand(c));
+  if (commands.length) return `not installed: ${commands.join(', ')} (apt-get install -y keystone glance python3-openstackclient memcached uwsgi-plugin-python3 sqlite3)`;
+  return null;
+}
+
+function tail(r: CommandResult, lines = 12): string {
+  return `${r.stdout}${r.stderr}`.trim().split('\n').slice(-lines).join('\n');
+}
+
+/**
+ * Debian's Keystone (uwsgi) and Glance (glance-api, eventlet, filesystem
+ * store) through the anchor scripts, in this benchmark's own state directory
+ * and ports. The Glance figures are those of glance-api (parent + workers).
+ */
+export class GlanceServer implements ImageServer {
+  readonly name = 'glance' as const;
+  readonly imageUrl: string;
+  private readonly ksUrl: string;
+  private readonly env: NodeJS.ProcessEnv;
+  private stopped = false;
+  /** True when this run made the state directory (then it is removed at the end). */
+  readonly createdState: boolean;
+
+  private constructor(private readonly o: GlanceOptions) {
+    this.imageUrl = `http://127.0.0.1:${o.glPort}`;
+    this.ksUrl = `http://127.0.0.1:${o.ksPort}`;
+    this.createdState = !fs.existsSync(o.state);
+    this.env = {
+      ...process.env,
+      OS_ANCHOR_STATE: o.state,
+      KS_PORT: String(o.ksPort),
+      KS_CACHE: o.ksCache,
+      KS_MEMCACHE_PORT: String(o.ksMemcachePort),
+      KS_ADMIN_PASSWORD: o.ksPassword,
+      GL_PORT: String(o.glPort),
+      // The benchmark needs no metadata definitions; leaving them out makes the first start shorter.
+      GL_METADEFS: '0',
+    };
+  }
+
+  /** The glance-api PID file of the anchor scripts. */
+  private get pidFile(): string {
+    return path.join(this.o.state, 'glance', 'glance-api.pid');
+  }
+
+  private async script(name: string, args: string[], timeoutS: number): Promise<CommandResult> {
+    const r = await runCommand('bash', [path.join(this.o.anchors, name), ...args], { env: this.env, cwd: this.o.anchors, timeoutMs: timeoutS * 1000 });
+    fs.appendFileSync(path.join(this.o.logDir, 'anchors.log'), `\n$ ${name} ${args.join(' ')} -> ${r.code ?? r.signal}\n${r.stdout}${r.stderr}`);
+    return r;
+  }
+
+  /**
+   * Stops a Keystone/Glance left by an earlier run with the same state
+   * directory, then starts Keystone and Glance (fresh when the state was made
+   * for other ports) and waits until Glance answers with a token. Stops both
+   * again when something fails.
+   */
+  static async start(o: GlanceOptions): Promise<GlanceServer> {
+    const server = new GlanceServer(o);
+    try {
+      await server.stop();
+      server.stopped = false;
+      for (const [port, what] of [
+        [o.ksPort, 'KS_PORT'],
+        [o.glPort, 'GL_PORT'],
+        ...(o.ksCache === '1' ? [[o.ksMemcachePort, 'KS_MEMCACHE_PORT'] as const] : []),
+      ] as const) {
+        if (await portOpen(port)) throw new Error(`port ${port} is in use by another process; choose another one with ${what}=...`);
+      }
+      // Keystone's endpoints and Glance's registration name the ports: new ports need new state.
+      const marker = path.join(o.state, 'image-bench-ports');
+      const ports = `${o.ksPort} ${o.glPort}`;
+      const fresh = !fs.existsSync(marker) || fs.readFileSync(marker, 'utf8').trim() !== ports ? ['--fresh'] : [];
+      const ks = await server.script('start-keystone.sh', fresh, o.timeoutS);
+      if (ks.code !== 0) throw new Error(`start-keystone.sh ${fresh.join(' ')} failed (exit ${ks.code ?? ks.signal}):\n${tail(ks)}`);
+      const gl = await server.script('start-glance.sh', fresh, o.timeoutS);
+      if (gl.code !== 0) throw new Error(`start-glance.sh ${fresh.join(' ')} failed (exit ${gl.code ?? gl.signal}):\n${tail(gl)}`);
+      fs.writeFileSync(marker, `${ports}\n`);
+      // start-glance.sh returns when /healthcheck answers; the API may need a moment longer.
+      const token = await server.token();
+      for (let i = 0; ; i++) {
+        const r = await runCommand('curl', ['-s', '-o', '/dev/null', '-w', '%{http_code}', '--max-time', '10', '-H', `X-Auth-Token: ${token}`, `${server.imageUrl}/v2/images`], { timeoutMs: 15000 });
+        if (r.stdout.trim() === '200') break;
+        if (i >= 100) throw new Error(`Glance does not list images: HTTP ${r.stdout.trim()}`);
+        await sleep(200);
+      }
+    } catch (err) {
+      await server.stop();
+      throw err;
+    }
+    return server;
+  }
+
+  token(): Promise<string> {
+    return tokenOf(this.ksUrl, this.o.ksPassword);
+  }
+
+  pids(): number[] {
+    try {
+      const pid = Number(fs.readFileSync(this.pidFile, 'utf8').trim());
+      return Number.isInteger(pid) && pid > 0 ? treePids([pid]) : [];
+    } catch {
+      return [];
+    }
+  }
+
+  storedPath(imageId: string): string {
+    return path.join(this.o.state, 'glance', 'images', imageId);
+  }
+
+  /** stop-glance.sh and stop-keystone.sh (both idempotent), with this state directory. */
+  async stop(): Promise<void> {
+    if (this.stopped) return;
+    this.stopped = true;
+    for (const name of ['stop-glance.sh', 'stop-keystone.sh']) {
+      const r = await this.script(name, [], 60).catch((err: unknown) => ({ code: 1, signal: null, stdout: '', stderr: String(err) }) as CommandResult);
+      if (r.code !== 0) process.stderr.write(`[bench] warning: ${name} exited with ${r.code ?? r.signal}: ${tail(r, 5)}\n`);
+    }
+  }
+
+  /** Removes image files left in Glance's store; the whole state directory when this run made it. */
+  cleanState(all: boolean): void {
+    if (all && this.createdState) {
+      fs.rmSync(this.o.state, { recursive: true, force: true });
+      return;
+    }
+    const dir = path.join(this.o.state, 'glance', 'images');
+    for (const name of fs.existsSync(dir) ? fs.readdirSync(dir) : []) fs.rmSync(path.join(dir, name), { force: true });
+  }
+}
