@@ -13,14 +13,16 @@ export interface ReferenceRun {
   cat_s: number;
 }
 
-// Times inside one bash, so that process start-up is not in the figures.
+// Times inside one bash, so that process start-up is not in the figures. Every step
+// starts with a clean file system (the caller ran `sync -f` before this script).
 const SCRIPT = `
 set -e
 src=$1; dst=$2
 t0=$EPOCHREALTIME; cp "$src" "$dst"; t1=$EPOCHREALTIME; sync "$dst"; t2=$EPOCHREALTIME
-rm -f "$dst"
+# Untimed: the removal's journal commit (and discard, when mounted with it) is not the next step's.
+rm -f "$dst"; sync -f "$src"
 t3=$EPOCHREALTIME; dd if="$src" of="$dst" bs=1M conv=fsync status=none; t4=$EPOCHREALTIME
-rm -f "$dst"
+rm -f "$dst"; sync -f "$src"
 t5=$EPOCHREALTIME; cat "$src" > /dev/null; t6=$EPOCHREALTIME
 echo "$t0 $t1 $t2 $t3 $t4 $t5 $t6"
 `;

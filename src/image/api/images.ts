@@ -247,7 +247,7 @@ async function listImages(images: ImageService, req: FastifyRequest): Promise<Re
       conditions.push((eb) => eb(column, '=', value));
     }
   }
-  for (const name of ['min_ram', 'min_disk']) {
+  for (const name of ['min_ram', 'min_disk', 'size', 'virtual_size']) {
     handled.add(name);
     const value = single(name);
     if (value === undefined) continue;
