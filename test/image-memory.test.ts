@@ -89,6 +89,8 @@ class RssSampler {
   constructor(private readonly pid: number) {
     this.peak = rss(pid);
     this.timer = setInterval(() => this.sample(), 100);
+    // A failing test must not be kept alive by its sampler.
+    this.timer.unref();
   }
 
   private sample(): void {

@@ -72,7 +72,7 @@ describe('image_size_total and image_stage_total', () => {
     const res = await t.app.inject({
       method: 'PUT',
       url: `/v2/images/${image.id}/file`,
-      headers: { 'x-auth-token': t.alpha.token, 'content-type': 'application/octet-stream' },
+      headers: { accept: 'application/json', 'x-auth-token': t.alpha.token, 'content-type': 'application/octet-stream' },
       payload: Readable.from(chunks),
     });
     const body = JSON.parse(res.body || '{}') as Record<string, unknown>;

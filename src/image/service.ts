@@ -1,6 +1,6 @@
 import os from 'node:os';
 import path from 'node:path';
-import type { FastifyInstance } from 'fastify';
+import type { FastifyInstance, FastifyRequest } from 'fastify';
 import { installAuth, identityTokenValidator, type TokenValidator } from '../core/auth/token-middleware.js';
 import { ServiceClient } from '../core/auth/service-client.js';
 import type { Bus } from '../core/bus/index.js';
@@ -26,8 +26,25 @@ import { imagePolicyDefaults } from './policies.js';
 import { Quotas } from './quotas.js';
 import { openStores } from './stores/index.js';
 
-/** Glance's JSON error body (webob's): `{"code": "404 Not Found", "title": "Not Found", "message": "..."}`. */
-export function glanceFault(error: { status: number; title: string; message: string }): Fault {
+function escapeHtml(text: string): string {
+  return text.replaceAll('&', '&amp;').replaceAll('<', '&lt;').replaceAll('>', '&gt;').replaceAll('"', '&quot;');
+}
+
+/**
+ * Glance's error bodies are webob's, chosen by `Accept`: JSON
+ * (`{"code": "404 Not Found", "title": "Not Found", "message": "..."}`) when
+ * the client asks for JSON (openstacksdk, Tempest), else a small HTML page
+ * (what glanceclient reads).
+ */
+export function glanceFault(error: { status: number; title: string; message: string }, req?: FastifyRequest): Fault {
+  const accept = req?.headers.accept ?? '';
+  if (req && !/application\/json/i.test(accept)) {
+    const title = `${error.status} ${error.title}`;
+    return {
+      contentType: 'text/html; charset=UTF-8',
+      body: `<html>\n <head>\n  <title>${title}</title>\n </head>\n <body>\n  <h1>${title}</h1>\n  ${escapeHtml(error.message)}<br /><br />\n\n\n\n </body>\n</html>`,
+    };
+  }
   // Quota errors (OverLimit, titled 'Over Limit') are webob's HTTPRequestEntityTooLarge in Glance.
   const title = error.status === 413 ? 'Request Entity Too Large' : error.title;
   return { body: { code: `${error.status} ${title}`, title, message: error.message } };
@@ -92,8 +109,8 @@ export async function createImage(config: StratusConfig, bus: Bus, options: Imag
     role: 'image',
     logger: log,
     bodyLimit: 1024 * 1024,
-    fault: (error) => {
-      const fault = glanceFault(error);
+    fault: (error, req) => {
+      const fault = glanceFault(error, req);
       return error.status === 401 ? { ...fault, headers: { 'WWW-Authenticate': `Keystone uri="${authUri}"` } } : fault;
     },
   });

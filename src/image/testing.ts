@@ -134,12 +134,14 @@ export async function createTestImage(overrides: Record<string, unknown> = {}): 
       method,
       url,
       headers: {
+        // As openstacksdk and Tempest do; without it, errors come as Glance's HTML pages.
+        accept: 'application/json',
         ...(options.user ? { 'x-auth-token': options.user.token } : {}),
         ...(isBytes ? { 'content-type': 'application/octet-stream' } : {}),
         ...options.headers,
       },
       ...(payload === undefined ? {} : { payload: isBytes ? payload : typeof payload === 'string' ? payload : JSON.stringify(payload) }),
-      ...(payload !== undefined && !isBytes && !options.headers?.['content-type'] ? { headers: { ...(options.user ? { 'x-auth-token': options.user.token } : {}), 'content-type': 'application/json', ...options.headers } } : {}),
+      ...(payload !== undefined && !isBytes && !options.headers?.['content-type'] ? { headers: { accept: 'application/json', ...(options.user ? { 'x-auth-token': options.user.token } : {}), 'content-type': 'application/json', ...options.headers } } : {}),
     });
     let body: Record<string, any> = {};
     try {

@@ -150,9 +150,80 @@ export function renderBreakdown(name: string, side: ServerSide): string | null {
   const sent = (r: ServerRecord): number | null => r.upload.memory.body_sent_s;
   return (
     `${name} upload (medians): ${m((r) => r.upload.seconds)} s; body read by curl after ${m(sent)} s, response ${m((r) => (sent(r) === null ? null : r.upload.seconds - (sent(r) ?? 0)))} s later ` +
-    `(what the server does after the last byte: fsync, checks, database); server CPU user ${m((r) => r.upload.server_cpu.user_s)} s + sys ${m((r) => r.upload.server_cpu.sys_s)} s ` +
+    `(the server's work after the last byte); server CPU user ${m((r) => r.upload.server_cpu.user_s)} s + sys ${m((r) => r.upload.server_cpu.sys_s)} s ` +
     `= ${m((r) => (r.upload.server_cpu.user_s + r.upload.server_cpu.sys_s) / r.upload.seconds)} CPUs busy; curl CPU ${m((r) => (r.upload.client_cpu ? r.upload.client_cpu.user_s + r.upload.client_cpu.sys_s : null))} s. ` +
     `Download: server CPU ${m((r) => r.download.server_cpu.user_s + r.download.server_cpu.sys_s)} s, curl CPU ${m((r) => (r.download.client_cpu ? r.download.client_cpu.user_s + r.download.client_cpu.sys_s : null))} s; ` +
     `create ${m((r) => r.create_s * 1000)} ms, delete ${m((r) => r.delete_s * 1000)} ms.`
   );
+}
+
+/** The test file: its size, MD5, file system and page-cache state after writing it. */
+export interface TestFile {
+  bytes: number;
+  md5: string;
+  create_s: number;
+  /** File system type and device, e.g. "ext4 /dev/vda". */
+  fs: string;
+  cached_bytes_start: number | null;
+}
+
+/** What the printed report is made of. */
+export interface ReportInput {
+  settings: { imgMib: number; runs: number; ksCache: string };
+  file: TestFile | null;
+  rows: Row[];
+  ratios: Ratio[];
+  stratus: ServerSide;
+  glance: ServerSide;
+  versions: { stratus: string; node: string; keystone: string | null };
+  host: { cpus: number; cpu_model: string | null; mem_total_mib: number; loadavg_start: number[]; loadavg_end: number[]; bg_cpu_busy_pct: number[] };
+  profile: { function: string; where: string; self_ms: number; pct: number }[];
+}
+
+function pct(r: number | null): string {
+  return r === null ? 'not measured' : `${(r * 100).toFixed(0)} %`;
+}
+
+/** The whole printed report: what ran, the tables, the goal, where the time went, the host. */
+export function renderReport(x: ReportInput): string {
+  const { settings: s, file, glance: gl } = x;
+  const out: string[] = [''];
+  out.push(`Image upload/download, ${s.imgMib} MiB of random bytes, ${s.runs} run(s), median [min .. max]; the test file, the copies and both image stores on ${file?.fs ?? '?'}.`);
+  out.push(`Stratus ${x.versions.stratus}: stratus up (one node ${x.versions.node} process), file store, fsync before the answer, MD5 + SHA-512, qemu-img check.`);
+  out.push(
+    gl.runs.length
+      ? `Glance ${gl.version ?? '?'}: glance-api (eventlet, parent + ${(gl.procs ?? 1) - 1} workers), filesystem store (no fsync), MD5 + SHA-512, Keystone ${x.versions.keystone ?? '?'} (cache ${s.ksCache === '1' ? 'memcached' : 'off'}).${gl.note ? ` ${gl.note}` : ''}`
+      : `Glance: not measured: ${gl.note}`,
+  );
+  out.push('Clients: curl -T FILE (upload, Content-Type application/octet-stream, no Expect), curl -o /dev/null (download, size checked); each upload checked for status active, size and MD5.');
+  out.push('', renderRows(x.rows), '', renderRatios(x.ratios), '');
+  const byCp = x.ratios[0]?.upload ?? null;
+  const byDd = x.ratios[2]?.upload ?? null;
+  out.push(`Goal: Stratus upload >= 80 % of cp + fsync: ${pct(byCp)}${byCp === null ? '' : byCp >= 0.8 ? ' (met)' : ' (not met)'}; of dd bs=1M conv=fsync: ${pct(byDd)}.`);
+  for (const [name, side] of [
+    ['Stratus', x.stratus],
+    ['Glance', gl],
+  ] as const) {
+    const line = renderBreakdown(name, side);
+    if (line) out.push(line);
+    if (side.rss_idle_mib !== null) {
+      out.push(`${name} memory: RSS idle ${side.rss_idle_mib.toFixed(0)} MiB (${side.procs ?? '?'} processes); peak RSS over the processes' whole life (VmHWM, summed) ${side.vmhwm_end_mib?.toFixed(0) ?? '-'} MiB.`);
+    }
+  }
+  if (x.profile.length) {
+    out.push('', 'Stratus CPU profile (node --cpu-prof over the whole process life, self time, idle left out):');
+    for (const p of x.profile) out.push(`  ${p.pct.toFixed(1).padStart(5)} %  ${String(p.self_ms).padStart(6)} ms  ${p.function} ${p.where}`);
+  }
+  const startCached = file && file.cached_bytes_start !== null ? `${((100 * file.cached_bytes_start) / file.bytes).toFixed(0)} %` : '?';
+  const storedCached = summarize(x.stratus.runs.map((r) => (100 * (r.stored_cached_bytes ?? Number.NaN)) / (file?.bytes ?? 1)));
+  out.push('');
+  out.push(
+    `Page cache: nothing is dropped (that is host-wide, and the host is shared). The test file is in the page cache (${startCached} after writing it), so uploads and cp read it from memory; ` +
+      `downloads read the image file the server has just written (Stratus: ${fmtSummary(storedCached)} % of it cached before the download), so download figures measure the servers and loopback, not the disk.`,
+  );
+  out.push(
+    `Host: ${x.host.cpus} CPU(s) ${x.host.cpu_model ?? ''}, ${Math.round(x.host.mem_total_mib / 1024)} GiB; load average ${x.host.loadavg_start.join('/')} at start, ${x.host.loadavg_end.join('/')} at end; ` +
+      `whole-host CPU busy in the 2 s before each step: ${fmtSummary(summarize(x.host.bg_cpu_busy_pct))} % (other users included).`,
+  );
+  return out.join('\n');
 }

@@ -98,6 +98,9 @@ export function childPids(pid: number): number[] {
   }
 }
 
+/** How often the client's progress is read to see the end of an upload body, ms. */
+const WATCH_MS = 20;
+
 /** What a sampler saw while it ran. */
 export interface Samples {
   /** Server RSS (MiB) just before the transfer. */
@@ -107,7 +110,7 @@ export interface Samples {
   /** Server RSS (MiB) at the end of the transfer. */
   rss_after_mib: number;
   samples: number;
-  /** Seconds from the start until the client had read `watchBytes` (the request body was handed to the socket); null if not seen. */
+  /** Seconds from the start until the client had read the whole upload body from its file (it was then in the socket, give or take 20 ms); null if not seen. */
   body_sent_s: number | null;
 }
 
@@ -125,6 +128,7 @@ export class RssSampler {
   private bodySent: number | null = null;
   private clientPid: number | null = null;
   private readonly timer: NodeJS.Timeout;
+  private readonly watchTimer: NodeJS.Timeout | null;
 
   /**
    * @param roots the server's root PIDs (their trees are summed)
@@ -139,21 +143,26 @@ export class RssSampler {
     this.before = rssMib(this.pids);
     this.peak = this.before;
     this.timer = setInterval(() => this.sample(), intervalMs);
+    // The end of the body is watched more often: the server's work after it is ~0.1 s.
+    this.watchTimer = watch ? setInterval(() => this.watchBody(), WATCH_MS) : null;
   }
 
   private sample(): void {
     this.count++;
     this.peak = Math.max(this.peak, rssMib(this.pids));
-    if (this.watch && this.bodySent === null) {
-      this.clientPid ??= childPids(this.watch.launcherPid)[0] ?? null;
-      const read = this.clientPid === null ? null : rchar(this.clientPid);
-      if (read !== null && read >= this.watch.bytes) this.bodySent = now() - this.t0;
-    }
+  }
+
+  private watchBody(): void {
+    if (!this.watch || this.bodySent !== null) return;
+    this.clientPid ??= childPids(this.watch.launcherPid)[0] ?? null;
+    const read = this.clientPid === null ? null : rchar(this.clientPid);
+    if (read !== null && read >= this.watch.bytes) this.bodySent = now() - this.t0;
   }
 
   /** Stops sampling (takes one last sample) and returns what was seen. */
   stop(): Samples {
     clearInterval(this.timer);
+    if (this.watchTimer) clearInterval(this.watchTimer);
     const after = rssMib(this.pids);
     this.peak = Math.max(this.peak, after);
     return { rss_before_mib: this.before, rss_peak_mib: this.peak, rss_after_mib: after, samples: this.count, body_sent_s: this.bodySent };

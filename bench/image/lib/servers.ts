@@ -153,13 +153,10 @@ export class GlanceServer implements ImageServer {
   private readonly ksUrl: string;
   private readonly env: NodeJS.ProcessEnv;
   private stopped = false;
-  /** True when this run made the state directory (then it is removed at the end). */
-  readonly createdState: boolean;
 
   private constructor(private readonly o: GlanceOptions) {
     this.imageUrl = `http://127.0.0.1:${o.glPort}`;
     this.ksUrl = `http://127.0.0.1:${o.ksPort}`;
-    this.createdState = !fs.existsSync(o.state);
     this.env = {
       ...process.env,
       OS_ANCHOR_STATE: o.state,
@@ -191,6 +188,11 @@ export class GlanceServer implements ImageServer {
    * again when something fails.
    */
   static async start(o: GlanceOptions): Promise<GlanceServer> {
+    // Someone else's anchor state (its Keystone, its images) is never stopped or wiped.
+    const marker = path.join(o.state, 'image-bench-ports');
+    if (fs.existsSync(o.state) && !fs.existsSync(marker)) {
+      throw new Error(`OS_ANCHOR_STATE=${o.state} exists and was not made by this benchmark; choose a directory of its own`);
+    }
     const server = new GlanceServer(o);
     try {
       await server.stop();
@@ -203,14 +205,16 @@ export class GlanceServer implements ImageServer {
         if (await portOpen(port)) throw new Error(`port ${port} is in use by another process; choose another one with ${what}=...`);
       }
       // Keystone's endpoints and Glance's registration name the ports: new ports need new state.
-      const marker = path.join(o.state, 'image-bench-ports');
       const ports = `${o.ksPort} ${o.glPort}`;
       const fresh = !fs.existsSync(marker) || fs.readFileSync(marker, 'utf8').trim() !== ports ? ['--fresh'] : [];
+      // Written first: --fresh wipes the keystone/ and glance/ subdirectories only, and a
+      // half-initialised state is finished by the scripts on the next start.
+      fs.mkdirSync(o.state, { recursive: true });
+      fs.writeFileSync(marker, `${ports}\n`);
       const ks = await server.script('start-keystone.sh', fresh, o.timeoutS);
       if (ks.code !== 0) throw new Error(`start-keystone.sh ${fresh.join(' ')} failed (exit ${ks.code ?? ks.signal}):\n${tail(ks)}`);
       const gl = await server.script('start-glance.sh', fresh, o.timeoutS);
       if (gl.code !== 0) throw new Error(`start-glance.sh ${fresh.join(' ')} failed (exit ${gl.code ?? gl.signal}):\n${tail(gl)}`);
-      fs.writeFileSync(marker, `${ports}\n`);
       // start-glance.sh returns when /healthcheck answers; the API may need a moment longer.
       const token = await server.token();
       for (let i = 0; ; i++) {
@@ -253,12 +257,8 @@ export class GlanceServer implements ImageServer {
     }
   }
 
-  /** Removes image files left in Glance's store; the whole state directory when this run made it. */
-  cleanState(all: boolean): void {
-    if (all && this.createdState) {
-      fs.rmSync(this.o.state, { recursive: true, force: true });
-      return;
-    }
+  /** Removes image files left in Glance's store (after a failed run, say). */
+  removeImages(): void {
     const dir = path.join(this.o.state, 'glance', 'images');
     for (const name of fs.existsSync(dir) ? fs.readdirSync(dir) : []) fs.rmSync(path.join(dir, name), { force: true });
   }

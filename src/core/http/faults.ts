@@ -1,13 +1,20 @@
+import type { FastifyRequest } from 'fastify';
 import type { ApiError } from '../errors.js';
 
 /** What an API writes for an error: its body and any extra headers. */
 export interface Fault {
+  /** JSON-encoded unless `contentType` says otherwise (then a string). */
   body: unknown;
   headers?: Record<string, string>;
+  /** Default `application/json`. */
+  contentType?: string;
 }
 
-/** Turns a typed error into the body a particular OpenStack API returns. */
-export type FaultFormatter = (error: ApiError) => Fault;
+/**
+ * Turns a typed error into the body a particular OpenStack API returns; the
+ * request is there for APIs whose error format follows `Accept` (Glance's).
+ */
+export type FaultFormatter = (error: ApiError, req?: FastifyRequest) => Fault;
 
 /** Keystone: `{"error": {"code": 404, "title": "Not Found", "message": "..."}}`. */
 export const keystoneFault: FaultFormatter = (error) => ({

@@ -86,9 +86,9 @@ export function createApiServer(options: ApiServerOptions): FastifyInstance {
   });
 
   const send = (reply: FastifyReply, error: ApiError): FastifyReply => {
-    const { body, headers } = fault(error);
+    const { body, headers, contentType } = fault(error, reply.request);
     reply.code(error.status).headers({ ...error.headers, ...headers });
-    return reply.type('application/json').send(body);
+    return reply.type(contentType ?? 'application/json').send(body);
   };
 
   app.setNotFoundHandler((req, reply) => send(reply, new NotFound(`The resource could not be found.`)));

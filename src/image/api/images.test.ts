@@ -520,6 +520,13 @@ describe('authentication', () => {
     assert.match(String(res.headers['www-authenticate']), /^Keystone uri="http:\/\/127\.0\.0\.1:\d+"$/);
   });
 
+  test('without Accept: application/json, errors are HTML pages as webob writes them (what glanceclient reads)', async () => {
+    const res = await t.request('GET', `/v2/images/${randomUUID()}`, { user: t.alpha, headers: { accept: '*/*' } });
+    assert.equal(res.status, 404, 'unknown image');
+    assert.match(String(res.headers['content-type']), /^text\/html/, 'an HTML page');
+    assert.match(res.raw.toString(), /<title>404 Not Found<\/title>[\s\S]*No image found with ID/, 'the title and the message are in the page');
+  });
+
   test('a garbage token is 401', async () => {
     const res = await t.request('GET', '/v2/images', { user: { token: 'garbage', userId: '', projectId: '' } });
     assertFault(res, 401);
