@@ -16,7 +16,8 @@ import { Cloud } from './cloud.js';
  */
 const MiB = 1024 * 1024;
 const GiB = 1024 * MiB;
-const RSS_LIMIT = 200 * MiB;
+/** The issue says 200 MB: decimal megabytes, the stricter reading (190.7 MiB). */
+const RSS_LIMIT = 200 * 1000 * 1000;
 
 let cloud: Cloud;
 let token: string;
@@ -201,7 +202,7 @@ function download(id: string): Promise<{ status: number; bytes: number; md5: str
   });
 }
 
-test('a 2 GiB upload and download keep the server under 200 MiB resident', async (t) => {
+test('a 2 GiB upload and download keep the server under 200 MB resident', async (t) => {
   const id = await createImage('e2e-2gib');
   const pid = serverPid();
   const idle = rss(pid);
