@@ -351,7 +351,7 @@ test('an unknown disk format is refused with a clear message', async () => {
   // The server refuses it too, whatever the client checks.
   const res = await fetch(`${cloud.imageUrl}/v2/images`, {
     method: 'POST',
-    headers: { 'X-Auth-Token': token(a), 'Content-Type': 'application/json' },
+    headers: { 'X-Auth-Token': token(a), 'Content-Type': 'application/json', Accept: 'application/json' },
     body: JSON.stringify({ name: 'e2e-bad-format', disk_format: 'qcow3', container_format: 'bare' }),
   });
   assert.equal(res.status, 400, 'POST /v2/images with an unknown disk_format is 400');

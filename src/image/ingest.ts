@@ -1,6 +1,6 @@
-import { createHash, type Hash } from 'node:crypto';
 import { Transform, type Readable, type TransformCallback } from 'node:stream';
 import { OverLimit } from '../core/errors.js';
+import { ParallelDigest } from './digests.js';
 import type { ImageStore, StoredData } from './stores/index.js';
 
 /** What was stored, and its digests, computed while the bytes streamed. */
@@ -11,15 +11,27 @@ export interface Ingested extends StoredData {
   sha512: string;
 }
 
+/** Size of the batches in which data goes to the digest workers (1 MiB: memory stays small). */
+const BATCH = 1024 * 1024;
+/** Batches per stream: while all wait for the workers, the stream waits too. */
+const POOL = 4;
+
 /**
- * Counts and hashes the bytes that pass, and fails the stream with 413 as
- * soon as more than `maxBytes` have passed (the image size cap, or what the
- * project's quota leaves).
+ * Counts the bytes that pass (on to the store, untouched) and copies them
+ * into a small pool of shared 4 MiB batches that the digest workers hash
+ * meanwhile; fails the stream with 413 as soon as more than `maxBytes` have
+ * passed (the image size cap, or what the project's quota leaves). Memory
+ * stays bounded by the pool, whatever the image size.
  */
 export class Meter extends Transform {
   bytes = 0;
-  private readonly md5: Hash = createHash('md5');
-  private readonly sha512: Hash = createHash('sha512');
+  private readonly digest = new ParallelDigest();
+  private readonly free: SharedArrayBuffer[] = Array.from({ length: POOL }, () => new SharedArrayBuffer(BATCH));
+  private readonly waiting: (() => void)[] = [];
+  private batch: SharedArrayBuffer | null = null;
+  private filled = 0;
+  private readonly pending = new Set<Promise<void>>();
+  private result: Promise<{ md5: string; sha512: string }> | null = null;
 
   constructor(
     private readonly maxBytes: number,
@@ -34,13 +46,57 @@ export class Meter extends Transform {
       done(new OverLimit(this.overMessage));
       return;
     }
-    this.md5.update(chunk);
-    this.sha512.update(chunk);
-    done(null, chunk);
+    this.copy(chunk).then(() => done(null, chunk), done);
   }
 
-  digests(): { md5: string; sha512: string } {
-    return { md5: this.md5.digest('hex'), sha512: this.sha512.digest('hex') };
+  override _flush(done: TransformCallback): void {
+    if (this.batch && this.filled > 0) this.hash(this.batch, this.filled);
+    this.batch = null;
+    this.result = Promise.all(this.pending).then(() => this.digest.digest());
+    this.result.then(() => done(), done);
+  }
+
+  override _destroy(err: Error | null, done: (error?: Error | null) => void): void {
+    if (!this.result) this.digest.abort();
+    done(err);
+  }
+
+  /** Copies a chunk into batches, sending each full one to the workers; waits when no batch is free. */
+  private async copy(chunk: Buffer): Promise<void> {
+    let offset = 0;
+    while (offset < chunk.length) {
+      if (!this.batch) this.batch = await this.nextBatch();
+      const take = Math.min(chunk.length - offset, BATCH - this.filled);
+      new Uint8Array(this.batch, this.filled, take).set(chunk.subarray(offset, offset + take));
+      this.filled += take;
+      offset += take;
+      if (this.filled === BATCH) {
+        this.hash(this.batch, BATCH);
+        this.batch = null;
+        this.filled = 0;
+      }
+    }
+  }
+
+  private nextBatch(): Promise<SharedArrayBuffer> {
+    const batch = this.free.pop();
+    if (batch) return Promise.resolve(batch);
+    return new Promise((resolve) => this.waiting.push(() => resolve(this.free.pop() as SharedArrayBuffer)));
+  }
+
+  private hash(batch: SharedArrayBuffer, length: number): void {
+    const hashing = this.digest.update(batch, length).then(() => {
+      this.pending.delete(hashing);
+      this.free.push(batch);
+      this.waiting.shift()?.();
+    });
+    this.pending.add(hashing);
+  }
+
+  /** The digests, once the stream has ended. */
+  async digests(): Promise<{ md5: string; sha512: string }> {
+    if (!this.result) throw new Error('the data has not all passed yet');
+    return this.result;
   }
 }
 
@@ -52,5 +108,5 @@ export async function ingest(store: ImageStore, imageId: string, source: Readabl
   const meter = new Meter(maxBytes, overMessage);
   source.on('error', (err) => meter.destroy(err));
   const stored = await store.add(imageId, source.pipe(meter));
-  return { ...stored, ...meter.digests() };
+  return { ...stored, ...(await meter.digests()) };
 }

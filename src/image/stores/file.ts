@@ -62,7 +62,7 @@ export class FileStore implements ImageStore {
     const handle = await fsp.open(file, 'r').catch((err: NodeJS.ErrnoException) => {
       throw err.code === 'ENOENT' ? new StoreDataMissing(`image data ${url} is missing`) : err;
     });
-    return handle.createReadStream({ highWaterMark: 1 << 20, ...(range ? { start: range.start, end: range.end } : {}) });
+    return handle.createReadStream({ highWaterMark: 512 * 1024, ...(range ? { start: range.start, end: range.end } : {}) });
   }
 
   async size(url: string): Promise<number> {
