@@ -1,0 +1,67 @@
+import { spawn, spawnSync } from 'node:child_process';
+import fs from 'node:fs';
+import path from 'node:path';
+import type { Cloud } from './cloud.js';
+
+/** The part of tempest.conf every run shares: where the cloud is and its admin. */
+export function baseConf(cloud: Cloud, workspace: string, adminPassword: string): string {
+  return `[DEFAULT]
+log_dir = ${workspace}/logs
+log_file = tempest.log
+
+[oslo_concurrency]
+lock_path = ${workspace}/lock
+
+[auth]
+use_dynamic_credentials = True
+admin_username = admin
+admin_password = ${adminPassword}
+admin_project_name = admin
+admin_domain_name = Default
+admin_user_domain_name = Default
+admin_project_domain_name = Default
+default_credentials_domain_name = Default
+
+[identity]
+uri_v3 = ${cloud.authUrl}
+auth_version = v3
+region = RegionOne
+v3_endpoint_type = public
+admin_role = admin
+default_domain_id = default
+`;
+}
+
+export interface TempestResult {
+  passed: number;
+  failed: number;
+  skipped: number;
+  output: string;
+}
+
+/**
+ * Makes a Tempest workspace in `workspace` (with a private registry: the
+ * default one, ~/.tempest, refuses a name twice), writes `conf`, and runs the
+ * tests matching `regex` without blocking this process (a test may serve
+ * something to the cloud meanwhile). Bounded by 20 minutes.
+ */
+export async function runTempest(workspace: string, conf: string, regex: string): Promise<TempestResult> {
+  const ws = path.join(workspace, 'ws');
+  const init = spawnSync('tempest', ['init', '--workspace-path', path.join(workspace, 'workspaces.yaml'), '--name', path.basename(workspace), ws], { encoding: 'utf8', cwd: workspace });
+  if (init.status !== 0) throw new Error(`tempest init failed: ${init.stdout}${init.stderr}`);
+  fs.writeFileSync(path.join(ws, 'etc', 'tempest.conf'), conf);
+  const output = await new Promise<string>((resolve) => {
+    const child = spawn('tempest', ['run', '--regex', regex, '--concurrency', '2'], { cwd: ws, env: { ...process.env, OS_TEST_TIMEOUT: '300' }, stdio: ['ignore', 'pipe', 'pipe'] });
+    let text = '';
+    child.stdout.on('data', (chunk: Buffer) => (text += chunk.toString()));
+    child.stderr.on('data', (chunk: Buffer) => (text += chunk.toString()));
+    const timer = setTimeout(() => child.kill('SIGKILL'), 20 * 60_000);
+    child.on('exit', () => {
+      clearTimeout(timer);
+      resolve(text);
+    });
+  });
+  fs.writeFileSync(path.join(workspace, 'tempest-output.txt'), output);
+  const count = (label: string): number => Number(new RegExp(`- ${label}: (\\d+)`).exec(output)?.[1] ?? NaN);
+  return { passed: count('Passed'), failed: count('Failed'), skipped: count('Skipped'), output };
+}
