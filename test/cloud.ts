@@ -7,7 +7,7 @@ import { fileURLToPath } from 'node:url';
 
 /** The repository root (this file runs from dist/test/). */
 export const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..', '..');
-const MAIN = path.join(ROOT, 'dist', 'src', 'cli', 'main.js');
+const STRATUS = path.join(ROOT, 'stratus');
 
 export async function freePort(): Promise<number> {
   return new Promise((resolve, reject) => {
@@ -64,7 +64,8 @@ export class Cloud {
   /** Starts `stratus up`; resolves when it says it is up (rejects if it exits first). */
   async start(): Promise<void> {
     this.output = '';
-    const child = spawn(process.execPath, [MAIN, 'up', '--data', this.dataDir], { env: this.env, stdio: ['ignore', 'pipe', 'pipe'] });
+    // Through the launcher, exactly as a user starts it (it execs node with its flags).
+    const child = spawn(STRATUS, ['up', '--data', this.dataDir], { env: this.env, stdio: ['ignore', 'pipe', 'pipe'] });
     this.child = child;
     await new Promise<void>((resolve, reject) => {
       const onData = (chunk: Buffer): void => {

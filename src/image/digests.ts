@@ -1,27 +1,31 @@
 import { Worker } from 'node:worker_threads';
 
 /**
- * MD5 and SHA-512 of image data, each computed on a worker thread of its
- * own while the main thread moves the bytes: the two digests cost about 2
- * CPU-seconds per GiB, which on the event loop would cap uploads near
- * 450 MiB/s. Data goes to the workers in SharedArrayBuffer batches (no
- * copies per worker); the workers are shared by all uploads of the process.
+ * MD5 and SHA-512 of image data, computed on a worker thread while the main
+ * thread moves the bytes: the two digests cost about 2 CPU-seconds per GiB,
+ * which on the event loop would slow every upload to half and stall the
+ * API meanwhile. Data goes to the worker in SharedArrayBuffer batches (no
+ * copies); the worker is shared by all uploads of the process. One worker,
+ * not one per digest: a second would gain little on two cores and cost
+ * ~9 MiB of memory.
  */
 
 const WORKER_SOURCE = `
 const { parentPort, workerData } = require('node:worker_threads');
 const { createHash } = require('node:crypto');
 const jobs = new Map();
+const start = () => workerData.algorithms.map((name) => createHash(name));
 parentPort.on('message', (m) => {
   if (m.type === 'update') {
-    let hash = jobs.get(m.job);
-    if (!hash) { hash = createHash(workerData.algorithm); jobs.set(m.job, hash); }
-    hash.update(new Uint8Array(m.buffer, 0, m.length));
+    let hashes = jobs.get(m.job);
+    if (!hashes) { hashes = start(); jobs.set(m.job, hashes); }
+    const data = new Uint8Array(m.buffer, 0, m.length);
+    for (const hash of hashes) hash.update(data);
     parentPort.postMessage({ job: m.job, type: 'ack' });
   } else if (m.type === 'final') {
-    const hash = jobs.get(m.job) || createHash(workerData.algorithm);
+    const hashes = jobs.get(m.job) || start();
     jobs.delete(m.job);
-    parentPort.postMessage({ job: m.job, type: 'digest', hex: hash.digest('hex') });
+    parentPort.postMessage({ job: m.job, type: 'digest', hex: hashes.map((hash) => hash.digest('hex')).join(' ') });
   } else if (m.type === 'abort') {
     jobs.delete(m.job);
   }
@@ -39,9 +43,9 @@ class DigestWorker {
   private readonly acks = new Map<number, (() => void)[]>();
   private readonly finals = new Map<number, (hex: string) => void>();
 
-  constructor(algorithm: string) {
+  constructor(algorithms: string[]) {
     // The workers only hash: a small heap keeps each to a few MiB of memory.
-    this.worker = new Worker(WORKER_SOURCE, { eval: true, workerData: { algorithm }, resourceLimits: { maxYoungGenerationSizeMb: 1, maxOldGenerationSizeMb: 16, codeRangeSizeMb: 4 } });
+    this.worker = new Worker(WORKER_SOURCE, { eval: true, workerData: { algorithms }, resourceLimits: { maxYoungGenerationSizeMb: 1, maxOldGenerationSizeMb: 16, codeRangeSizeMb: 4 } });
     this.worker.on('message', (reply: Reply) => {
       if (reply.type === 'ack') this.acks.get(reply.job)?.shift()?.();
       else {
@@ -76,32 +80,31 @@ class DigestWorker {
   }
 }
 
-let workers: { md5: DigestWorker; sha512: DigestWorker } | null = null;
+let worker: DigestWorker | null = null;
 let nextJob = 1;
 
 /** The digests of one stream of data. */
 export class ParallelDigest {
   private readonly job = nextJob++;
-  private readonly pool: { md5: DigestWorker; sha512: DigestWorker };
+  private readonly worker: DigestWorker;
 
   constructor() {
-    workers ??= { md5: new DigestWorker('md5'), sha512: new DigestWorker('sha512') };
-    this.pool = workers;
+    worker ??= new DigestWorker(['md5', 'sha512']);
+    this.worker = worker;
   }
 
-  /** Hashes `length` bytes of a batch; resolves when both workers have them (the batch may then be reused). */
-  async update(buffer: SharedArrayBuffer, length: number): Promise<void> {
-    await Promise.all([this.pool.md5.update(this.job, buffer, length), this.pool.sha512.update(this.job, buffer, length)]);
+  /** Hashes `length` bytes of a batch; resolves when the worker has them (the batch may then be reused). */
+  update(buffer: SharedArrayBuffer, length: number): Promise<void> {
+    return this.worker.update(this.job, buffer, length);
   }
 
   async digest(): Promise<{ md5: string; sha512: string }> {
-    const [md5, sha512] = await Promise.all([this.pool.md5.final(this.job), this.pool.sha512.final(this.job)]);
+    const [md5 = '', sha512 = ''] = (await this.worker.final(this.job)).split(' ');
     return { md5, sha512 };
   }
 
   /** Forgets the stream (after a failed upload). */
   abort(): void {
-    this.pool.md5.abort(this.job);
-    this.pool.sha512.abort(this.job);
+    this.worker.abort(this.job);
   }
 }

@@ -37,7 +37,7 @@ export class Meter extends Transform {
     private readonly maxBytes: number,
     private readonly overMessage: string,
   ) {
-    super({ highWaterMark: 1 << 20 });
+    super({ highWaterMark: 256 * 1024 });
   }
 
   override _transform(chunk: Buffer, _encoding: BufferEncoding, done: TransformCallback): void {
