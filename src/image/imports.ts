@@ -4,8 +4,8 @@ import { Readable } from 'node:stream';
 import type { ReadableStream as WebReadableStream } from 'node:stream/web';
 import type { FastifyRequest } from 'fastify';
 import type { RequestContext } from '../core/auth/context.js';
-import { BadRequest, Conflict, NotFound } from '../core/errors.js';
-import { activate, stagedPath, stagingStore, transition } from './api/data.js';
+import { BadRequest, Conflict } from '../core/errors.js';
+import { activate, addLocation, stagedPath, stagingStore, transition } from './api/data.js';
 import { notifyImage } from './api/images.js';
 import { checkData } from './checks.js';
 import { isoNow, newUuid, UUID_PATTERN } from './common.js';
@@ -229,6 +229,7 @@ async function runImport(images: ImageService, ctx: RequestContext, taskId: stri
   const copying = request.method === 'copy-image';
   const failed: string[] = [];
   const remaining = request.stores.map((s) => s.id);
+  /** Data this import stored that no image record points at yet (removed if it fails). */
   let written: { store: ImageStore; url: string }[] = [];
   try {
     if (request.method === 'web-download') await download(images, id, String(request.params.uri));
@@ -266,29 +267,29 @@ async function runImport(images: ImageService, ctx: RequestContext, taskId: stri
       source = async () => fs.createReadStream(staged, { highWaterMark: 1 << 20 });
     }
 
-    let first: (Ingested & { store: string }) | null = null;
+    // Every target store first; the image record changes only once the data is in.
+    const stored: (Ingested & { store: ImageStore })[] = [];
     for (const store of request.stores) {
       try {
-        const stored = await ingest(store, id, await source(), Infinity, '');
-        written.push({ store, url: stored.url });
-        if (copying) {
-          await images.db.insertInto('image_location').values({ id: newUuid(), image_id: id, store: store.id, url: stored.url, metadata: JSON.stringify({ store: store.id }), created_at: isoNow() }).execute();
-        } else if (!first) {
-          first = { ...stored, store: store.id };
-          if (!(await activate(images, id, 'importing', first, virtualSize))) throw new Error('the image was deleted during the import');
-          written = [];
-        } else {
-          await images.db.insertInto('image_location').values({ id: newUuid(), image_id: id, store: store.id, url: stored.url, metadata: JSON.stringify({ store: store.id }), created_at: isoNow() }).execute();
-        }
-        written = [];
+        const data = await ingest(store, id, await source(), Infinity, '');
+        stored.push({ ...data, store });
+        written.push({ store, url: data.url });
       } catch (err) {
         log.warn({ err, store: store.id }, 'import into a store failed');
-        if (request.mustSucceed || (!copying && !first && store === request.stores[request.stores.length - 1])) throw err;
+        if (request.mustSucceed) throw err;
         failed.push(store.id);
       }
       remaining.splice(remaining.indexOf(store.id), 1);
       await setProperties(images, id, { [IMPORTING]: remaining.join(','), [FAILED]: failed.join(',') });
     }
+    // (copy-image may have had nothing to do: the image was in every store already)
+    if (stored.length === 0 && request.stores.length > 0) throw new Error(`the data could not be stored in any of ${request.stores.map((s) => s.id).join(', ')}`);
+    const [first, ...others] = stored;
+    if (!copying && first && !(await activate(images, id, 'importing', { ...first, store: first.store.id }, virtualSize))) throw new Error('the image was deleted during the import');
+    for (const data of copying ? stored : others) {
+      await addLocation(images.db, id, data.store.id, data.url);
+    }
+    written = [];
     await fsp.rm(staged, { force: true });
     await setProperties(images, id, { [LOCK]: null, [IMPORTING]: '', [FAILED]: failed.join(',') });
     await finishTask(images, taskId, 'success', '', { image_id: id });
@@ -334,4 +335,3 @@ export async function recoverInterrupted(images: ImageService): Promise<void> {
   }
 }
 
-export { NotFound };

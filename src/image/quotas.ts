@@ -79,11 +79,12 @@ export class Quotas {
 
   /**
    * Refuses (413) when adding `delta` of each named resource would take the
-   * project over its limit. Sizes in `delta` are bytes.
+   * project over its limit. Sizes in `delta` are bytes. Resolves with how
+   * many bytes the project may still store and stage (Infinity when
+   * unlimited): an upload is cut off there.
    */
-  async enforce(projectId: string, delta: Partial<Record<ImageResource, number>>): Promise<void> {
-    const limits = await this.limits(projectId);
-    const usage = await this.usage(projectId);
+  async enforce(projectId: string, delta: Partial<Record<ImageResource, number>>): Promise<Record<'image_size_total' | 'image_stage_total', number>> {
+    const [limits, usage] = await Promise.all([this.limits(projectId), this.usage(projectId)]);
     const over: string[] = [];
     for (const resource of RESOURCES) {
       if (!(resource in delta)) continue;
@@ -95,16 +96,8 @@ export class Quotas {
       if (used + adding > limit) over.push(`Resource ${resource} is over limit of ${limit} due to current usage ${used} and delta ${adding}`);
     }
     if (over.length) throw new OverLimit(`Project ${projectId} is over a limit for [${over.join(', ')}]`);
-  }
-
-  /**
-   * How many more bytes a project may store under `resource` right now
-   * (Infinity when unlimited): an upload is cut off there.
-   */
-  async remainingBytes(projectId: string, resource: 'image_size_total' | 'image_stage_total'): Promise<number> {
-    const limit = (await this.limits(projectId))[resource];
-    if (limit < 0) return Infinity;
-    return Math.max(0, limit * MIB - (await this.usage(projectId))[resource]);
+    const room = (resource: 'image_size_total' | 'image_stage_total'): number => (limits[resource] < 0 ? Infinity : Math.max(0, limits[resource] * MIB - usage[resource]));
+    return { image_size_total: room('image_size_total'), image_stage_total: room('image_stage_total') };
   }
 
   private async unifiedLimits(projectId: string): Promise<Partial<Limits> | null> {

@@ -58,9 +58,9 @@ export function visible(images: ImageService, ctx: RequestContext, row: ImageRow
 }
 
 /** An image the caller can see, with its policy target; 404 otherwise (existence is not revealed). */
-export async function findImage(images: ImageService, ctx: RequestContext, id: string, db: Db = images.db): Promise<{ image: LoadedImage; member: MemberRow | undefined; target: Record<string, unknown> }> {
-  const image = await loadImage(db, id);
-  const member = image ? await membership(db, id, ctx) : undefined;
+export async function findImage(images: ImageService, ctx: RequestContext, id: string): Promise<{ image: LoadedImage; member: MemberRow | undefined; target: Record<string, unknown> }> {
+  const image = await loadImage(images.db, id);
+  const member = image ? await membership(images.db, id, ctx) : undefined;
   if (!image || !visible(images, ctx, image.row, member)) throw new NotFound(`No image found with ID ${id}`);
   return { image, member, target: policyTarget(image.row, member) };
 }

@@ -9,20 +9,12 @@ export interface LoadedImage {
   locations: LocationRow[];
 }
 
-/** What the view shows besides the image itself. */
-export interface ViewOptions {
-  /** Show `locations` (Glance's `show_multiple_locations`, and the caller may see them). */
-  locations?: boolean;
-  /** Show `direct_url` (Glance's `show_image_direct_url`). */
-  directUrl?: boolean;
-}
-
 /**
  * An image as Glance's API shows it: the base properties always (null when
  * unset), then the additional properties (strings), the tags, the links;
  * `stores` lists the stores that hold its data.
  */
-export function imageView(image: LoadedImage, options: ViewOptions = {}): Record<string, unknown> {
+export function imageView(image: LoadedImage): Record<string, unknown> {
   const { row } = image;
   const view: Record<string, unknown> = { ...image.properties };
   Object.assign(view, {
@@ -51,8 +43,6 @@ export function imageView(image: LoadedImage, options: ViewOptions = {}): Record
   });
   const stores = [...new Set(image.locations.map((l) => l.store).filter((s) => s !== 'http'))].sort();
   if (stores.length) view.stores = stores.join(',');
-  if (options.locations) view.locations = image.locations.map((l) => ({ url: l.url, metadata: JSON.parse(l.metadata) as unknown }));
-  if (options.directUrl && image.locations[0]) view.direct_url = image.locations[0].url;
   return view;
 }
 

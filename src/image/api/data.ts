@@ -1,10 +1,11 @@
-import fs from 'node:fs';
 import fsp from 'node:fs/promises';
 import path from 'node:path';
 import type { FastifyInstance, FastifyRequest } from 'fastify';
+import type { Kysely, Transaction } from 'kysely';
 import { ApiError, BadRequest, Conflict, Forbidden, NotFound, OverLimit, UnsupportedMediaType } from '../../core/errors.js';
 import { checkData } from '../checks.js';
 import { isoNow, newUuid } from '../common.js';
+import type { ImageSchema } from '../db/schema.js';
 import { authorize, isAdmin, type ImageService } from '../image.js';
 import { ingest, type Ingested } from '../ingest.js';
 import { findImage, loadImage } from '../repository.js';
@@ -98,9 +99,14 @@ export async function activate(images: ImageService, id: string, from: string, s
       .where('deleted_at', 'is', null)
       .executeTakeFirst();
     if (Number(done.numUpdatedRows) !== 1) return false;
-    await trx.insertInto('image_location').values({ id: newUuid(), image_id: id, store: stored.store, url: stored.url, metadata: JSON.stringify({ store: stored.store }), created_at: now }).execute();
+    await addLocation(trx, id, stored.store, stored.url);
     return true;
   });
+}
+
+/** Records where a copy of an image's data is. */
+export async function addLocation(db: Kysely<ImageSchema> | Transaction<ImageSchema>, imageId: string, store: string, url: string): Promise<void> {
+  await db.insertInto('image_location').values({ id: newUuid(), image_id: imageId, store, url, metadata: JSON.stringify({ store }), created_at: isoNow() }).execute();
 }
 
 function parseRange(header: string, size: number): ByteRange | 'invalid' {
@@ -137,8 +143,7 @@ export function registerData(app: FastifyInstance, images: ImageService): void {
     const length = declaredLength(req);
     const cap = images.config.image.image_size_cap;
     if (length !== null && length > cap) throw new OverLimit(`Image exceeds the storage quota: the image size cap is ${cap} bytes.`);
-    if (owner) await images.quotas.enforce(owner, { image_size_total: length ?? 0, image_count_uploading: 1 });
-    const room = owner ? await images.quotas.remainingBytes(owner, 'image_size_total') : Infinity;
+    const room = owner ? (await images.quotas.enforce(owner, { image_size_total: length ?? 0, image_count_uploading: 1 })).image_size_total : Infinity;
     if (!(await transition(images, row.id, 'queued', 'saving', { worker: images.workerId }))) throw new Conflict(`Image status transition from ${row.status} to saving is not allowed`);
 
     let stored: Ingested | null = null;
@@ -224,8 +229,7 @@ export function registerData(app: FastifyInstance, images: ImageService): void {
     if (row.status !== 'queued') throw new Conflict(`Image status transition from ${row.status} to uploading is not allowed`);
     const owner = row.owner ?? '';
     const length = declaredLength(req);
-    if (owner) await images.quotas.enforce(owner, { image_stage_total: length ?? 0, image_count_uploading: 1 });
-    const room = owner ? await images.quotas.remainingBytes(owner, 'image_stage_total') : Infinity;
+    const room = owner ? (await images.quotas.enforce(owner, { image_stage_total: length ?? 0, image_count_uploading: 1 })).image_stage_total : Infinity;
     if (!(await transition(images, row.id, 'queued', 'uploading', { worker: images.workerId }))) throw new Conflict(`Image status transition from ${row.status} to uploading is not allowed`);
     const staging = stagingStore(images);
     let stored: Ingested | null = null;
@@ -248,10 +252,3 @@ export function registerData(app: FastifyInstance, images: ImageService): void {
     reply.code(204);
   });
 }
-
-/** True when an image has staged data waiting (for the import of `glance-direct`). */
-export function hasStagedData(images: ImageService, imageId: string): boolean {
-  return fs.existsSync(stagedPath(images, imageId));
-}
-
-export { isAdmin };

@@ -1,6 +1,5 @@
 import type { FastifyInstance, FastifyRequest } from 'fastify';
 import { sql, type Expression, type SqlBool } from 'kysely';
-import type { RequestContext } from '../../core/auth/context.js';
 import { isUniqueViolation } from '../../core/db/database.js';
 import { BadRequest, Conflict, Forbidden, NotFound, OverLimit, UnsupportedMediaType } from '../../core/errors.js';
 import { isoNow, newUuid } from '../common.js';
@@ -27,11 +26,6 @@ function checkReserved(name: string): void {
   if (RESERVED.has(name) || name.startsWith(RESERVED_PREFIX)) throw new Forbidden(`Attribute '${name}' is reserved.`);
 }
 
-/** The image's view for the caller (locations only where configured and allowed). */
-export function viewFor(images: ImageService, ctx: RequestContext, image: LoadedImage): Record<string, unknown> {
-  return imageView(image, {});
-}
-
 /** Headers Glance adds to image creation: the import methods and the stores on offer. */
 function offerHeaders(images: ImageService): Record<string, string> {
   return {
@@ -42,7 +36,7 @@ function offerHeaders(images: ImageService): Record<string, string> {
 
 /** Publishes an image notification with the image's view as payload. */
 export function notifyImage(images: ImageService, event: string, image: LoadedImage): void {
-  images.notify(event, imageView(image, {}));
+  images.notify(event, imageView(image));
 }
 
 export function registerImages(app: FastifyInstance, images: ImageService): void {
@@ -117,7 +111,7 @@ export function registerImages(app: FastifyInstance, images: ImageService): void
     const image: LoadedImage = { row, properties: extra, tags, locations: [] };
     notifyImage(images, 'image.create', image);
     reply.code(201).headers({ Location: `${images.publicUrl}/v2/images/${row.id}`, ...offerHeaders(images) });
-    return viewFor(images, ctx, image);
+    return imageView(image);
   });
 
   app.get('/v2/images', async (req) => listImages(images, req));
@@ -125,7 +119,7 @@ export function registerImages(app: FastifyInstance, images: ImageService): void
   app.get<{ Params: { id: string } }>('/v2/images/:id', async (req) => {
     const { image, target } = await findImage(images, req.ctx, req.params.id);
     authorize(images, req, 'get_image', target);
-    return viewFor(images, req.ctx, image);
+    return imageView(image);
   });
 
   app.patch<{ Params: { id: string } }>('/v2/images/:id', async (req) => {
@@ -307,7 +301,7 @@ async function listImages(images: ImageService, req: FastifyRequest): Promise<Re
   for (const [i, key] of keys.entries()) query = query.orderBy(sortExpr(key), dirs[i] === 'asc' ? 'asc' : 'desc');
   const rows = limit === 0 ? [] : await query.limit(limit).execute();
   const loaded = await attach(images.db, rows);
-  const body: Record<string, unknown> = { images: loaded.map((image) => viewFor(images, ctx, image)), first: firstLink(url), schema: '/v2/schemas/images' };
+  const body: Record<string, unknown> = { images: loaded.map((image) => imageView(image)), first: firstLink(url), schema: '/v2/schemas/images' };
   const last = rows[rows.length - 1];
   if (last && rows.length === limit) {
     const next = new URLSearchParams(params);
@@ -520,7 +514,7 @@ async function updateImage(images: ImageService, req: FastifyRequest, id: string
   });
   const updated: LoadedImage = { row, properties, tags, locations: image.locations };
   notifyImage(images, 'image.update', updated);
-  return viewFor(images, ctx, updated);
+  return imageView(updated);
 }
 
 async function replaceTags(trx: any, id: string, before: string[], after: string[]): Promise<void> {

@@ -223,6 +223,45 @@ describe('copy-image', () => {
   });
 });
 
+describe('a target store that fails', () => {
+  const fastDir = (): string => path.join(t.dataDir, 'images', 'fast');
+
+  test('all_stores_must_succeed (the default): the import fails, the image is queued again and no store keeps data', async () => {
+    const image = await t.createImage(t.alpha);
+    assert.equal((await stage(t.alpha, image.id, randomBytes(3000))).status, 204, 'staged');
+    fs.renameSync(fastDir(), `${fastDir()}.away`);
+    try {
+      assert.equal((await startImport(t.alpha, image.id, { method: { name: 'glance-direct' }, all_stores: true })).status, 202, 'import accepted');
+      const { image: done, task } = await settled(image.id);
+      assert.equal(task.status, 'failure', JSON.stringify(task));
+      assert.equal(done.status, 'queued', 'the client can start again');
+      assert.equal(done.stores, undefined, 'no store is recorded');
+      assert.equal(done.os_glance_failed_import, 'fast', 'the failed store is named');
+      assert.ok(!fs.existsSync(path.join(t.dataDir, 'images', 'file', image.id as string)), 'what went into the first store is removed again');
+    } finally {
+      fs.renameSync(`${fastDir()}.away`, fastDir());
+    }
+  });
+
+  test('all_stores_must_succeed false: active in the stores that worked, the failed one named', async () => {
+    const image = await t.createImage(t.alpha);
+    const data = randomBytes(3000);
+    assert.equal((await stage(t.alpha, image.id, data)).status, 204, 'staged');
+    fs.renameSync(fastDir(), `${fastDir()}.away`);
+    try {
+      assert.equal((await startImport(t.alpha, image.id, { method: { name: 'glance-direct' }, all_stores: true, all_stores_must_succeed: false })).status, 202, 'import accepted');
+      const { image: done, task } = await settled(image.id);
+      assert.equal(task.status, 'success', JSON.stringify(task));
+      assert.equal(done.status, 'active', 'active');
+      assert.equal(done.stores, 'file', 'in the store that worked');
+      assert.equal(done.os_glance_failed_import, 'fast', 'the failed store is named');
+      assert.ok(fs.readFileSync(path.join(t.dataDir, 'images', 'file', image.id as string)).equals(data), 'the stored bytes');
+    } finally {
+      fs.renameSync(`${fastDir()}.away`, fastDir());
+    }
+  });
+});
+
 describe('requests', () => {
   test('an unknown method is 400; a body without method 400; an unknown image 404', async () => {
     const image = await t.createImage(t.alpha);
