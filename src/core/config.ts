@@ -32,6 +32,7 @@ export interface StratusConfig {
   bus: { url: string; call_timeout_ms: number };
   identity: IdentityConfig;
   image: ImageConfig;
+  network: NetworkConfig;
   /** Services whose roles `up` runs and whose endpoints bootstrap registers. */
   services: string[];
   /** Optional `policy.yaml` overrides per service (file paths). */
@@ -105,6 +106,42 @@ export interface ImageConfig {
   qemu_img: string;
 }
 
+export interface NetworkConfig {
+  port: number;
+  /** Password of the `neutron` service user; empty: generated once and kept in the data directory. */
+  service_password: string;
+  /** `fake` (IPAM and database only; ports bind at once) or `linux` (the Linux data plane). */
+  driver: string;
+  /** MTU of networks on physical networks (Neutron's `global_physnet_mtu`); VXLAN networks get 50 less. */
+  global_physnet_mtu: number;
+  /** Network type of project networks (`vxlan`, `vlan` or `flat`). */
+  tenant_network_type: string;
+  /** VXLAN network identifiers handed to project networks (`first:last`). */
+  vni_ranges: string;
+  /** `physnet:first:last` VLAN ranges; physnets without a range allow flat and admin-chosen VLANs. */
+  network_vlan_ranges: string[];
+  /** Physical networks that flat networks may use (`*`: any). */
+  flat_networks: string[];
+  /** The first three octets of every MAC address handed out (Neutron's `base_mac`). */
+  base_mac: string;
+  /** DNS domain of port host names (Neutron's `dns_domain`). */
+  dns_domain: string;
+  /** The availability zone agents report (Neutron's `default_availability_zones`). */
+  availability_zone: string;
+  /** Seconds without a heartbeat after which an agent is shown dead (Neutron's `agent_down_time`). */
+  agent_down_time: number;
+  /** Seconds between two heartbeats of an agent. */
+  report_interval: number;
+  /** Tell compute about port events (`network-vif-plugged`, ...) through its `os-server-external-events`. */
+  notify_compute: boolean;
+  /** Largest `limit` honoured on lists (Neutron's `pagination_max_limit`; -1: none). */
+  pagination_max_limit: number;
+  /** Per-project quotas when none is set for the project (-1: unlimited), as Neutron's `[quotas]`. */
+  default_quotas: Record<string, number>;
+  /** The shared external network bootstrap creates (`enabled: false` to skip). */
+  public_network: { enabled: boolean; name: string; physical_network: string; cidr: string; gateway_ip: string; allocation_pool: string; cidr_v6: string };
+}
+
 export const DEFAULTS: StratusConfig = {
   data_dir: './data',
   bind_host: '127.0.0.1',
@@ -146,7 +183,26 @@ export const DEFAULTS: StratusConfig = {
     api_limit_max: 1000,
     qemu_img: 'qemu-img',
   },
-  services: ['identity', 'image'],
+  network: {
+    port: 9696,
+    service_password: '',
+    driver: 'fake',
+    global_physnet_mtu: 1500,
+    tenant_network_type: 'vxlan',
+    vni_ranges: '1:65535',
+    network_vlan_ranges: ['public'],
+    flat_networks: ['*'],
+    base_mac: 'fa:16:3e:00:00:00',
+    dns_domain: 'openstacklocal',
+    availability_zone: 'nova',
+    agent_down_time: 75,
+    report_interval: 30,
+    notify_compute: true,
+    pagination_max_limit: -1,
+    default_quotas: { network: 100, subnet: 100, subnetpool: -1, port: 500, router: 10, floatingip: 50, security_group: 10, security_group_rule: 100, rbac_policy: 10 },
+    public_network: { enabled: true, name: 'public', physical_network: 'public', cidr: '172.24.4.0/24', gateway_ip: '172.24.4.1', allocation_pool: '172.24.4.10-172.24.4.250', cidr_v6: '' },
+  },
+  services: ['identity', 'image', 'network'],
   policy_files: {},
 };
 

@@ -1,0 +1,148 @@
+import path from 'node:path';
+
+/** Which clouds the benchmark measures, in this order. */
+export type TargetName = 'neutron' | 'stratus' | 'external';
+
+/** Benchmark settings, read once from the environment and flags (see bench/network/README.md). */
+export interface Settings {
+  targets: TargetName[];
+  /** Ports created at concurrency 1, and that phase's time limit. */
+  c1Ports: number;
+  /** Ports created at concurrency `concurrency` (16), and that phase's time limit. */
+  cNPorts: number;
+  concurrency: number;
+  phaseTimeS: number;
+  /** Ports present for the list measurements (the create phases count towards it). */
+  totalPorts: number;
+  fillTimeS: number;
+  /** Repetitions of each list, and each list kind's time limit. */
+  fullListReps: number;
+  pageListReps: number;
+  deviceListReps: number;
+  listTimeS: number;
+  /** Page size of the `network_id=...&limit=N` list. */
+  pageLimit: number;
+  deleteTimeS: number;
+  requestTimeoutS: number;
+  listTimeoutS: number;
+  /** A phase stops after this many failed requests. */
+  maxErrors: number;
+  subnetCidr: string;
+  totalTimeoutS: number;
+  keepData: boolean;
+  /** The anchor scripts (start-keystone.sh, ...) and their state directory. */
+  anchors: string;
+  anchorState: string;
+  ksPort: number;
+  ksMemcachePort: number;
+  ksPassword: string;
+  neutronPort: number;
+  neutronApiWorkers: number;
+  neutronDb: string;
+  stratusMain: string;
+  stratusIdentityPort: number;
+  stratusImagePort: number;
+  stratusNetworkPort: number;
+  stratusPassword: string;
+  /** The `external` target: an already running cloud (loopback only). */
+  external: { authUrl: string; username: string; password: string; project: string; domain: string };
+  /** Where the Stratus data directory and logs go (a new directory is made in it). */
+  workParent: string;
+}
+
+/** A setting that cannot be used; the message names it. */
+export class UsageError extends Error {}
+
+/**
+ * Flags are another spelling of the environment: `--total-ports 2000` or
+ * `--total-ports=2000` sets TOTAL_PORTS for this run (a flag wins).
+ */
+export function applyFlags(argv: string[], env: NodeJS.ProcessEnv): void {
+  for (let i = 0; i < argv.length; i++) {
+    const arg = argv[i] ?? '';
+    if (arg === '-h' || arg === '--help') throw new UsageError('see bench/network/README.md for the settings (environment variables or --flags)');
+    const m = /^--([a-z0-9-]+)(?:=(.*))?$/.exec(arg);
+    if (!m?.[1]) throw new UsageError(`unexpected argument ${arg} (settings are --name=value or environment variables)`);
+    let value = m[2];
+    if (value === undefined) {
+      value = argv[i + 1];
+      i++;
+      if (value === undefined) throw new UsageError(`${arg} needs a value`);
+    }
+    env[m[1].toUpperCase().replaceAll('-', '_')] = value;
+  }
+}
+
+function intEnv(env: NodeJS.ProcessEnv, name: string, fallback: number, min = 1): number {
+  const raw = env[name];
+  if (raw === undefined || raw === '') return fallback;
+  const n = Number(raw);
+  if (!Number.isInteger(n) || n < min) throw new UsageError(`${name}=${raw}: a whole number >= ${min} is needed`);
+  return n;
+}
+
+function isLoopback(url: string): boolean {
+  try {
+    const host = new URL(url).hostname;
+    return host === '127.0.0.1' || host === 'localhost' || host === '[::1]';
+  } catch {
+    return false;
+  }
+}
+
+/** Reads the settings; throws UsageError for a malformed value. */
+export function readSettings(root: string, env: NodeJS.ProcessEnv = process.env): Settings {
+  const targets = (env.TARGETS ?? 'neutron,stratus').split(',').map((t) => t.trim()).filter(Boolean);
+  for (const t of targets) if (t !== 'neutron' && t !== 'stratus' && t !== 'external') throw new UsageError(`TARGETS=${env.TARGETS}: each of neutron, stratus, external`);
+  if (targets.length === 0) throw new UsageError('TARGETS is empty');
+  const c1Ports = intEnv(env, 'C1_PORTS', 300, 0);
+  const cNPorts = intEnv(env, 'CN_PORTS', 1000, 0);
+  const externalUrl = env.NETBENCH_AUTH_URL ?? '';
+  if (targets.includes('external')) {
+    if (!externalUrl) throw new UsageError('TARGETS has external: set NETBENCH_AUTH_URL (and NETBENCH_PASSWORD, ...)');
+    if (!isLoopback(externalUrl)) throw new UsageError(`NETBENCH_AUTH_URL=${externalUrl}: this benchmark only talks to 127.0.0.1`);
+  }
+  const anchorsEnv = env.STRATUS_ANCHORS;
+  return {
+    targets: targets as TargetName[],
+    c1Ports,
+    cNPorts,
+    concurrency: intEnv(env, 'CONCURRENCY', 16),
+    phaseTimeS: intEnv(env, 'PHASE_TIME_S', 120),
+    totalPorts: Math.max(intEnv(env, 'TOTAL_PORTS', 10000), c1Ports + cNPorts),
+    fillTimeS: intEnv(env, 'FILL_TIME_S', 1200),
+    fullListReps: intEnv(env, 'FULL_LIST_REPS', 10, 0),
+    pageListReps: intEnv(env, 'PAGE_LIST_REPS', 50, 0),
+    deviceListReps: intEnv(env, 'DEVICE_LIST_REPS', 50, 0),
+    listTimeS: intEnv(env, 'LIST_TIME_S', 180),
+    pageLimit: intEnv(env, 'PAGE_LIMIT', 100),
+    deleteTimeS: intEnv(env, 'DELETE_TIME_S', 1200),
+    requestTimeoutS: intEnv(env, 'REQUEST_TIMEOUT_S', 60),
+    listTimeoutS: intEnv(env, 'LIST_TIMEOUT_S', 300),
+    maxErrors: intEnv(env, 'MAX_ERRORS', 20),
+    subnetCidr: env.SUBNET_CIDR || '10.0.0.0/16',
+    totalTimeoutS: intEnv(env, 'TOTAL_TIMEOUT_S', 5400),
+    keepData: env.KEEP_DATA === '1',
+    anchors: anchorsEnv ? path.resolve(anchorsEnv) : path.resolve(root, '..', 'shared', 'anchors', 'openstack'),
+    anchorState: path.resolve(env.OS_ANCHOR_STATE || '/tmp/os-anchors-netbench'),
+    ksPort: intEnv(env, 'KS_PORT', 5081),
+    ksMemcachePort: intEnv(env, 'KS_MEMCACHE_PORT', 11216),
+    ksPassword: env.KS_ADMIN_PASSWORD || 'secret',
+    neutronPort: intEnv(env, 'NEUTRON_PORT', 9697),
+    neutronApiWorkers: intEnv(env, 'NEUTRON_API_WORKERS', 2),
+    neutronDb: env.NEUTRON_DB || 'postgresql',
+    stratusMain: path.resolve(env.STRATUS_MAIN || path.join(root, 'dist', 'src', 'cli', 'main.js')),
+    stratusIdentityPort: intEnv(env, 'STRATUS_PORT', 5082),
+    stratusImagePort: intEnv(env, 'STRATUS_IMAGE_PORT', 9382),
+    stratusNetworkPort: intEnv(env, 'STRATUS_NETWORK_PORT', 9696),
+    stratusPassword: env.BENCH_STRATUS_PASSWORD || 'secret',
+    external: {
+      authUrl: externalUrl.replace(/\/+$/, '').replace(/\/v3$/, ''),
+      username: env.NETBENCH_USERNAME || 'admin',
+      password: env.NETBENCH_PASSWORD || 'secret',
+      project: env.NETBENCH_PROJECT || 'admin',
+      domain: env.NETBENCH_DOMAIN || 'Default',
+    },
+    workParent: path.resolve(env.BENCH_WORK_PARENT || '/tmp'),
+  };
+}

@@ -1,0 +1,5 @@
+import type { FastifyInstance } from 'fastify';
+import type { NetworkService } from '../network.js';
+
+// Being written now; registers nothing yet.
+export function registerNetworks(_app: FastifyInstance, _net: NetworkService): void {}

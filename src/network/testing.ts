@@ -1,0 +1,187 @@
+import fs from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import type { FastifyInstance } from 'fastify';
+import { createBus } from '../core/bus/index.js';
+import { loadConfig, type StratusConfig } from '../core/config.js';
+import { listen } from '../core/http/server.js';
+import { configureLogging } from '../core/logging.js';
+import { bootstrap, DEFAULT_DOMAIN_ID } from '../identity/bootstrap.js';
+import { createIdentity } from '../identity/service.js';
+import { FakeDriver } from './drivers/fake.js';
+import type { NetworkService } from './network.js';
+import { createNetwork } from './service.js';
+
+export type InjectMethod = 'GET' | 'HEAD' | 'POST' | 'PUT' | 'PATCH' | 'DELETE';
+
+export interface TestReply {
+  status: number;
+  /** Parsed JSON (`{}` when empty or not JSON). */
+  body: Record<string, any>;
+  /** The raw body. */
+  raw: Buffer;
+  headers: Record<string, string | string[] | number | undefined>;
+}
+
+/** A caller of the test cloud: a user with a token scoped to its project. */
+export interface TestUser {
+  token: string;
+  userId: string;
+  projectId: string;
+}
+
+/**
+ * The network API on a fresh database and data directory, with a real
+ * identity service listening on a loopback port (tokens are validated over
+ * HTTP, as in a deployment) and the fake driver. Drive it with `request`
+ * (Fastify's `inject`).
+ */
+export interface TestNetwork {
+  net: NetworkService;
+  driver: FakeDriver;
+  app: FastifyInstance;
+  config: StratusConfig;
+  dataDir: string;
+  /** admin of the admin project. */
+  admin: TestUser;
+  /** `member` on project `alpha`. */
+  alpha: TestUser;
+  /** `member` on project `beta`. */
+  beta: TestUser;
+  /** `reader` on project `alpha`. */
+  alphaReader: TestUser;
+  /** The identity API's URL (`http://127.0.0.1:<port>/v3`). */
+  authUrl: string;
+  request(method: InjectMethod, url: string, options?: { user?: TestUser | null; payload?: unknown; headers?: Record<string, string> }): Promise<TestReply>;
+  /**
+   * POSTs `{<resource>: body}` to `/v2.0/<collection>` and returns the
+   * created view; throws with the reply when the status is not 201.
+   */
+  create(user: TestUser, collection: string, resource: string, body?: Record<string, unknown>): Promise<Record<string, any>>;
+  close(): Promise<void>;
+}
+
+/**
+ * Builds it. `overrides` are configuration keys (`network.default_quotas`,
+ * ...) as in `loadConfig`. Honours `STRATUS_TEST_DATABASE_URL` and
+ * `STRATUS_TEST_BUS_URL` like the identity tests.
+ */
+export async function createTestNetwork(overrides: Record<string, unknown> = {}): Promise<TestNetwork> {
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'stratus-network-'));
+  configureLogging({ level: process.env.STRATUS_TEST_LOG_LEVEL ?? 'silent' });
+  const dbUrl = process.env.STRATUS_TEST_DATABASE_URL;
+  const unique = path.basename(dir).replace(/[^a-z0-9]/gi, '').toLowerCase();
+  const config = loadConfig({
+    env: {},
+    overrides: {
+      data_dir: dir,
+      'database.url': dbUrl ? dbUrl.replace('{service}', `{service}_${unique}`) : '',
+      'bus.url': process.env.STRATUS_TEST_BUS_URL ?? 'memory://',
+      'identity.password_hash': { memory_kib: 1024, iterations: 1, parallelism: 1 },
+      ...overrides,
+    },
+  });
+  const bus = await createBus(config.bus.url);
+  const identity = await createIdentity(config, bus);
+  const identityPort = await listen(identity.app, '127.0.0.1', 0);
+  const authUrl = `http://127.0.0.1:${identityPort}/v3`;
+  identity.identity.publicUrl = `http://127.0.0.1:${identityPort}`;
+  const servicePassword = 'neutron-test-secret';
+  const networkUrl = 'http://network.test:9696';
+  await bootstrap(identity.identity, {
+    adminUser: 'admin',
+    adminProject: 'admin',
+    adminPassword: 'admin-secret',
+    region: 'RegionOne',
+    services: [
+      { type: 'identity', name: 'keystone', description: 'identity', urls: { public: authUrl, internal: authUrl, admin: authUrl } },
+      { type: 'network', name: 'neutron', description: 'network', urls: { public: networkUrl, internal: networkUrl, admin: networkUrl } },
+    ],
+    serviceUsers: [{ name: 'neutron', password: servicePassword }],
+  });
+  const driver = new FakeDriver();
+  const { net, app, database } = await createNetwork(config, bus, { identity: { authUrl, password: servicePassword }, publicUrl: networkUrl, driver });
+  await driver.start({ portStatus: async () => undefined });
+  await app.ready();
+
+  const ks = async (method: string, url: string, token: string | null, body?: unknown): Promise<{ status: number; body: any; headers: Headers }> => {
+    const response = await fetch(`http://127.0.0.1:${identityPort}${url}`, {
+      method,
+      headers: { 'Content-Type': 'application/json', ...(token ? { 'X-Auth-Token': token } : {}) },
+      ...(body === undefined ? {} : { body: JSON.stringify(body) }),
+    });
+    const text = await response.text();
+    return { status: response.status, body: text ? JSON.parse(text) : {}, headers: response.headers };
+  };
+  const login = async (user: string, password: string, project: string): Promise<TestUser> => {
+    const res = await ks('POST', '/v3/auth/tokens', null, {
+      auth: { identity: { methods: ['password'], password: { user: { name: user, domain: { id: DEFAULT_DOMAIN_ID }, password } } }, scope: { project: { name: project, domain: { id: DEFAULT_DOMAIN_ID } } } },
+    });
+    const token = res.headers.get('x-subject-token');
+    if (res.status !== 201 || !token) throw new Error(`login of ${user} failed: ${res.status} ${JSON.stringify(res.body)}`);
+    return { token, userId: res.body.token.user.id, projectId: res.body.token.project.id };
+  };
+  const admin = await login('admin', 'admin-secret', 'admin');
+  const roles = await ks('GET', '/v3/roles', admin.token);
+  const roleId = (name: string): string => (roles.body.roles as { id: string; name: string }[]).find((r) => r.name === name)?.id ?? '';
+  const makeUser = async (name: string, project: string, role: string): Promise<TestUser> => {
+    let projectId = (await ks('GET', `/v3/projects?name=${project}`, admin.token)).body.projects[0]?.id as string | undefined;
+    projectId ??= (await ks('POST', '/v3/projects', admin.token, { project: { name: project, domain_id: DEFAULT_DOMAIN_ID } })).body.project.id as string;
+    const user = await ks('POST', '/v3/users', admin.token, { user: { name, password: `${name}-secret`, domain_id: DEFAULT_DOMAIN_ID } });
+    await ks('PUT', `/v3/projects/${projectId}/users/${user.body.user.id}/roles/${roleId(role)}`, admin.token);
+    return login(name, `${name}-secret`, project);
+  };
+  const alpha = await makeUser('alpha-member', 'alpha', 'member');
+  const beta = await makeUser('beta-member', 'beta', 'member');
+  const alphaReader = await makeUser('alpha-reader', 'alpha', 'reader');
+
+  const request: TestNetwork['request'] = async (method, url, options = {}) => {
+    const payload = options.payload;
+    const res = await app.inject({
+      method,
+      url,
+      headers: {
+        accept: 'application/json',
+        ...(options.user ? { 'x-auth-token': options.user.token } : {}),
+        ...(payload !== undefined ? { 'content-type': 'application/json' } : {}),
+        ...options.headers,
+      },
+      ...(payload === undefined ? {} : { payload: typeof payload === 'string' ? payload : JSON.stringify(payload) }),
+    });
+    let body: Record<string, any> = {};
+    try {
+      body = res.body ? (JSON.parse(res.body) as Record<string, any>) : {};
+    } catch {
+      body = {};
+    }
+    return { status: res.statusCode, body, raw: res.rawPayload, headers: res.headers };
+  };
+
+  return {
+    net,
+    driver,
+    app,
+    config,
+    dataDir: dir,
+    admin,
+    alpha,
+    beta,
+    alphaReader,
+    authUrl,
+    request,
+    async create(user, collection, resource, body = {}) {
+      const res = await request('POST', `/v2.0/${collection}`, { user, payload: { [resource]: body } });
+      if (res.status !== 201) throw new Error(`${resource} create failed: ${res.status} ${JSON.stringify(res.body)}`);
+      return res.body[resource] as Record<string, any>;
+    },
+    async close() {
+      await app.close();
+      await driver.stop();
+      await database.close();
+      await identity.app.close();
+      await identity.database.close();
+      await bus.close();
+      fs.rmSync(dir, { recursive: true, force: true });
+    },
+  };
+}
