@@ -32,11 +32,13 @@ export class Cloud {
     readonly port: number,
     readonly adminPassword: string | null,
     readonly imagePort = 0,
+    readonly networkPort = 0,
   ) {
     this.env = {
       ...process.env,
       STRATUS_IDENTITY__PORT: String(port),
       STRATUS_IMAGE__PORT: String(imagePort),
+      STRATUS_NETWORK__PORT: String(networkPort),
       STRATUS_METRICS__ENABLED: 'false',
       ...(adminPassword ? { STRATUS_ADMIN_PASSWORD: adminPassword } : {}),
     };
@@ -44,7 +46,7 @@ export class Cloud {
 
   static async create(adminPassword: string | null = 'e2e-admin-secret'): Promise<Cloud> {
     const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'stratus-e2e-'));
-    return new Cloud(path.join(dir, 'data'), await freePort(), adminPassword, await freePort());
+    return new Cloud(path.join(dir, 'data'), await freePort(), adminPassword, await freePort(), await freePort());
   }
 
   get authUrl(): string {
@@ -54,6 +56,11 @@ export class Cloud {
   /** The image API's root URL (Glance v2 lives under `/v2`). */
   get imageUrl(): string {
     return `http://127.0.0.1:${this.imagePort}`;
+  }
+
+  /** The network API's root URL (Neutron v2.0 lives under `/v2.0`). */
+  get networkUrl(): string {
+    return `http://127.0.0.1:${this.networkPort}`;
   }
 
   /** The process id of the running `stratus up` (to read its `/proc/<pid>/status`); undefined when stopped. */

@@ -8,6 +8,7 @@ import type { IdentitySchema } from '../identity/db/schema.js';
 import { startIdentity, type IdentityService } from '../identity/service.js';
 import { startImage, type RunningImage } from '../image/service.js';
 import { KeyRepository } from '../identity/tokens/keys.js';
+import { startNetwork, type RunningNetwork } from '../network/service.js';
 import { runTests } from './test-runner.js';
 import { up } from './up.js';
 
@@ -53,12 +54,12 @@ program
 program
   .command('serve')
   .description('run the chosen roles in this process (a multi-host deployment: PostgreSQL/MySQL and RabbitMQ by URL)')
-  .argument('<roles...>', 'roles to run: identity, image')
+  .argument('<roles...>', 'roles to run: identity, image, network')
   .option('--data <dir>', 'data directory')
   .option('--config <file>', 'configuration file (YAML)')
   .action(async (roles: string[], opts: { data?: string; config?: string }) => {
     const cfg = config(opts);
-    const known = ['identity', 'image'];
+    const known = ['identity', 'image', 'network'];
     const unknown = roles.filter((r) => !known.includes(r));
     if (unknown.length) throw new ConfigError(`unknown role(s): ${unknown.join(', ')} (available: ${known.join(', ')})`);
     process.umask(0o077);
@@ -66,6 +67,7 @@ program
     const bus = await createBus(cfg.bus.url);
     let identity: IdentityService | null = null;
     let image: RunningImage | null = null;
+    let network: RunningNetwork | null = null;
     if (roles.includes('identity')) {
       identity = await startIdentity(cfg, bus);
       say(`identity listening on ${cfg.bind_host}:${identity.port}`);
@@ -76,7 +78,14 @@ program
       image = await startImage(cfg, bus, { identity: { authUrl, password: cfg.image.service_password } });
       say(`image listening on ${cfg.bind_host}:${image.port}`);
     }
+    if (roles.includes('network')) {
+      if (!cfg.network.service_password) throw new ConfigError('the network role needs network.service_password (the password of the neutron service user)');
+      const authUrl = cfg.network.auth_url || `http://${cfg.public_host}:${cfg.identity.port}/v3`;
+      network = await startNetwork(cfg, bus, { identity: { authUrl, password: cfg.network.service_password } });
+      say(`network listening on ${cfg.bind_host}:${network.port}`);
+    }
     stayUp(async () => {
+      await network?.stop();
       await image?.stop();
       await identity?.stop();
       await bus.close();

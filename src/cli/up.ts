@@ -8,6 +8,8 @@ import { serveMetrics } from '../core/metrics.js';
 import { bootstrap, type CatalogService } from '../identity/bootstrap.js';
 import { startIdentity, type IdentityService } from '../identity/service.js';
 import { startImage, type RunningImage } from '../image/service.js';
+import { ensurePublicNetwork } from '../network/bootstrap.js';
+import { startNetwork, type RunningNetwork } from '../network/service.js';
 import { writeCloudFiles } from './cloud-files.js';
 import { ensurePackages } from './packages.js';
 import { servicePassword } from './service-passwords.js';
@@ -16,6 +18,7 @@ import { servicePassword } from './service-passwords.js';
 export interface RunningCloud {
   identity: IdentityService;
   image: RunningImage | null;
+  network: RunningNetwork | null;
   bus: Bus;
   stop(): Promise<void>;
 }
@@ -26,6 +29,10 @@ function catalogServices(config: StratusConfig, identityPort: number): CatalogSe
   if (config.services.includes('image')) {
     const image = `http://${config.public_host}:${config.image.port}`;
     services.push({ type: 'image', name: 'glance', description: 'Stratus Image (Glance v2)', urls: { public: image, internal: image, admin: image } });
+  }
+  if (config.services.includes('network')) {
+    const network = `http://${config.public_host}:${config.network.port}`;
+    services.push({ type: 'network', name: 'neutron', description: 'Stratus Networking (Neutron v2.0)', urls: { public: network, internal: network, admin: network } });
   }
   return services;
 }
@@ -47,17 +54,21 @@ export async function up(config: StratusConfig, out: (line: string) => void): Pr
   const bus = await createBus(config.bus.url, { logger: log });
   const identity = await startIdentity(config, bus);
   const withImage = config.services.includes('image');
+  const withNetwork = config.services.includes('network');
   const glancePassword = withImage ? servicePassword(config.data_dir, 'glance', config.image.service_password) : '';
+  const neutronPassword = withNetwork ? servicePassword(config.data_dir, 'neutron', config.network.service_password) : '';
   const result = await bootstrap(identity.identity, {
     adminUser: config.identity.admin_user,
     adminProject: config.identity.admin_project,
     adminPassword: config.identity.admin_password,
     region: config.region,
     services: catalogServices(config, identity.port),
-    serviceUsers: withImage ? [{ name: 'glance', password: glancePassword }] : [],
+    serviceUsers: [...(withImage ? [{ name: 'glance', password: glancePassword }] : []), ...(withNetwork ? [{ name: 'neutron', password: neutronPassword }] : [])],
   });
   const authUrl = `http://${config.public_host}:${identity.port}/v3`;
   const image = withImage ? await startImage(config, bus, { identity: { authUrl, password: glancePassword } }) : null;
+  const network = withNetwork ? await startNetwork(config, bus, { identity: { authUrl, password: neutronPassword } }) : null;
+  if (network) await ensurePublicNetwork(network.database.db, config.network, result.adminProjectId);
   const cloudsYaml = path.join(config.data_dir, 'clouds.yaml');
   const password = config.identity.admin_password || result.adminPassword;
   if (password) {
@@ -73,7 +84,8 @@ export async function up(config: StratusConfig, out: (line: string) => void): Pr
     });
   }
   const ms = Number(process.hrtime.bigint() - started) / 1e6;
-  out(`Stratus is up (${Math.round(ms)} ms): identity ${authUrl}${image ? `, image http://${config.public_host}:${image.port}` : ''}`);
+  const urls = [`identity ${authUrl}`, ...(image ? [`image http://${config.public_host}:${image.port}`] : []), ...(network ? [`network http://${config.public_host}:${network.port}`] : [])];
+  out(`Stratus is up (${Math.round(ms)} ms): ${urls.join(', ')}`);
   if (result.created && result.adminPassword) out(`Generated admin password (shown once, also in clouds.yaml and openrc): ${result.adminPassword}`);
   out(`Use it:  export OS_CLIENT_CONFIG_FILE=${cloudsYaml} OS_CLOUD=stratus; openstack token issue`);
   out(`    or:  source ${path.join(config.data_dir, 'openrc')}`);
@@ -81,8 +93,10 @@ export async function up(config: StratusConfig, out: (line: string) => void): Pr
   return {
     identity,
     image,
+    network,
     bus,
     async stop() {
+      await network?.stop();
       await image?.stop();
       await identity.stop();
       await new Promise<void>((resolve) => (metrics ? metrics.close(() => resolve()) : resolve()));

@@ -108,6 +108,8 @@ export interface ImageConfig {
 
 export interface NetworkConfig {
   port: number;
+  /** Identity's v3 URL, where the network service checks tokens (empty: `http://<public_host>:<identity.port>/v3`). */
+  auth_url: string;
   /** Password of the `neutron` service user; empty: generated once and kept in the data directory. */
   service_password: string;
   /** `fake` (IPAM and database only; ports bind at once) or `linux` (the Linux data plane). */
@@ -185,6 +187,7 @@ export const DEFAULTS: StratusConfig = {
   },
   network: {
     port: 9696,
+    auth_url: '',
     service_password: '',
     driver: 'fake',
     global_physnet_mtu: 1500,

@@ -36,6 +36,8 @@ export const EXTENSIONS: Extension[] = [
   { alias: 'quotas', name: 'Quota management support', description: 'Expose functions for quotas management per project' },
   { alias: 'quota_details', name: 'Quota details management support', description: 'Expose functions for quotas usage statistics per project' },
   { alias: 'router', name: 'Neutron L3 Router', description: 'Router abstraction for basic L3 forwarding between L2 Neutron networks and access to external networks via a NAT gateway.' },
+  { alias: 'quota-check-limit', name: 'Quota check limit', description: 'Support for checking the resource usage before applying a new quota limit' },
+  { alias: 'security-groups-normalized-cidr', name: 'Security Group Rule normalized CIDR', description: 'Add new field with normalized remote_ip_prefix cidr in SG rule' },
   { alias: 'security-group', name: 'security-group', description: 'The security groups extension.' },
   { alias: 'sorting', name: 'Sorting support', description: 'Extension that indicates that sorting is enabled.' },
   { alias: 'standard-attr-description', name: 'standard-attr-description', description: 'Extension to add descriptions to standard attributes' },

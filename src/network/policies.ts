@@ -28,7 +28,8 @@ const rules: Record<string, string> = {
   default: ADMIN,
   shared: "'True':%(shared)s",
   external: "'True':%(router:external)s",
-  network_device: "'network:':%(device_owner_prefix)s",
+  // The target's `device_owner_prefix` is 'network' for owners starting 'network:' (Neutron: field:port:device_owner=~^network:).
+  network_device: "'network':%(device_owner_prefix)s",
 
   // networks
   create_network: ADMIN_OR_PROJECT_MEMBER,

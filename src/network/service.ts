@@ -1,3 +1,4 @@
+import os from 'node:os';
 import type { FastifyInstance } from 'fastify';
 import { installAuth, identityTokenValidator, type TokenValidator } from '../core/auth/token-middleware.js';
 import { ServiceClient } from '../core/auth/service-client.js';
@@ -7,6 +8,9 @@ import { migrate, openDatabase, type Database } from '../core/db/database.js';
 import { createApiServer, listen } from '../core/http/server.js';
 import { roleLogger, type Logger } from '../core/logging.js';
 import { PolicyEnforcer } from '../core/policy/index.js';
+import { serveAgentRpc } from './agent-rpc.js';
+import { SchedulingDriver } from './agent-scheduler.js';
+import { startFakeAgents } from './agents/fake-agents.js';
 import { registerAgents } from './api/agents.js';
 import { registerAvailabilityZones } from './api/availability-zones.js';
 import { registerDiscovery } from './api/discovery.js';
@@ -21,11 +25,13 @@ import { registerSubnets } from './api/subnets.js';
 import { registerTags } from './api/tags.js';
 import { migrations } from './db/migrations.js';
 import type { NetworkSchema } from './db/schema.js';
-import type { NetworkDriver } from './drivers/driver.js';
+import type { DriverCallbacks, NetworkDriver } from './drivers/driver.js';
 import { FakeDriver } from './drivers/fake.js';
+import { settleComputeNotifier } from './compute-notifier.js';
 import { neutronFault } from './errors.js';
 import type { NetworkService } from './network.js';
 import { networkPolicyDefaults } from './policies.js';
+import { portStatusChanged } from './port-status.js';
 
 /** A running network-api role. */
 export interface RunningNetwork {
@@ -46,6 +52,8 @@ export interface NetworkOptions {
   driver?: NetworkDriver;
   port?: number;
   publicUrl?: string;
+  /** Host name the fake agents report (default: this machine's). */
+  agentHost?: string;
 }
 
 function createDriver(config: StratusConfig): NetworkDriver {
@@ -80,7 +88,8 @@ export async function createNetwork(config: StratusConfig, bus: Bus, options: Ne
     log,
     client,
     publicUrl: options.publicUrl ?? `http://${config.public_host}:${options.port ?? config.network.port}`,
-    driver: options.driver ?? createDriver(config),
+    // Scheduling to DHCP and L3 agents runs in front of whichever data plane.
+    driver: new SchedulingDriver(() => net, options.driver ?? createDriver(config)),
     notify: (eventType, payload) => {
       bus.notify(publisher, eventType, payload).catch((err: unknown) => log.warn({ err }, 'could not publish a notification'));
     },
@@ -111,21 +120,56 @@ export async function createNetwork(config: StratusConfig, bus: Bus, options: Ne
   return { net, app, database };
 }
 
-/** Starts the network-api role: the driver, then the API. */
-export async function startNetwork(config: StratusConfig, bus: Bus, options: NetworkOptions): Promise<RunningNetwork> {
-  const { net, app, database } = await createNetwork(config, bus, options);
-  await net.driver.start({ portStatus: async () => undefined });
-  const port = await listen(app, config.bind_host, options.port ?? config.network.port);
-  if (!options.publicUrl) net.publicUrl = `http://${config.public_host}:${port}`;
+/** What the driver reports back: port status goes to the database, notifications and compute. */
+export function driverCallbacks(net: NetworkService): DriverCallbacks {
   return {
-    net,
-    app,
-    database,
-    port,
-    async stop() {
-      await app.close();
-      await net.driver.stop();
-      await database.close();
+    portStatus: async (portId, status) => {
+      await portStatusChanged(net, portId, status);
     },
   };
+}
+
+/**
+ * Starts the network-api role: the driver, the agents' bus API
+ * (`network-plugin`), the fake agents of this host when the driver is
+ * `fake`, then the API. `stop` undoes it in reverse and sends the port
+ * events still waiting for compute.
+ */
+export async function startNetwork(config: StratusConfig, bus: Bus, options: NetworkOptions): Promise<RunningNetwork> {
+  const { net, app, database } = await createNetwork(config, bus, options);
+  const undo: (() => Promise<void>)[] = [() => database.close()];
+  const stop = async (): Promise<void> => {
+    for (const step of undo.splice(0).reverse()) {
+      try {
+        await step();
+      } catch (err) {
+        net.log.warn({ err }, 'stopping the network service');
+      }
+    }
+  };
+  try {
+    await net.driver.start(driverCallbacks(net));
+    undo.push(async () => {
+      await net.driver.stop();
+      await settleComputeNotifier(net);
+    });
+    const rpc = await serveAgentRpc(net, `${config.public_host}-${process.pid}`);
+    undo.push(() => rpc.stop());
+    if (config.network.driver === 'fake') {
+      const agents = await startFakeAgents(bus, {
+        host: options.agentHost ?? os.hostname(),
+        availabilityZone: config.network.availability_zone,
+        reportInterval: config.network.report_interval,
+        logger: net.log,
+      });
+      undo.push(() => agents.stop());
+    }
+    undo.push(() => app.close());
+    const port = await listen(app, config.bind_host, options.port ?? config.network.port);
+    if (!options.publicUrl) net.publicUrl = `http://${config.public_host}:${port}`;
+    return { net, app, database, port, stop };
+  } catch (err) {
+    await stop();
+    throw err;
+  }
 }

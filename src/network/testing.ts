@@ -8,9 +8,12 @@ import { listen } from '../core/http/server.js';
 import { configureLogging } from '../core/logging.js';
 import { bootstrap, DEFAULT_DOMAIN_ID } from '../identity/bootstrap.js';
 import { createIdentity } from '../identity/service.js';
+import { serveAgentRpc } from './agent-rpc.js';
+import { startFakeAgents, type FakeAgent } from './agents/fake-agents.js';
+import { settleComputeNotifier } from './compute-notifier.js';
 import { FakeDriver } from './drivers/fake.js';
 import type { NetworkService } from './network.js';
-import { createNetwork } from './service.js';
+import { createNetwork, driverCallbacks } from './service.js';
 
 export type InjectMethod = 'GET' | 'HEAD' | 'POST' | 'PUT' | 'PATCH' | 'DELETE';
 
@@ -52,6 +55,13 @@ export interface TestNetwork {
   alphaReader: TestUser;
   /** The identity API's URL (`http://127.0.0.1:<port>/v3`). */
   authUrl: string;
+  /** The fake agents of host {@link TEST_AGENT_HOST} (empty unless `agents: true`). */
+  agents: FakeAgent[];
+  /**
+   * Waits until the driver's status reports were recorded and the port
+   * events they caused were sent to compute.
+   */
+  settle(): Promise<void>;
   request(method: InjectMethod, url: string, options?: { user?: TestUser | null; payload?: unknown; headers?: Record<string, string> }): Promise<TestReply>;
   /**
    * POSTs `{<resource>: body}` to `/v2.0/<collection>` and returns the
@@ -61,12 +71,24 @@ export interface TestNetwork {
   close(): Promise<void>;
 }
 
+/** The host name the test cloud's fake agents report. */
+export const TEST_AGENT_HOST = 'stratus-test-host';
+
+export interface TestNetworkOptions {
+  /** More services in the catalog (e.g. a fake `compute` on loopback), each with one URL for every interface. */
+  services?: { type: string; name: string; url: string }[];
+  /** Start the fake agents (bridge, DHCP, L3, metadata) on {@link TEST_AGENT_HOST}, as `startNetwork` does with the fake driver. */
+  agents?: boolean;
+}
+
 /**
  * Builds it. `overrides` are configuration keys (`network.default_quotas`,
  * ...) as in `loadConfig`. Honours `STRATUS_TEST_DATABASE_URL` and
- * `STRATUS_TEST_BUS_URL` like the identity tests.
+ * `STRATUS_TEST_BUS_URL` like the identity tests. Wired as `startNetwork`
+ * wires the service: the driver reports port status, agents reach the
+ * server over the bus (`network-plugin`).
  */
-export async function createTestNetwork(overrides: Record<string, unknown> = {}): Promise<TestNetwork> {
+export async function createTestNetwork(overrides: Record<string, unknown> = {}, options: TestNetworkOptions = {}): Promise<TestNetwork> {
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'stratus-network-'));
   configureLogging({ level: process.env.STRATUS_TEST_LOG_LEVEL ?? 'silent' });
   const dbUrl = process.env.STRATUS_TEST_DATABASE_URL;
@@ -76,7 +98,8 @@ export async function createTestNetwork(overrides: Record<string, unknown> = {})
     overrides: {
       data_dir: dir,
       'database.url': dbUrl ? dbUrl.replace('{service}', `{service}_${unique}`) : '',
-      'bus.url': process.env.STRATUS_TEST_BUS_URL ?? 'memory://',
+      // A bus of its own, so that two test clouds of one process do not serve each other's agents.
+      'bus.url': process.env.STRATUS_TEST_BUS_URL ?? `memory://${unique}`,
       'identity.password_hash': { memory_kib: 1024, iterations: 1, parallelism: 1 },
       ...overrides,
     },
@@ -96,12 +119,15 @@ export async function createTestNetwork(overrides: Record<string, unknown> = {})
     services: [
       { type: 'identity', name: 'keystone', description: 'identity', urls: { public: authUrl, internal: authUrl, admin: authUrl } },
       { type: 'network', name: 'neutron', description: 'network', urls: { public: networkUrl, internal: networkUrl, admin: networkUrl } },
+      ...(options.services ?? []).map((s) => ({ type: s.type, name: s.name, description: s.type, urls: { public: s.url, internal: s.url, admin: s.url } })),
     ],
     serviceUsers: [{ name: 'neutron', password: servicePassword }],
   });
   const driver = new FakeDriver();
   const { net, app, database } = await createNetwork(config, bus, { identity: { authUrl, password: servicePassword }, publicUrl: networkUrl, driver });
-  await driver.start({ portStatus: async () => undefined });
+  await net.driver.start(driverCallbacks(net));
+  const rpc = await serveAgentRpc(net, `test-${unique}`);
+  const agents = options.agents ? await startFakeAgents(bus, { host: TEST_AGENT_HOST, availabilityZone: config.network.availability_zone, reportInterval: config.network.report_interval, logger: net.log }) : null;
   await app.ready();
 
   const ks = async (method: string, url: string, token: string | null, body?: unknown): Promise<{ status: number; body: any; headers: Headers }> => {
@@ -168,6 +194,11 @@ export async function createTestNetwork(overrides: Record<string, unknown> = {})
     beta,
     alphaReader,
     authUrl,
+    agents: agents?.agents ?? [],
+    async settle() {
+      await driver.settled();
+      await settleComputeNotifier(net);
+    },
     request,
     async create(user, collection, resource, body = {}) {
       const res = await request('POST', `/v2.0/${collection}`, { user, payload: { [resource]: body } });
@@ -176,7 +207,10 @@ export async function createTestNetwork(overrides: Record<string, unknown> = {})
     },
     async close() {
       await app.close();
+      await agents?.stop();
+      await rpc.stop();
       await driver.stop();
+      await settleComputeNotifier(net);
       await database.close();
       await identity.app.close();
       await identity.database.close();

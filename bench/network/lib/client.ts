@@ -65,9 +65,12 @@ export async function openSession(c: Credentials, timeoutMs = 60000): Promise<Se
 }
 
 /**
- * HTTP/1.1 client of one Networking endpoint with a keep-alive pool of
- * `maxSockets` connections, as OpenStack's clients (keystoneauth sessions)
- * keep their connections. Never retries: a failed request is counted.
+ * HTTP/1.1 client of one Networking endpoint, at most `maxSockets`
+ * connections at once. With `keepAlive` false (the default of the benchmark)
+ * every request has a connection of its own and says `Connection: close`, as
+ * Debian's neutron-api uwsgi configuration makes every answer do; with true,
+ * a pool of kept-alive connections, as keystoneauth sessions keep them.
+ * Never retries: a failed request is counted.
  */
 export class NetworkClient {
   private readonly agent: http.Agent;
@@ -76,8 +79,9 @@ export class NetworkClient {
     readonly baseUrl: string,
     private token: string,
     maxSockets: number,
+    keepAlive: boolean,
   ) {
-    this.agent = new http.Agent({ keepAlive: true, maxSockets, maxFreeSockets: maxSockets });
+    this.agent = new http.Agent({ keepAlive, maxSockets, maxFreeSockets: maxSockets });
   }
 
   /** A new token for the following requests (tokens expire after an hour). */

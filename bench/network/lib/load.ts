@@ -20,7 +20,7 @@ export function latency(values: number[]): Latency | null {
 }
 
 /** Why a bounded load ended. */
-export type StopReason = 'count' | 'time' | 'errors';
+export type StopReason = 'count' | 'time' | 'errors' | 'aborted';
 
 /** Outcome of a bounded load. */
 export interface LoadResult {
@@ -38,15 +38,19 @@ export interface LoadResult {
   error_samples: string[];
   /** Every successful operation's latency in ms, in completion order (kept when asked). */
   latencies_ms?: number[];
+  /** Seconds since the start at every `progressEvery` successes: whether the rate changes as the load goes on. */
+  progress?: { ok: number; elapsed_s: number }[];
 }
 
 /**
  * Runs `op(i)` for i = 0 .. count-1 with `concurrency` operations in flight,
- * starting no new one after `timeLimitS` or once `maxErrors` have failed.
+ * starting no new one after `timeLimitS`, once `maxErrors` have failed, or
+ * once `aborted()` says so.
  * `op` resolves with its latency in ms, or rejects (a failure). Never rejects.
  */
-export async function boundedLoad(opts: { count: number; concurrency: number; timeLimitS: number; maxErrors: number; keepLatencies: boolean; op: (i: number) => Promise<number> }): Promise<LoadResult> {
+export async function boundedLoad(opts: { count: number; concurrency: number; timeLimitS: number; maxErrors: number; keepLatencies: boolean; progressEvery?: number; aborted?: () => boolean; op: (i: number) => Promise<number> }): Promise<LoadResult> {
   const lat: number[] = [];
+  const progress: { ok: number; elapsed_s: number }[] = [];
   const samples: string[] = [];
   let next = 0;
   let errors = 0;
@@ -57,6 +61,10 @@ export async function boundedLoad(opts: { count: number; concurrency: number; ti
   const worker = async (): Promise<void> => {
     for (;;) {
       if (next >= opts.count) return;
+      if (opts.aborted?.()) {
+        stopped = 'aborted';
+        return;
+      }
       if (errors >= opts.maxErrors) {
         stopped = 'errors';
         return;
@@ -68,6 +76,7 @@ export async function boundedLoad(opts: { count: number; concurrency: number; ti
       const i = next++;
       try {
         lat.push(await opts.op(i));
+        if (opts.progressEvery && lat.length % opts.progressEvery === 0) progress.push({ ok: lat.length, elapsed_s: Math.round(performance.now() - t0) / 1000 });
       } catch (err) {
         errors++;
         if (samples.length < 5) samples.push(err instanceof Error ? err.message : String(err));
@@ -88,6 +97,7 @@ export async function boundedLoad(opts: { count: number; concurrency: number; ti
     latency_ms: latency(lat),
     error_samples: samples,
   };
+  if (opts.progressEvery) result.progress = progress;
   if (opts.keepLatencies) result.latencies_ms = lat.map((x) => Math.round(x * 100) / 100);
   return result;
 }

@@ -30,6 +30,8 @@ export interface Settings {
   subnetCidr: string;
   totalTimeoutS: number;
   keepData: boolean;
+  /** Kept-alive connections (KEEP_ALIVE=1) instead of one connection per request. */
+  keepAlive: boolean;
   /** The anchor scripts (start-keystone.sh, ...) and their state directory. */
   anchors: string;
   anchorState: string;
@@ -110,19 +112,20 @@ export function readSettings(root: string, env: NodeJS.ProcessEnv = process.env)
     concurrency: intEnv(env, 'CONCURRENCY', 16),
     phaseTimeS: intEnv(env, 'PHASE_TIME_S', 120),
     totalPorts: Math.max(intEnv(env, 'TOTAL_PORTS', 10000), c1Ports + cNPorts),
-    fillTimeS: intEnv(env, 'FILL_TIME_S', 1200),
+    fillTimeS: intEnv(env, 'FILL_TIME_S', 1800),
     fullListReps: intEnv(env, 'FULL_LIST_REPS', 10, 0),
     pageListReps: intEnv(env, 'PAGE_LIST_REPS', 50, 0),
     deviceListReps: intEnv(env, 'DEVICE_LIST_REPS', 50, 0),
     listTimeS: intEnv(env, 'LIST_TIME_S', 180),
     pageLimit: intEnv(env, 'PAGE_LIMIT', 100),
-    deleteTimeS: intEnv(env, 'DELETE_TIME_S', 1200),
+    deleteTimeS: intEnv(env, 'DELETE_TIME_S', 1800),
     requestTimeoutS: intEnv(env, 'REQUEST_TIMEOUT_S', 60),
     listTimeoutS: intEnv(env, 'LIST_TIMEOUT_S', 300),
     maxErrors: intEnv(env, 'MAX_ERRORS', 20),
     subnetCidr: env.SUBNET_CIDR || '10.0.0.0/16',
-    totalTimeoutS: intEnv(env, 'TOTAL_TIMEOUT_S', 5400),
+    totalTimeoutS: intEnv(env, 'TOTAL_TIMEOUT_S', 7200),
     keepData: env.KEEP_DATA === '1',
+    keepAlive: env.KEEP_ALIVE === '1',
     anchors: anchorsEnv ? path.resolve(anchorsEnv) : path.resolve(root, '..', 'shared', 'anchors', 'openstack'),
     anchorState: path.resolve(env.OS_ANCHOR_STATE || '/tmp/os-anchors-netbench'),
     ksPort: intEnv(env, 'KS_PORT', 5081),

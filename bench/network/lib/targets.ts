@@ -1,4 +1,4 @@
-import type { ChildProcess } from 'node:child_process';
+import { spawnSync, type ChildProcess } from 'node:child_process';
 import fs from 'node:fs';
 import path from 'node:path';
 import { portOpen } from '../../identity/lib/http.js';
@@ -104,7 +104,11 @@ export class NeutronTarget implements Target {
 
   private async script(name: string, args: string[], timeoutS: number): Promise<CommandResult> {
     const r = await runCommand('bash', [path.join(this.scripts, name), ...args], { env: this.env, timeoutMs: timeoutS * 1000 });
-    fs.appendFileSync(this.logFile, `\n$ ${name} ${args.join(' ')} -> ${r.code ?? r.signal}\n${r.stdout}${r.stderr}`);
+    try {
+      fs.appendFileSync(this.logFile, `\n$ ${name} ${args.join(' ')} -> ${r.code ?? r.signal}\n${r.stdout}${r.stderr}`);
+    } catch {
+      // The work directory is gone (removed after an abort): the output is not needed any more.
+    }
     return r;
   }
 
@@ -155,7 +159,7 @@ export class NeutronTarget implements Target {
   }
 
   /** Synchronous last resort: stop-neutron.sh with a time limit. */
-  emergencyStop(spawnSync: (cmd: string, args: string[], o: object) => unknown): void {
+  emergencyStop(): void {
     if (this.stopped) return;
     spawnSync('bash', [path.join(this.scripts, 'stop-neutron.sh')], { env: this.env, stdio: 'ignore', timeout: 60000 });
   }

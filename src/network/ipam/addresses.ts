@@ -134,3 +134,71 @@ export function eui64(prefix: Cidr, macAddress: string): bigint {
   const id = [b0 ^ 0x02, b1, b2, 0xff, 0xfe, b3, b4, b5].reduce((acc, b) => (acc << 8n) | BigInt(b), 0n);
   return prefix.network | id;
 }
+
+/** `start-end`, as Neutron prints an IP range in its errors. */
+export function formatRange(version: IpVersion, range: Range): string {
+  return `${formatIp(version, range.start)}-${formatIp(version, range.end)}`;
+}
+
+/** Sorts ranges and merges the ones that overlap or touch. */
+export function mergeRanges(ranges: Range[]): Range[] {
+  const sorted = [...ranges].filter((r) => r.start <= r.end).sort((a, b) => (a.start < b.start ? -1 : a.start > b.start ? 1 : 0));
+  const out: Range[] = [];
+  for (const r of sorted) {
+    const last = out.at(-1);
+    if (last && r.start <= last.end + 1n) {
+      if (r.end > last.end) last.end = r.end;
+    } else out.push({ start: r.start, end: r.end });
+  }
+  return out;
+}
+
+/** The fewest CIDRs that cover exactly `start`..`end`, in address order. */
+export function rangeToCidrs(version: IpVersion, range: Range): Cidr[] {
+  const bits = BITS[version];
+  const out: Cidr[] = [];
+  let start = range.start;
+  while (start <= range.end) {
+    // The largest block aligned at `start` that does not pass `end`.
+    let hostBits = 0;
+    while (hostBits < bits) {
+      const next = hostBits + 1;
+      const blockSize = 1n << BigInt(next);
+      if (start % blockSize !== 0n || start + blockSize - 1n > range.end) break;
+      hostBits = next;
+    }
+    out.push({ version, network: start, prefix: bits - hostBits });
+    start += 1n << BigInt(hostBits);
+  }
+  return out;
+}
+
+/** The range of addresses a CIDR covers. */
+export function cidrRange(cidr: Cidr): Range {
+  return { start: cidr.network, end: lastAddress(cidr) };
+}
+
+/** True when every address of `inner` is in `outer`. */
+export function cidrContains(outer: Cidr, inner: Cidr): boolean {
+  return outer.version === inner.version && outer.prefix <= inner.prefix && inner.network >= outer.network && lastAddress(inner) <= lastAddress(outer);
+}
+
+/** The gateway Neutron gives a subnet when none is asked for: the first address after the network's (null when the CIDR has no room for it). */
+export function firstHost(cidr: Cidr): bigint | null {
+  const first = cidr.network + 1n;
+  return first <= lastAddress(cidr) ? first : null;
+}
+
+/** The addresses allocation pools may use: IPv4 without network and broadcast (up to /30), IPv6 without the subnet-router anycast address. */
+export function usableRange(cidr: Cidr): Range {
+  if (cidr.version === 4 && cidr.prefix >= 31) return cidrRange(cidr);
+  return { start: cidr.network + 1n, end: cidr.version === 4 ? lastAddress(cidr) - 1n : lastAddress(cidr) };
+}
+
+export function isMulticast(cidr: Cidr): boolean {
+  return cidr.version === 4 ? cidr.network >> 28n === 0xen : cidr.network >> 120n === 0xffn;
+}
+
+export function isLoopback(cidr: Cidr): boolean {
+  return cidr.version === 4 ? cidr.network >> 24n === 127n : cidr.network === 1n && cidr.prefix === 128;
+}

@@ -110,6 +110,15 @@ export async function allocate(db: Db, port: PortForIpam, subnets: SubnetRow[], 
       throw badRequest('Invalid input for fixed_ips. Reason: each entry needs a subnet_id or an ip_address.');
     }
   }
+  // As Neutron: SLAAC subnets give their EUI-64 address even when the request names other subnets.
+  if (!ROUTER_OWNERS.has(port.device_owner)) {
+    for (const subnet of subnets.filter(isAutoAddressSubnet)) {
+      if (taken.some((t) => t.subnet_id === subnet.id)) continue;
+      const held = await db.selectFrom('ip_allocation').select('ip_address').where('port_id', '=', port.id).where('subnet_id', '=', subnet.id).executeTakeFirst();
+      if (held) continue;
+      taken.push(await takeSpecific(db, port, subnet, formatIp(6, eui64(cidrOf(subnet), port.mac_address))));
+    }
+  }
   return taken;
 }
 

@@ -1,0 +1,295 @@
+import assert from 'node:assert/strict';
+import { randomUUID } from 'node:crypto';
+import { setTimeout as sleep } from 'node:timers/promises';
+import { after, before, test } from 'node:test';
+import { AGENT_TYPES, PLUGIN_TOPIC, type AgentState, type AgentStatus } from '../agents/interfaces.js';
+import { isoNow } from '../common.js';
+import { createTestNetwork, TEST_AGENT_HOST, type TestNetwork } from '../testing.js';
+
+// Facts from neutron-lib's api-ref (agents.inc, dhcp-agent-scheduler.inc,
+// l3-agent-scheduler.inc), Neutron's agents_db and agentschedulers_db, and
+// Tempest's test_agent_management_negative / test_dhcp_agent_scheduler.
+
+let t: TestNetwork;
+
+before(async () => {
+  t = await createTestNetwork({}, { agents: true });
+});
+
+after(async () => {
+  await t?.close();
+});
+
+async function agents(query = ''): Promise<Record<string, any>[]> {
+  const res = await t.request('GET', `/v2.0/agents${query}`, { user: t.admin });
+  assert.equal(res.status, 200, JSON.stringify(res.body));
+  return res.body.agents as Record<string, any>[];
+}
+
+async function agentOf(type: string, host = TEST_AGENT_HOST): Promise<Record<string, any>> {
+  const found = (await agents()).find((a) => a.agent_type === type && a.host === host);
+  assert.ok(found, `${type} on ${host} listed`);
+  return found;
+}
+
+function report(state: Partial<AgentState> & { agent_type: string; host: string }): Promise<AgentStatus> {
+  return t.net.bus.call<AgentStatus>({ topic: PLUGIN_TOPIC }, 'report_state', { agent_state: { binary: 'test-agent', topic: 'N/A', configurations: {}, ...state }, time: new Date().toISOString() }, { timeoutMs: 5000 });
+}
+
+/** A subnet row with DHCP (the subnets API is another engineer's; the row is what scheduling reads). */
+async function addDhcpSubnet(networkId: string, projectId: string): Promise<string> {
+  const id = randomUUID();
+  const now = isoNow();
+  await t.net.db
+    .insertInto('subnet')
+    .values({
+      id,
+      project_id: projectId,
+      name: '',
+      description: '',
+      created_at: now,
+      updated_at: now,
+      revision_number: 0,
+      network_id: networkId,
+      ip_version: 4,
+      cidr: `10.${Math.floor(Math.random() * 250)}.${Math.floor(Math.random() * 250)}.0/24`,
+      gateway_ip: null,
+      enable_dhcp: 1,
+      ipv6_ra_mode: null,
+      ipv6_address_mode: null,
+      subnetpool_id: null,
+      dns_nameservers: '[]',
+      host_routes: '[]',
+      allocation_pools: '[]',
+      service_types: '[]',
+      segment_id: null,
+    })
+    .execute();
+  return id;
+}
+
+test('the fake agents heartbeat over the bus and are listed alive, with their attributes', async () => {
+  const list = await agents();
+  const types = list.filter((a) => a.host === TEST_AGENT_HOST).map((a) => a.agent_type as string);
+  assert.deepEqual(types.sort(), [AGENT_TYPES.dhcp, AGENT_TYPES.l3, AGENT_TYPES.bridge, AGENT_TYPES.metadata].sort(), 'one agent of each type on the host');
+  const dhcp = await agentOf(AGENT_TYPES.dhcp);
+  assert.equal(dhcp.alive, true, 'a fresh heartbeat is alive');
+  assert.equal(dhcp.admin_state_up, true, 'new agents are enabled');
+  assert.equal(dhcp.topic, 'dhcp_agent', 'DHCP topic');
+  assert.equal(dhcp.binary, 'stratus-dhcp-agent', 'binary');
+  assert.equal(dhcp.availability_zone, 'nova', 'DHCP agents report the zone');
+  assert.equal(dhcp.description, null, 'no description yet');
+  assert.equal(dhcp.resources_synced, null, 'not a placement reporter');
+  assert.equal(typeof dhcp.configurations, 'object', 'configurations is a mapping');
+  assert.match(dhcp.heartbeat_timestamp, /^\d{4}-\d\d-\d\d \d\d:\d\d:\d\d$/, 'agent times are Neutron\'s "YYYY-MM-DD HH:MM:SS"');
+  assert.match(dhcp.created_at, /^\d{4}-\d\d-\d\d \d\d:\d\d:\d\d$/, 'created_at format');
+  const bridge = await agentOf(AGENT_TYPES.bridge);
+  assert.equal(bridge.topic, 'N/A', 'the bridge agent reports no topic');
+  assert.equal(bridge.availability_zone, null, 'only DHCP and L3 agents have a zone');
+});
+
+test('an agent whose last heartbeat is older than agent_down_time is shown dead, and a heartbeat revives it', async () => {
+  const host = 'stale-host';
+  assert.equal(await report({ agent_type: AGENT_TYPES.bridge, host }), 'new', 'first heartbeat registers');
+  const old = new Date(Date.now() - (t.config.network.agent_down_time + 5) * 1000).toISOString();
+  await t.net.db.updateTable('agent').set({ heartbeat_timestamp: old }).where('host', '=', host).execute();
+  const stale = await agentOf(AGENT_TYPES.bridge, host);
+  assert.equal(stale.alive, false, 'heartbeat too old: dead');
+  const dead = await agents('?alive=false');
+  assert.deepEqual(
+    dead.map((a) => a.host),
+    [host],
+    'alive=false filters the dead ones',
+  );
+  assert.equal(await report({ agent_type: AGENT_TYPES.bridge, host }), 'revived', 'the server saw it come back');
+  assert.equal((await agentOf(AGENT_TYPES.bridge, host)).alive, true, 'alive again');
+});
+
+test('heartbeats update one row per (type, host); started_at moves only when the agent restarted', async () => {
+  const host = 'restart-host';
+  await report({ agent_type: AGENT_TYPES.l3, host, start_flag: true, configurations: { routers: 0 } });
+  const first = await agentOf(AGENT_TYPES.l3, host);
+  await sleep(1100);
+  await report({ agent_type: AGENT_TYPES.l3, host, configurations: { routers: 3 } });
+  const second = await agentOf(AGENT_TYPES.l3, host);
+  assert.equal(second.id, first.id, 'same agent');
+  assert.equal(second.started_at, first.started_at, 'no restart, same started_at');
+  assert.notEqual(second.heartbeat_timestamp, first.heartbeat_timestamp, 'heartbeat moved');
+  assert.deepEqual(second.configurations, { routers: 3 }, 'configurations replaced');
+  await report({ agent_type: AGENT_TYPES.l3, host, start_flag: true });
+  const third = await agentOf(AGENT_TYPES.l3, host);
+  assert.notEqual(third.started_at, first.started_at, 'start_flag moves started_at');
+  assert.equal((await agents(`?host=${host}`)).length, 1, 'still one row');
+  await assert.rejects(
+    t.net.bus.call({ topic: PLUGIN_TOPIC }, 'report_state', { agent_state: { host } }, { timeoutMs: 5000 }),
+    (err: Error) => err.name === 'RemoteError',
+    'a malformed heartbeat is refused',
+  );
+});
+
+test('non-admins see no agents (empty list, 404 on one) and may not schedule (403)', async () => {
+  const listed = await t.request('GET', '/v2.0/agents', { user: t.alpha });
+  assert.equal(listed.status, 200, JSON.stringify(listed.body));
+  assert.deepEqual(listed.body.agents, [], 'Neutron lists nothing to non-admins');
+  const dhcp = await agentOf(AGENT_TYPES.dhcp);
+  for (const method of ['GET', 'PUT', 'DELETE'] as const) {
+    const res = await t.request(method, `/v2.0/agents/${dhcp.id}`, { user: t.alpha, ...(method === 'PUT' ? { payload: { agent: { description: 'x' } } } : {}) });
+    assert.equal(res.status, 404, `${method} by a member: ${JSON.stringify(res.body)}`);
+  }
+  const scheduled = await t.request('GET', `/v2.0/agents/${dhcp.id}/dhcp-networks`, { user: t.alpha });
+  assert.equal(scheduled.status, 403, JSON.stringify(scheduled.body));
+  assert.equal(scheduled.body.NeutronError.type, 'PolicyNotAuthorized', 'policy error');
+  const hosting = await t.request('GET', `/v2.0/networks/${randomUUID()}/dhcp-agents`, { user: t.alphaReader });
+  assert.equal(hosting.status, 403, JSON.stringify(hosting.body));
+  const l3 = await t.request('POST', `/v2.0/agents/${dhcp.id}/l3-routers`, { user: t.alpha, payload: { router_id: randomUUID() } });
+  assert.equal(l3.status, 403, JSON.stringify(l3.body));
+});
+
+test('show with fields, filters, unknown filter and unknown agent', async () => {
+  const l3 = await agentOf(AGENT_TYPES.l3);
+  const shown = await t.request('GET', `/v2.0/agents/${l3.id}?fields=id&fields=alive`, { user: t.admin });
+  assert.equal(shown.status, 200, JSON.stringify(shown.body));
+  assert.deepEqual(shown.body.agent, { id: l3.id, alive: true }, 'only the fields asked');
+  const filtered = await agents(`?agent_type=${encodeURIComponent(AGENT_TYPES.l3)}&host=${TEST_AGENT_HOST}`);
+  assert.deepEqual(
+    filtered.map((a) => a.id),
+    [l3.id],
+    'filter by type and host',
+  );
+  const bad = await t.request('GET', '/v2.0/agents?colour=blue', { user: t.admin });
+  assert.equal(bad.status, 400, 'unknown filter');
+  const missing = randomUUID();
+  const res = await t.request('GET', `/v2.0/agents/${missing}`, { user: t.admin });
+  assert.equal(res.status, 404, JSON.stringify(res.body));
+  assert.deepEqual(res.body.NeutronError, { type: 'AgentNotFound', message: `Agent ${missing} could not be found.`, detail: '' }, 'Neutron fault');
+});
+
+test('PUT changes admin_state_up and description, tells the agent, and refuses other attributes', async () => {
+  const dhcp = await agentOf(AGENT_TYPES.dhcp);
+  const res = await t.request('PUT', `/v2.0/agents/${dhcp.id}`, { user: t.admin, payload: { agent: { admin_state_up: false, description: 'rack 7' } } });
+  assert.equal(res.status, 200, JSON.stringify(res.body));
+  assert.equal(res.body.agent.admin_state_up, false, 'disabled');
+  assert.equal(res.body.agent.description, 'rack 7', 'described');
+  const fake = t.agents.find((a) => a.identity.agentType === AGENT_TYPES.dhcp);
+  for (let i = 0; i < 50 && !fake?.calls.some((c) => c.method === 'agent_updated'); i++) await sleep(20);
+  assert.deepEqual(
+    fake?.calls.find((c) => c.method === 'agent_updated')?.args,
+    { admin_state_up: false },
+    'the agent heard it was disabled',
+  );
+  const back = await t.request('PUT', `/v2.0/agents/${dhcp.id}`, { user: t.admin, payload: { agent: { admin_state_up: 'true', description: null } } });
+  assert.equal(back.status, 200, JSON.stringify(back.body));
+  assert.equal(back.body.agent.admin_state_up, true, 'enabled again ("true" converts)');
+  assert.equal(back.body.agent.description, null, 'description cleared');
+  for (const [agent, why] of [
+    [{ host: 'elsewhere' }, 'read-only attribute'],
+    [{ admin_state_up: 'maybe' }, 'not a boolean'],
+    [{ colour: 'red' }, 'unknown attribute'],
+    [{ description: 'x'.repeat(256) }, 'too long'],
+  ] as const) {
+    const refused = await t.request('PUT', `/v2.0/agents/${dhcp.id}`, { user: t.admin, payload: { agent } });
+    assert.equal(refused.status, 400, `${why}: ${JSON.stringify(refused.body)}`);
+  }
+  const missing = await t.request('PUT', `/v2.0/agents/${randomUUID()}`, { user: t.admin, payload: { agent: { admin_state_up: true } } });
+  assert.equal(missing.status, 404, 'unknown agent');
+});
+
+test('DELETE removes an agent; its next heartbeat registers it anew', async () => {
+  const host = 'doomed-host';
+  await report({ agent_type: AGENT_TYPES.metadata, host });
+  const doomed = await agentOf(AGENT_TYPES.metadata, host);
+  const res = await t.request('DELETE', `/v2.0/agents/${doomed.id}`, { user: t.admin });
+  assert.equal(res.status, 204, JSON.stringify(res.body));
+  assert.equal((await t.request('GET', `/v2.0/agents/${doomed.id}`, { user: t.admin })).status, 404, 'gone');
+  assert.equal((await t.request('DELETE', `/v2.0/agents/${doomed.id}`, { user: t.admin })).status, 404, 'twice: 404');
+  assert.equal(await report({ agent_type: AGENT_TYPES.metadata, host }), 'new', 'a new agent');
+  assert.notEqual((await agentOf(AGENT_TYPES.metadata, host)).id, doomed.id, 'with a new id');
+});
+
+test('a network with a DHCP subnet is scheduled to the DHCP agent; admins move it by hand', async () => {
+  const network = await t.create(t.alpha, 'networks', 'network', { name: 'dhcp-net' });
+  await addDhcpSubnet(network.id, t.alpha.projectId);
+  await t.net.driver.networkUpdated({ id: network.id, project_id: t.alpha.projectId, network_type: 'vxlan', physical_network: null, segmentation_id: 1, mtu: 1450, admin_state_up: true, router_external: false });
+  const dhcp = await agentOf(AGENT_TYPES.dhcp);
+  const hosting = await t.request('GET', `/v2.0/networks/${network.id}/dhcp-agents`, { user: t.admin });
+  assert.equal(hosting.status, 200, JSON.stringify(hosting.body));
+  assert.deepEqual(
+    (hosting.body.agents as { id: string }[]).map((a) => a.id),
+    [dhcp.id],
+    'scheduled to the one DHCP agent',
+  );
+  const hosted = await t.request('GET', `/v2.0/agents/${dhcp.id}/dhcp-networks`, { user: t.admin });
+  assert.equal(hosted.status, 200, JSON.stringify(hosted.body));
+  assert.ok(
+    (hosted.body.networks as { id: string }[]).some((n) => n.id === network.id && (n as Record<string, unknown>).name === 'dhcp-net'),
+    'the agent lists the network (full view)',
+  );
+  const fake = t.agents.find((a) => a.identity.agentType === AGENT_TYPES.dhcp);
+  for (let i = 0; i < 50 && !fake?.calls.some((c) => c.method === 'network_create_end'); i++) await sleep(20);
+  assert.ok(fake?.calls.some((c) => c.method === 'network_create_end' && JSON.stringify(c.args).includes(network.id)), 'the agent was told');
+
+  const path = `/v2.0/agents/${dhcp.id}/dhcp-networks`;
+  assert.equal((await t.request('DELETE', `${path}/${network.id}`, { user: t.admin })).status, 204, 'removed');
+  const again = await t.request('DELETE', `${path}/${network.id}`, { user: t.admin });
+  assert.equal(again.status, 409, JSON.stringify(again.body));
+  assert.equal(again.body.NeutronError.type, 'NetworkNotHostedByDhcpAgent', 'not hosted');
+  const added = await t.request('POST', path, { user: t.admin, payload: { network_id: network.id } });
+  assert.equal(added.status, 201, JSON.stringify(added.body));
+  assert.equal(added.raw.length, 0, 'empty body');
+  const twice = await t.request('POST', path, { user: t.admin, payload: { network_id: network.id } });
+  assert.equal(twice.status, 409, JSON.stringify(twice.body));
+  assert.equal(twice.body.NeutronError.type, 'NetworkHostedByDHCPAgent', 'already hosted');
+  const l3 = await agentOf(AGENT_TYPES.l3);
+  const wrong = await t.request('POST', `/v2.0/agents/${l3.id}/dhcp-networks`, { user: t.admin, payload: { network_id: network.id } });
+  assert.equal(wrong.status, 404, JSON.stringify(wrong.body));
+  assert.equal(wrong.body.NeutronError.type, 'InvalidDHCPAgent', 'not a DHCP agent');
+  const noNet = await t.request('POST', path, { user: t.admin, payload: { network_id: randomUUID() } });
+  assert.equal(noNet.status, 404, JSON.stringify(noNet.body));
+  assert.equal(noNet.body.NeutronError.type, 'NetworkNotFound', 'unknown network');
+  const badBody = await t.request('POST', path, { user: t.admin, payload: { network_id: 'nope' } });
+  assert.equal(badBody.status, 400, JSON.stringify(badBody.body));
+});
+
+test('routers are hosted by an L3 agent: add, list both ways, conflict with another agent, remove', async () => {
+  const router = await t.create(t.alpha, 'routers', 'router', { name: 'r1' });
+  const l3 = await agentOf(AGENT_TYPES.l3);
+  const path = `/v2.0/agents/${l3.id}/l3-routers`;
+  // A router that changed is scheduled at once (to the least loaded L3 agent): move it by hand.
+  const before = await t.request('GET', `/v2.0/routers/${router.id}/l3-agents`, { user: t.admin });
+  for (const agent of before.body.agents as { id: string }[]) assert.equal((await t.request('DELETE', `/v2.0/agents/${agent.id}/l3-routers/${router.id}`, { user: t.admin })).status, 204, 'unscheduled');
+  const added = await t.request('POST', path, { user: t.admin, payload: { router_id: router.id } });
+  assert.equal(added.status, 201, JSON.stringify(added.body));
+  assert.equal((await t.request('POST', path, { user: t.admin, payload: { router_id: router.id } })).status, 201, 'adding again changes nothing');
+  const listed = await t.request('GET', path, { user: t.admin });
+  assert.equal(listed.status, 200, JSON.stringify(listed.body));
+  assert.deepEqual(
+    (listed.body.routers as { id: string; name: string }[]).map((r) => [r.id, r.name]),
+    [[router.id, 'r1']],
+    'the agent hosts the router',
+  );
+  const hosting = await t.request('GET', `/v2.0/routers/${router.id}/l3-agents`, { user: t.admin });
+  assert.equal(hosting.status, 200, JSON.stringify(hosting.body));
+  assert.deepEqual(
+    (hosting.body.agents as { id: string }[]).map((a) => a.id),
+    [l3.id],
+    'hosted by that agent',
+  );
+  await report({ agent_type: AGENT_TYPES.l3, host: 'second-l3', topic: 'l3_agent' });
+  const other = await agentOf(AGENT_TYPES.l3, 'second-l3');
+  const conflict = await t.request('POST', `/v2.0/agents/${other.id}/l3-routers`, { user: t.admin, payload: { router_id: router.id } });
+  assert.equal(conflict.status, 409, JSON.stringify(conflict.body));
+  assert.equal(conflict.body.NeutronError.type, 'RouterHostedByL3Agent', 'a router has one agent');
+  const dhcp = await agentOf(AGENT_TYPES.dhcp);
+  const wrong = await t.request('POST', `/v2.0/agents/${dhcp.id}/l3-routers`, { user: t.admin, payload: { router_id: router.id } });
+  assert.equal(wrong.status, 404, JSON.stringify(wrong.body));
+  assert.equal(wrong.body.NeutronError.type, 'InvalidL3Agent', 'not an L3 agent');
+  const noRouter = await t.request('POST', path, { user: t.admin, payload: { router_id: randomUUID() } });
+  assert.equal(noRouter.body.NeutronError?.type, 'RouterNotFound', JSON.stringify(noRouter.body));
+  assert.equal((await t.request('DELETE', `${path}/${router.id}`, { user: t.admin })).status, 204, 'removed');
+  const after = await t.request('GET', `/v2.0/routers/${router.id}/l3-agents`, { user: t.admin });
+  assert.deepEqual(after.body.agents, [], 'no longer hosted');
+  const fake = t.agents.find((a) => a.identity.agentType === AGENT_TYPES.l3);
+  for (let i = 0; i < 50 && !fake?.calls.some((c) => c.method === 'router_removed_from_agent'); i++) await sleep(20);
+  assert.ok(fake?.calls.some((c) => c.method === 'router_added_to_agent'), 'the agent heard of the router');
+  assert.ok(fake?.calls.some((c) => c.method === 'router_removed_from_agent'), 'and of its removal');
+});
