@@ -2,8 +2,9 @@ import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import type { FastifyInstance } from 'fastify';
-import { createBus } from '../core/bus/index.js';
-import { loadConfig } from '../core/config.js';
+import { createBus, type Bus } from '../core/bus/index.js';
+import { loadConfig, type StratusConfig } from '../core/config.js';
+import { listen } from '../core/http/server.js';
 import { configureLogging } from '../core/logging.js';
 import { bootstrap, DEFAULT_DOMAIN_ID } from './bootstrap.js';
 import type { Identity } from './identity.js';
@@ -110,6 +111,87 @@ export async function createTestIdentity(): Promise<TestIdentity> {
       await database.close();
       await bus.close();
       fs.rmSync(dir, { recursive: true, force: true });
+    },
+  };
+}
+
+/** A caller of a test cloud: a user with a token scoped to its project. */
+export interface TestUser {
+  token: string;
+  userId: string;
+  projectId: string;
+}
+
+/**
+ * A real identity service listening on a loopback port, bootstrapped with
+ * the given catalog and service user, and the callers other services' tests
+ * use: `admin` (admin of the admin project), `alpha` and `beta` (`member` of
+ * projects alpha and beta), `alphaReader` (`reader` on alpha). Other
+ * services validate its tokens over HTTP, as in a deployment.
+ */
+export interface LoopbackIdentity {
+  authUrl: string;
+  admin: TestUser;
+  alpha: TestUser;
+  beta: TestUser;
+  alphaReader: TestUser;
+  close(): Promise<void>;
+}
+
+export async function startLoopbackIdentity(
+  config: StratusConfig,
+  bus: Bus,
+  options: { services: { type: string; name: string; url: string }[]; serviceUser: { name: string; password: string } },
+): Promise<LoopbackIdentity> {
+  const { identity, app, database } = await createIdentity(config, bus);
+  const port = await listen(app, '127.0.0.1', 0);
+  const base = `http://127.0.0.1:${port}`;
+  const authUrl = `${base}/v3`;
+  identity.publicUrl = base;
+  await bootstrap(identity, {
+    adminUser: 'admin',
+    adminProject: 'admin',
+    adminPassword: 'admin-secret',
+    region: 'RegionOne',
+    services: [{ type: 'identity', name: 'keystone', url: authUrl }, ...options.services].map((s) => ({ type: s.type, name: s.name, description: s.type, urls: { public: s.url, internal: s.url, admin: s.url } })),
+    serviceUsers: [options.serviceUser],
+  });
+  const ks = async (method: string, url: string, token: string | null, body?: unknown): Promise<{ status: number; body: any; headers: Headers }> => {
+    const response = await fetch(`${base}${url}`, {
+      method,
+      headers: { 'Content-Type': 'application/json', ...(token ? { 'X-Auth-Token': token } : {}) },
+      ...(body === undefined ? {} : { body: JSON.stringify(body) }),
+    });
+    const text = await response.text();
+    return { status: response.status, body: text ? JSON.parse(text) : {}, headers: response.headers };
+  };
+  const login = async (user: string, password: string, project: string): Promise<TestUser> => {
+    const res = await ks('POST', '/v3/auth/tokens', null, {
+      auth: { identity: { methods: ['password'], password: { user: { name: user, domain: { id: DEFAULT_DOMAIN_ID }, password } } }, scope: { project: { name: project, domain: { id: DEFAULT_DOMAIN_ID } } } },
+    });
+    const token = res.headers.get('x-subject-token');
+    if (res.status !== 201 || !token) throw new Error(`login of ${user} failed: ${res.status} ${JSON.stringify(res.body)}`);
+    return { token, userId: res.body.token.user.id, projectId: res.body.token.project.id };
+  };
+  const admin = await login('admin', 'admin-secret', 'admin');
+  const roles = await ks('GET', '/v3/roles', admin.token);
+  const roleId = (name: string): string => (roles.body.roles as { id: string; name: string }[]).find((r) => r.name === name)?.id ?? '';
+  const makeUser = async (name: string, project: string, role: string): Promise<TestUser> => {
+    let projectId = (await ks('GET', `/v3/projects?name=${project}`, admin.token)).body.projects[0]?.id as string | undefined;
+    projectId ??= (await ks('POST', '/v3/projects', admin.token, { project: { name: project, domain_id: DEFAULT_DOMAIN_ID } })).body.project.id as string;
+    const user = await ks('POST', '/v3/users', admin.token, { user: { name, password: `${name}-secret`, domain_id: DEFAULT_DOMAIN_ID } });
+    await ks('PUT', `/v3/projects/${projectId}/users/${user.body.user.id}/roles/${roleId(role)}`, admin.token);
+    return login(name, `${name}-secret`, project);
+  };
+  return {
+    authUrl,
+    admin,
+    alpha: await makeUser('alpha-member', 'alpha', 'member'),
+    beta: await makeUser('beta-member', 'beta', 'member'),
+    alphaReader: await makeUser('alpha-reader', 'alpha', 'reader'),
+    async close() {
+      await app.close();
+      await database.close();
     },
   };
 }

@@ -4,10 +4,8 @@ import path from 'node:path';
 import type { FastifyInstance } from 'fastify';
 import { createBus } from '../core/bus/index.js';
 import { loadConfig, type StratusConfig } from '../core/config.js';
-import { listen } from '../core/http/server.js';
 import { configureLogging } from '../core/logging.js';
-import { bootstrap, DEFAULT_DOMAIN_ID } from '../identity/bootstrap.js';
-import { createIdentity } from '../identity/service.js';
+import { startLoopbackIdentity, type TestUser } from '../identity/testing.js';
 import type { ImageService } from './image.js';
 import { createImage } from './service.js';
 
@@ -22,12 +20,7 @@ export interface TestReply {
   headers: Record<string, string | string[] | number | undefined>;
 }
 
-/** A caller of the test cloud: a user with a token scoped to its project. */
-export interface TestUser {
-  token: string;
-  userId: string;
-  projectId: string;
-}
+export type { TestUser } from '../identity/testing.js';
 
 /**
  * The image API on a fresh database and data directory, with a real identity
@@ -76,56 +69,16 @@ export async function createTestImage(overrides: Record<string, unknown> = {}): 
     },
   });
   const bus = await createBus(config.bus.url);
-  const identity = await createIdentity(config, bus);
-  const identityPort = await listen(identity.app, '127.0.0.1', 0);
-  const authUrl = `http://127.0.0.1:${identityPort}/v3`;
-  identity.identity.publicUrl = `http://127.0.0.1:${identityPort}`;
   const servicePassword = 'glance-test-secret';
   const imageUrl = 'http://image.test:9292';
-  await bootstrap(identity.identity, {
-    adminUser: 'admin',
-    adminProject: 'admin',
-    adminPassword: 'admin-secret',
-    region: 'RegionOne',
-    services: [
-      { type: 'identity', name: 'keystone', description: 'identity', urls: { public: authUrl, internal: authUrl, admin: authUrl } },
-      { type: 'image', name: 'glance', description: 'image', urls: { public: imageUrl, internal: imageUrl, admin: imageUrl } },
-    ],
-    serviceUsers: [{ name: 'glance', password: servicePassword }],
+  const identity = await startLoopbackIdentity(config, bus, {
+    services: [{ type: 'image', name: 'glance', url: imageUrl }],
+    serviceUser: { name: 'glance', password: servicePassword },
   });
+  const { authUrl, admin, alpha, beta, alphaReader } = identity;
   const { images, app, database } = await createImage(config, bus, { identity: { authUrl, password: servicePassword }, publicUrl: imageUrl });
   await app.ready();
 
-  const ks = async (method: string, url: string, token: string | null, body?: unknown): Promise<{ status: number; body: any; headers: Headers }> => {
-    const response = await fetch(`http://127.0.0.1:${identityPort}${url}`, {
-      method,
-      headers: { 'Content-Type': 'application/json', ...(token ? { 'X-Auth-Token': token } : {}) },
-      ...(body === undefined ? {} : { body: JSON.stringify(body) }),
-    });
-    const text = await response.text();
-    return { status: response.status, body: text ? JSON.parse(text) : {}, headers: response.headers };
-  };
-  const login = async (user: string, password: string, project: string): Promise<TestUser> => {
-    const res = await ks('POST', '/v3/auth/tokens', null, {
-      auth: { identity: { methods: ['password'], password: { user: { name: user, domain: { id: DEFAULT_DOMAIN_ID }, password } } }, scope: { project: { name: project, domain: { id: DEFAULT_DOMAIN_ID } } } },
-    });
-    const token = res.headers.get('x-subject-token');
-    if (res.status !== 201 || !token) throw new Error(`login of ${user} failed: ${res.status} ${JSON.stringify(res.body)}`);
-    return { token, userId: res.body.token.user.id, projectId: res.body.token.project.id };
-  };
-  const admin = await login('admin', 'admin-secret', 'admin');
-  const roles = await ks('GET', '/v3/roles', admin.token);
-  const roleId = (name: string): string => (roles.body.roles as { id: string; name: string }[]).find((r) => r.name === name)?.id ?? '';
-  const makeUser = async (name: string, project: string, role: string): Promise<TestUser> => {
-    let projectId = (await ks('GET', `/v3/projects?name=${project}`, admin.token)).body.projects[0]?.id as string | undefined;
-    projectId ??= (await ks('POST', '/v3/projects', admin.token, { project: { name: project, domain_id: DEFAULT_DOMAIN_ID } })).body.project.id as string;
-    const user = await ks('POST', '/v3/users', admin.token, { user: { name, password: `${name}-secret`, domain_id: DEFAULT_DOMAIN_ID } });
-    await ks('PUT', `/v3/projects/${projectId}/users/${user.body.user.id}/roles/${roleId(role)}`, admin.token);
-    return login(name, `${name}-secret`, project);
-  };
-  const alpha = await makeUser('alpha-member', 'alpha', 'member');
-  const beta = await makeUser('beta-member', 'beta', 'member');
-  const alphaReader = await makeUser('alpha-reader', 'alpha', 'reader');
 
   const request: TestImage['request'] = async (method, url, options = {}) => {
     const payload = options.payload;
@@ -172,8 +125,7 @@ export async function createTestImage(overrides: Record<string, unknown> = {}): 
       await app.close();
       await Promise.allSettled([...images.running]);
       await database.close();
-      await identity.app.close();
-      await identity.database.close();
+      await identity.close();
       await bus.close();
       fs.rmSync(dir, { recursive: true, force: true });
     },

@@ -1,3 +1,4 @@
+import { notifyComputePortDeleted } from './compute-notifier.js';
 import { randomInt } from 'node:crypto';
 import type { Kysely } from 'kysely';
 import type { RequestContext } from '../core/auth/context.js';
@@ -371,6 +372,7 @@ export async function afterPortChange(net: NetworkService, portId: string): Prom
 
 /** After a committed delete: tells the driver to unplug the port. Never throws. */
 export async function afterPortDelete(net: NetworkService, info: PortInfo): Promise<void> {
+  notifyComputePortDeleted(net, info);
   try {
     await net.driver.portDeleted(info);
   } catch (err) {
@@ -440,6 +442,8 @@ export interface PortChanges {
 export interface PortUpdateResult {
   /** Security groups whose members (addresses) changed: the old and new groups of the port. */
   groupsTouched: string[];
+  /** The port's fixed IPs changed (compute hears `network-changed`). */
+  addressesChanged: boolean;
 }
 
 /**
@@ -502,7 +506,7 @@ export async function updatePortRecord(net: NetworkService, db: Db, portId: stri
   }
   const groupsChanged = changes.security_groups !== undefined && groups.join() !== [...currentGroups].sort().join();
   const groupsTouched = groupsChanged || addressesChanged ? [...new Set([...currentGroups, ...groups])] : [];
-  return { groupsTouched };
+  return { groupsTouched, addressesChanged };
 }
 
 /**

@@ -17,7 +17,12 @@ export interface PhaseCpu {
 /** Clock ticks per second of /proc/<pid>/stat (100 on Linux). */
 const CLK_TCK = 100;
 
-/** CPU seconds (user + system) so far of each live process of the trees, by "pid name". */
+/**
+ * CPU seconds so far of each live process of the trees, by "pid name": user +
+ * system, plus that of its children that ended and were reaped (PostgreSQL's
+ * postmaster reaps the backends of closed connections), so nothing is lost
+ * when a backend goes.
+ */
 function processCpu(roots: number[]): Map<string, number> {
   const out = new Map<string, number>();
   if (roots.length === 0) return out;
@@ -26,7 +31,8 @@ function processCpu(roots: number[]): Map<string, number> {
       const stat = fs.readFileSync(`/proc/${pid}/stat`, 'utf8');
       const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
       const cmd = fs.readFileSync(`/proc/${pid}/cmdline`, 'utf8').split('\0')[0]?.split(' (')[0]?.slice(0, 40) ?? '?';
-      out.set(`${pid} ${cmd}`, (Number(fields[11]) + Number(fields[12])) / CLK_TCK);
+      // Fields 14-17 of stat: utime, stime, cutime, cstime.
+      out.set(`${pid} ${cmd}`, (Number(fields[11]) + Number(fields[12]) + Number(fields[13]) + Number(fields[14])) / CLK_TCK);
     } catch {
       // The process ended meanwhile.
     }

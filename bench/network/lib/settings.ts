@@ -137,7 +137,7 @@ export function readSettings(root: string, env: NodeJS.ProcessEnv = process.env)
     stratusMain: path.resolve(env.STRATUS_MAIN || path.join(root, 'dist', 'src', 'cli', 'main.js')),
     stratusIdentityPort: intEnv(env, 'STRATUS_PORT', 5082),
     stratusImagePort: intEnv(env, 'STRATUS_IMAGE_PORT', 9382),
-    stratusNetworkPort: intEnv(env, 'STRATUS_NETWORK_PORT', 9696),
+    stratusNetworkPort: intEnv(env, 'STRATUS_NETWORK_PORT', 9686),
     stratusPassword: env.BENCH_STRATUS_PASSWORD || 'secret',
     external: {
       authUrl: externalUrl.replace(/\/+$/, '').replace(/\/v3$/, ''),

@@ -248,6 +248,12 @@ test('a network with a DHCP subnet is scheduled to the DHCP agent; admins move i
   assert.equal(noNet.body.NeutronError.type, 'NetworkNotFound', 'unknown network');
   const badBody = await t.request('POST', path, { user: t.admin, payload: { network_id: 'nope' } });
   assert.equal(badBody.status, 400, JSON.stringify(badBody.body));
+
+  const port = await t.create(t.alpha, 'ports', 'port', { network_id: network.id, fixed_ips: [] });
+  await t.request('DELETE', `/v2.0/ports/${port.id}`, { user: t.alpha });
+  for (let i = 0; i < 50 && !fake?.calls.some((c) => c.method === 'port_delete_end'); i++) await sleep(20);
+  assert.ok(fake?.calls.some((c) => c.method === 'port_update_end' && JSON.stringify(c.args).includes(port.id)), 'the DHCP agent heard of the new port');
+  assert.ok(fake?.calls.some((c) => c.method === 'port_delete_end' && JSON.stringify(c.args).includes(port.id)), 'and of its deletion');
 });
 
 test('routers are hosted by an L3 agent: add, list both ways, conflict with another agent, remove', async () => {

@@ -1,3 +1,4 @@
+import { notifyComputeNetworkChanged } from '../compute-notifier.js';
 import type { FastifyInstance } from 'fastify';
 import type { Kysely } from 'kysely';
 import type { RequestContext } from '../../core/auth/context.js';
@@ -250,11 +251,12 @@ export function registerFloatingIps(app: FastifyInstance, net: NetworkService): 
           })
           .execute();
         await saveTags(trx, 'floatingips', id, (item.tags as string[] | undefined) ?? []);
-        return { portId: port.id, routerId: assoc.router_id };
+        return { portId: port.id, routerId: assoc.router_id, fixedPortId: assoc.fixed_port_id };
       }),
     );
     await afterPortChange(net, created.portId);
     await routersUpdated(net, [created.routerId]);
+    await serversNetworkChanged(net, [created.fixedPortId]);
     const view = await viewOf(net, id);
     net.notify('floatingip.create.end', { floatingip: view }, ctx);
     reply.code(201);
@@ -306,9 +308,10 @@ export function registerFloatingIps(app: FastifyInstance, net: NetworkService): 
         }))
         .where('id', '=', fip.id)
         .execute();
-      return [current.router_id, assoc.router_id];
+      return { routers: [current.router_id, assoc.router_id], ports: current.fixed_port_id === assoc.fixed_port_id ? [] : [current.fixed_port_id, assoc.fixed_port_id] };
     });
-    await routersUpdated(net, routers);
+    await routersUpdated(net, routers.routers);
+    await serversNetworkChanged(net, routers.ports);
     const view = await viewOf(net, fip.id);
     net.notify('floatingip.update.end', { floatingip: view }, ctx);
     return { floatingip: view };
@@ -330,7 +333,16 @@ export function registerFloatingIps(app: FastifyInstance, net: NetworkService): 
     });
     if (info) await afterPortDelete(net, info);
     await routersUpdated(net, [routerId]);
+    await serversNetworkChanged(net, [fip.fixed_port_id]);
     net.notify('floatingip.delete.end', { floatingip_id: fip.id, floatingip: view }, ctx);
     reply.code(204);
   });
+}
+
+/** Compute hears `network-changed` for the servers whose floating IPs changed (after commit). */
+async function serversNetworkChanged(net: NetworkService, portIds: (string | null)[]): Promise<void> {
+  const ids = portIds.filter((id): id is string => id !== null);
+  if (ids.length === 0) return;
+  const ports = await net.db.selectFrom('port').select(['id', 'device_id', 'device_owner']).where('id', 'in', ids).execute();
+  for (const port of ports) notifyComputeNetworkChanged(net, port);
 }

@@ -1,3 +1,4 @@
+import { notifyComputeNetworkChanged } from '../compute-notifier.js';
 import type { FastifyInstance, FastifyRequest } from 'fastify';
 import type { RequestContext } from '../../core/auth/context.js';
 import { bool, dict, isRecord, list, mac, oneOf, readBody, readCreate, owner, STANDARD_ATTRS, str, uuid, type Attrs } from '../common.js';
@@ -382,6 +383,7 @@ export function registerPorts(app: FastifyInstance, net: NetworkService): void {
     const changes = changesOf(item);
     const result = await retryOnConflict(() => net.db.transaction().execute((trx) => updatePortRecord(net, trx, row.id, changes)));
     await afterPortChange(net, row.id);
+    if (result.addressesChanged) notifyComputeNetworkChanged(net, row);
     await membersChanged(net, result.groupsTouched);
     const [view] = await portViews(net, req.ctx, await loadRows(net, [row.id]));
     if (!view) throw notFound('port', row.id);
