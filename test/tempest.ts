@@ -42,16 +42,16 @@ export interface TempestResult {
 /**
  * Makes a Tempest workspace in `workspace` (with a private registry: the
  * default one, ~/.tempest, refuses a name twice), writes `conf`, and runs the
- * tests matching `regex` without blocking this process (a test may serve
- * something to the cloud meanwhile). Bounded by 20 minutes.
+ * tests matching `regex` with `concurrency` workers without blocking this
+ * process (a test may serve something to the cloud meanwhile). Bounded by 20 minutes.
  */
-export async function runTempest(workspace: string, conf: string, regex: string): Promise<TempestResult> {
+export async function runTempest(workspace: string, conf: string, regex: string, concurrency = 2): Promise<TempestResult> {
   const ws = path.join(workspace, 'ws');
   const init = spawnSync('tempest', ['init', '--workspace-path', path.join(workspace, 'workspaces.yaml'), '--name', path.basename(workspace), ws], { encoding: 'utf8', cwd: workspace });
   if (init.status !== 0) throw new Error(`tempest init failed: ${init.stdout}${init.stderr}`);
   fs.writeFileSync(path.join(ws, 'etc', 'tempest.conf'), conf);
   const output = await new Promise<string>((resolve) => {
-    const child = spawn('tempest', ['run', '--regex', regex, '--concurrency', '2'], { cwd: ws, env: { ...process.env, OS_TEST_TIMEOUT: '300' }, stdio: ['ignore', 'pipe', 'pipe'] });
+    const child = spawn('tempest', ['run', '--regex', regex, '--concurrency', String(concurrency)], { cwd: ws, env: { ...process.env, OS_TEST_TIMEOUT: '300' }, stdio: ['ignore', 'pipe', 'pipe'] });
     let text = '';
     child.stdout.on('data', (chunk: Buffer) => (text += chunk.toString()));
     child.stderr.on('data', (chunk: Buffer) => (text += chunk.toString()));

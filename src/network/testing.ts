@@ -91,8 +91,11 @@ export async function createTestNetwork(overrides: Record<string, unknown> = {},
     overrides: {
       data_dir: dir,
       'database.url': dbUrl ? dbUrl.replace('{service}', `{service}_${unique}`) : '',
-      // A bus of its own, so that two test clouds of one process do not serve each other's agents.
-      'bus.url': process.env.STRATUS_TEST_BUS_URL ?? `memory://${unique}`,
+      // A bus of its own, also when the suite runs on RabbitMQ: the agents'
+      // topics (`network-plugin`, ...) are cloud-wide names, and test files
+      // running side by side on one broker would answer each other's agents.
+      // The AMQP transport itself is tested in src/core/bus/.
+      'bus.url': `memory://${unique}`,
       'identity.password_hash': { memory_kib: 1024, iterations: 1, parallelism: 1 },
       ...overrides,
     },
