@@ -100,7 +100,7 @@ export function renderReport(o: { results: TargetResult[]; rows: Row[]; settings
   const out: string[] = [];
   out.push(`Networking API benchmark, ${o.started.toISOString()}, ${o.host.cpus} CPUs (${o.host.cpu_model ?? '?'}), load average at start ${o.host.loadavg_start.join(' ')}`);
   out.push(
-    `Ports: ${s.c1Ports} at c=1 and ${s.cNPorts} at c=${s.concurrency} (each at most ${s.phaseTimeS} s), then up to ${s.totalPorts} at c=${s.concurrency} (at most ${s.fillTimeS} s), on one network with one ${s.subnetCidr} subnet; ` +
+    `Ports: ${s.c1Ports} at c=1 and ${s.cNPorts} at c=${s.concurrency} (each at most ${s.phaseTimeS} s), then up to ${s.totalPorts} at c=${s.concurrency} (at most ${s.fillTimeS} s), on one network with ${s.subnetPrefix === Number(s.subnetCidr.split('/')[1]) ? `one ${s.subnetCidr} subnet` : `/${s.subnetPrefix} subnets of ${s.subnetCidr}`}; ` +
       `lists one at a time: ${s.fullListReps} x all, ${s.pageListReps} x page, ${s.deviceListReps} x device_id (each kind at most ${s.listTimeS} s). ${s.keepAlive ? 'Kept-alive connections' : 'One connection per request'}, 127.0.0.1.`,
   );
   out.push('');

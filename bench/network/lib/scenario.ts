@@ -73,7 +73,7 @@ export interface TargetResult {
   list_page: ListResult | null;
   list_device: ListResult | null;
   delete: LoadResult | null;
-  cleanup: { ports_left: number; subnet_deleted: boolean; network_deleted: boolean; note: string };
+  cleanup: { ports_left: number; subnets_left: number; network_deleted: boolean; note: string };
   cpu: Record<string, PhaseCpu>;
   memory: { idle_rss_mib: number | null; after_fill_rss_mib: number | null; db_after_fill_rss_mib: number | null; procs: number | null };
 }
@@ -97,17 +97,29 @@ export function emptyResult(name: string, note: string, setup: Record<string, st
     list_page: null,
     list_device: null,
     delete: null,
-    cleanup: { ports_left: 0, subnet_deleted: false, network_deleted: false, note: '' },
+    cleanup: { ports_left: 0, subnets_left: 0, network_deleted: false, note: '' },
     cpu: {},
     memory: { idle_rss_mib: null, after_fill_rss_mib: null, db_after_fill_rss_mib: null, procs: null },
   };
 }
 
-/** Addresses a subnet offers to ports: all but network, gateway and broadcast. */
-export function subnetCapacity(cidr: string): number {
-  const prefix = Number(cidr.split('/')[1]);
-  if (!Number.isInteger(prefix) || prefix < 8 || prefix > 30) return 0;
-  return 2 ** (32 - prefix) - 3;
+/**
+ * The IPv4 subnets for `needed` ports: `cidr` itself when `prefix` is its
+ * own length, else as many of its /`prefix` parts as needed, in order. Each
+ * offers 2^(32-prefix) - 3 addresses (network, gateway and broadcast are not
+ * handed out). Throws when `cidr` cannot hold them.
+ */
+export function subnetPlan(cidr: string, prefix: number, needed: number): string[] {
+  const m = /^(\d+)\.(\d+)\.(\d+)\.(\d+)\/(\d+)$/.exec(cidr);
+  const octets = m ? m.slice(1, 5).map(Number) : [];
+  const length = Number(m?.[5]);
+  if (!m || octets.some((o) => o > 255) || length < 8 || prefix < length || prefix > 29) throw new Error(`SUBNET_CIDR=${cidr} with SUBNET_PREFIX=${prefix}: an IPv4 CIDR of length 8..${prefix} is needed`);
+  const base = octets.reduce((a, o) => a * 256 + o, 0);
+  const per = 2 ** (32 - prefix) - 3;
+  const count = Math.ceil(needed / per);
+  if (count > 2 ** (prefix - length)) throw new Error(`SUBNET_CIDR=${cidr} holds ${2 ** (prefix - length) * per} addresses in /${prefix} subnets, fewer than the ${needed} needed`);
+  const dotted = (x: number): string => [24, 16, 8, 0].map((sh) => Math.floor(x / 2 ** sh) % 256).join('.');
+  return Array.from({ length: count }, (_, k) => `${dotted(base + k * 2 ** (32 - prefix))}/${prefix}`);
 }
 
 const round2 = (x: number): number => Math.round(x * 100) / 100;
@@ -132,7 +144,7 @@ export class TargetRun {
   private sessionAt = 0;
   private client: NetworkClient | null = null;
   private networkId: string | null = null;
-  private subnetId: string | null = null;
+  private readonly subnetIds: string[] = [];
   private readonly created: Created[] = [];
   private readonly stamp = new Date().toISOString().replace(/[-:.TZ]/g, '').slice(0, 14);
 
@@ -254,12 +266,13 @@ export class TargetRun {
     const quota = await this.api.request('PUT', `/v2.0/quotas/${session.projectId}`, { quota: { network: -1, subnet: -1, port: -1 } }, t).catch(() => null);
     r.quota_status = quota?.status ?? 0;
     if (quota && quota.status !== 200) this.say(`${r.name}: PUT /v2.0/quotas answered HTTP ${quota.status} (going on with the configured quotas): ${quota.body.slice(0, 200)}`);
-    const capacity = subnetCapacity(s.subnetCidr);
-    if (capacity < s.totalPorts + 4 * s.concurrency) throw new Error(`SUBNET_CIDR=${s.subnetCidr} holds ${capacity} addresses, fewer than the ${s.totalPorts} ports (+ warm-up)`);
+    const cidrs = subnetPlan(s.subnetCidr, s.subnetPrefix, s.totalPorts + 4 * s.concurrency);
     const net = await this.api.expect('POST', '/v2.0/networks', { network: { name: `netbench-${this.stamp}`, admin_state_up: true } }, 201, t);
     this.networkId = (net.json as { network: { id: string } }).network.id;
-    const sub = await this.api.expect('POST', '/v2.0/subnets', { subnet: { name: `netbench-${this.stamp}`, network_id: this.networkId, ip_version: 4, cidr: s.subnetCidr, enable_dhcp: false } }, 201, t);
-    this.subnetId = (sub.json as { subnet: { id: string } }).subnet.id;
+    for (const [k, cidr] of cidrs.entries()) {
+      const sub = await this.api.expect('POST', '/v2.0/subnets', { subnet: { name: `netbench-${this.stamp}-${k}`, network_id: this.networkId, ip_version: 4, cidr, enable_dhcp: false } }, 201, t);
+      this.subnetIds.push((sub.json as { subnet: { id: string } }).subnet.id);
+    }
     // A few ports made and deleted untimed: first-use costs (caches, JIT, connections) before the clock runs.
     const warm: Created[] = [];
     const made = await this.load({
@@ -412,11 +425,15 @@ export class TargetRun {
       r.cleanup.ports_left = ports.length - gone.size;
     }
     const notes: string[] = [];
-    if (this.subnetId) {
-      const res = await this.api.request('DELETE', `/v2.0/subnets/${this.subnetId}`, undefined, t).catch((err: unknown) => ({ status: 0, body: String(err) }));
-      r.cleanup.subnet_deleted = res.status === 204;
-      if (!r.cleanup.subnet_deleted) notes.push(`DELETE subnet: HTTP ${res.status} ${res.body.slice(0, 200)}`);
+    let subnetsLeft = 0;
+    for (const id of this.subnetIds.splice(0)) {
+      const res = await this.api.request('DELETE', `/v2.0/subnets/${id}`, undefined, t).catch((err: unknown) => ({ status: 0, body: String(err) }));
+      if (res.status !== 204) {
+        subnetsLeft++;
+        if (subnetsLeft === 1) notes.push(`DELETE subnet: HTTP ${res.status} ${res.body.slice(0, 200)}`);
+      }
     }
+    r.cleanup.subnets_left = subnetsLeft;
     const res = await this.api.request('DELETE', `/v2.0/networks/${this.networkId}`, undefined, t).catch((err: unknown) => ({ status: 0, body: String(err) }));
     r.cleanup.network_deleted = res.status === 204;
     if (!r.cleanup.network_deleted) notes.push(`DELETE network: HTTP ${res.status} ${res.body.slice(0, 200)}`);

@@ -28,6 +28,8 @@ export interface Settings {
   /** A phase stops after this many failed requests. */
   maxErrors: number;
   subnetCidr: string;
+  /** Prefix length of the subnets: SUBNET_CIDR itself, or as many parts of it of this length as the ports need. */
+  subnetPrefix: number;
   totalTimeoutS: number;
   keepData: boolean;
   /** Kept-alive connections (KEEP_ALIVE=1) instead of one connection per request. */
@@ -123,6 +125,7 @@ export function readSettings(root: string, env: NodeJS.ProcessEnv = process.env)
     listTimeoutS: intEnv(env, 'LIST_TIMEOUT_S', 300),
     maxErrors: intEnv(env, 'MAX_ERRORS', 20),
     subnetCidr: env.SUBNET_CIDR || '10.0.0.0/16',
+    subnetPrefix: intEnv(env, 'SUBNET_PREFIX', Number((env.SUBNET_CIDR || '10.0.0.0/16').split('/')[1]) || 16, 8),
     totalTimeoutS: intEnv(env, 'TOTAL_TIMEOUT_S', 7200),
     keepData: env.KEEP_DATA === '1',
     keepAlive: env.KEEP_ALIVE === '1',
