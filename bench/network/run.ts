@@ -67,7 +67,9 @@ class NetworkBench {
       case 'stratus': {
         const dataDir = path.join(this.workDir, 'stratus-data');
         say(`starting Stratus (identity :${s.stratusIdentityPort}, network :${s.stratusNetworkPort}, data ${dataDir})`);
-        const { target, note } = await StratusTarget.start(s, dataDir, gitInfo());
+        // The tree's commit describes the build only when it is the tree's own dist/.
+        const version = s.stratusMain === path.join(ROOT, 'dist', 'src', 'cli', 'main.js') ? gitInfo() : `${s.stratusMain}; tree at run time ${gitInfo()}`;
+        const { target, note } = await StratusTarget.start(s, dataDir, version);
         if (note) say(`Stratus: ${note}`);
         return { target, note };
       }

@@ -32,7 +32,6 @@ function cpuPerPort(r: TargetResult): number | null {
 /** The figures of the report, in its order. */
 export function buildRows(results: TargetResult[], s: Settings): Row[] {
   const c = s.concurrency;
-  const present = Math.max(0, ...results.map((r) => r.ports_present));
   const defs: [string, 'higher' | 'lower', Pick][] = [
     ['ports created/s, c=1 (POST /v2.0/ports)', 'higher', (r) => rate(r.create_c1)],
     ['  create latency c=1, median ms', 'lower', (r) => med(r.create_c1)],
@@ -41,7 +40,8 @@ export function buildRows(results: TargetResult[], s: Settings): Row[] {
     [`  create latency c=${c}, median ms`, 'lower', (r) => med(r.create_cn)],
     [`  create latency c=${c}, p95 ms`, 'lower', (r) => p95(r.create_cn)],
     [`ports created/s, c=${c}, filling up to ${s.totalPorts}`, 'higher', (r) => rate(r.fill)],
-    [`GET /v2.0/ports (all ${present} ports), median ms`, 'lower', (r) => listMed(r.list_full)],
+    ['ports present during the lists', 'higher', (r) => (r.ports_present ? r.ports_present : null)],
+    ['GET /v2.0/ports (all of them), median ms', 'lower', (r) => listMed(r.list_full)],
     ['  same, p95 ms', 'lower', (r) => listP95(r.list_full)],
     [`GET /v2.0/ports?network_id=N&limit=${s.pageLimit}, median ms`, 'lower', (r) => listMed(r.list_page)],
     ['  same, p95 ms', 'lower', (r) => listP95(r.list_page)],
@@ -49,8 +49,8 @@ export function buildRows(results: TargetResult[], s: Settings): Row[] {
     ['  same, p95 ms', 'lower', (r) => listP95(r.list_device)],
     [`ports deleted/s, c=${c} (DELETE /v2.0/ports/{id})`, 'higher', (r) => rate(r.delete)],
     [`server + database CPU ms per port created at c=${c}`, 'lower', cpuPerPort],
-    [`server RSS MiB with ${present} ports`, 'lower', (r) => r.memory.after_fill_rss_mib],
-    [`database RSS MiB with ${present} ports`, 'lower', (r) => r.memory.db_after_fill_rss_mib],
+    ['server RSS MiB with the ports present', 'lower', (r) => r.memory.after_fill_rss_mib],
+    ['database RSS MiB with the ports present', 'lower', (r) => r.memory.db_after_fill_rss_mib],
   ];
   const byName = new Map(results.map((r) => [r.name, r]));
   return defs.map(([metric, better, pick]) => {
@@ -127,7 +127,7 @@ export function renderReport(o: { results: TargetResult[]; rows: Row[]; settings
       !r.available ? `not measured: ${r.note}` : r.note ? `stopped early: ${r.note}` : '',
       ...[r.create_c1, r.create_cn, r.fill, r.list_full?.load ?? null, r.list_page?.load ?? null, r.list_device?.load ?? null, r.delete]
         .filter((l): l is LoadResult => l !== null && (l.errors > 0 || l.stopped_by !== 'count'))
-        .map((l) => `${l.errors} failed, stopped by ${l.stopped_by} after ${l.ok}/${l.requested}: ${l.error_samples.join(' | ')}`),
+        .map((l) => `stopped by the ${l.stopped_by === 'count' ? 'count' : l.stopped_by === 'time' ? 'time limit' : l.stopped_by === 'errors' ? 'error limit' : 'abort'} after ${l.ok} of ${l.requested}${l.errors ? `, ${l.errors} failed: ${l.error_samples.join(' | ')}` : ''}`),
       r.cleanup.note ? `cleanup: ${r.cleanup.note}` : '',
     ].filter(Boolean);
     for (const p of problems) out.push(`  ! ${p}`);

@@ -112,7 +112,7 @@ export function readSettings(root: string, env: NodeJS.ProcessEnv = process.env)
     c1Ports,
     cNPorts,
     concurrency: intEnv(env, 'CONCURRENCY', 16),
-    phaseTimeS: intEnv(env, 'PHASE_TIME_S', 120),
+    phaseTimeS: intEnv(env, 'PHASE_TIME_S', 300),
     totalPorts: Math.max(intEnv(env, 'TOTAL_PORTS', 10000), c1Ports + cNPorts),
     fillTimeS: intEnv(env, 'FILL_TIME_S', 1800),
     fullListReps: intEnv(env, 'FULL_LIST_REPS', 10, 0),

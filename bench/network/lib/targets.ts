@@ -201,7 +201,6 @@ export class StratusTarget implements Target {
       processes: 1,
       database: 'SQLite in the data directory (the `up` default)',
       network_driver: 'fake (the default: IPAM and database only)',
-      main: s.stratusMain,
       url: `http://127.0.0.1:${s.stratusNetworkPort}`,
     };
   }
