@@ -16,6 +16,7 @@ for ((i = 0; i < ${#args[@]}; i++)); do
   case "${args[$i]}" in
     --targets=*) targets="${args[$i]#--targets=}" ;;
     --targets) targets="${args[$((i + 1))]:-}" ;;
+    -h | --help) echo "usage: bench/network/run.sh [--name value ...]; settings (environment or flags): bench/network/README.md"; exit 0 ;;
   esac
 done
 

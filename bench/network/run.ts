@@ -61,7 +61,7 @@ class NetworkBench {
       case 'neutron': {
         const missing = NeutronTarget.missing(s, SCRIPTS);
         if (missing) return { target: null, note: missing };
-        say(`starting Keystone (:${s.ksPort}) and neutron-server (:${s.neutronPort}, ${s.neutronApiWorkers} API workers, ${s.neutronDb}) in ${s.anchorState}; a fresh database takes ~30-60 s`);
+        say(`starting Keystone (:${s.ksPort}) and neutron-server (:${s.neutronPort}, ${s.neutronApiWorkers} API workers, PostgreSQL) in ${s.anchorState}; a fresh database takes ~30-60 s`);
         return { target: await NeutronTarget.start(s, SCRIPTS, path.join(this.workDir, 'neutron-scripts.log')), note: '' };
       }
       case 'stratus': {
@@ -189,7 +189,9 @@ async function main(): Promise<number> {
   const stamp = started.toISOString().replace(/\.\d+Z$/, 'Z').replace(/:/g, '-');
   const jsonPath = path.join(RESULTS_DIR, `${stamp}.json`);
   if (!error && bench.aborting) error = new Error(`aborted: ${bench.aborting}`);
-  const json = { started_at: started.toISOString(), finished_at: new Date().toISOString(), error: error ? message(error) : null, settings: s, host, versions, table: rows, targets: bench.results };
+  // Passwords stay out of the results (an external cloud's may be a real one).
+  const settings = { ...s, ksPassword: '***', stratusPassword: '***', external: { ...s.external, password: '***' } };
+  const json = { started_at: started.toISOString(), finished_at: new Date().toISOString(), error: error ? message(error) : null, settings, host, versions, table: rows, targets: bench.results };
   fs.writeFileSync(jsonPath, `${JSON.stringify(json, null, 2)}\n`);
   process.stdout.write(`${renderReport({ results: bench.results, rows, settings: s, host, started })}\nRaw numbers: ${path.relative(process.cwd(), jsonPath) || jsonPath}\n`);
   const failed = error !== null || bench.results.some((r) => !r.available || r.note !== '');

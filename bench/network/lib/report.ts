@@ -5,8 +5,8 @@ import type { Settings } from './settings.js';
 /** One printed row: a figure per target and, when both ran, Stratus / Neutron. */
 export interface Row {
   metric: string;
-  /** Which way is better, for reading the ratio. */
-  better: 'higher' | 'lower';
+  /** Which way is better, for reading the ratio; `none`: a fact, no ratio. */
+  better: 'higher' | 'lower' | 'none';
   values: Record<string, number | null>;
   /** Stratus' figure / Neutron's, or null. */
   ratio: number | null;
@@ -32,7 +32,7 @@ function cpuPerPort(r: TargetResult): number | null {
 /** The figures of the report, in its order. */
 export function buildRows(results: TargetResult[], s: Settings): Row[] {
   const c = s.concurrency;
-  const defs: [string, 'higher' | 'lower', Pick][] = [
+  const defs: [string, Row['better'], Pick][] = [
     ['ports created/s, c=1 (POST /v2.0/ports)', 'higher', (r) => rate(r.create_c1)],
     ['  create latency c=1, median ms', 'lower', (r) => med(r.create_c1)],
     ['  create latency c=1, p95 ms', 'lower', (r) => p95(r.create_c1)],
@@ -40,7 +40,7 @@ export function buildRows(results: TargetResult[], s: Settings): Row[] {
     [`  create latency c=${c}, median ms`, 'lower', (r) => med(r.create_cn)],
     [`  create latency c=${c}, p95 ms`, 'lower', (r) => p95(r.create_cn)],
     [`ports created/s, c=${c}, filling up to ${s.totalPorts}`, 'higher', (r) => rate(r.fill)],
-    ['ports present during the lists', 'higher', (r) => (r.ports_present ? r.ports_present : null)],
+    ['ports present during the lists', 'none', (r) => (r.ports_present ? r.ports_present : null)],
     ['GET /v2.0/ports (all of them), median ms', 'lower', (r) => listMed(r.list_full)],
     ['  same, p95 ms', 'lower', (r) => listP95(r.list_full)],
     [`GET /v2.0/ports?network_id=N&limit=${s.pageLimit}, median ms`, 'lower', (r) => listMed(r.list_page)],
@@ -58,7 +58,7 @@ export function buildRows(results: TargetResult[], s: Settings): Row[] {
     for (const r of results) values[r.name] = pick(r);
     const st = byName.has('stratus') ? values.stratus : null;
     const ne = byName.has('neutron') ? values.neutron : null;
-    const ratio = st != null && ne != null && ne > 0 ? Math.round((st / ne) * 100) / 100 : null;
+    const ratio = better !== 'none' && st != null && ne != null && ne > 0 ? Math.round((st / ne) * 100) / 100 : null;
     return { metric, better, values, ratio };
   });
 }
@@ -127,7 +127,7 @@ export function renderReport(o: { results: TargetResult[]; rows: Row[]; settings
       !r.available ? `not measured: ${r.note}` : r.note ? `stopped early: ${r.note}` : '',
       ...[r.create_c1, r.create_cn, r.fill, r.list_full?.load ?? null, r.list_page?.load ?? null, r.list_device?.load ?? null, r.delete]
         .filter((l): l is LoadResult => l !== null && (l.errors > 0 || l.stopped_by !== 'count'))
-        .map((l) => `stopped by the ${l.stopped_by === 'count' ? 'count' : l.stopped_by === 'time' ? 'time limit' : l.stopped_by === 'errors' ? 'error limit' : 'abort'} after ${l.ok} of ${l.requested}${l.errors ? `, ${l.errors} failed: ${l.error_samples.join(' | ')}` : ''}`),
+        .map((l) => `stopped by the ${l.stopped_by === 'count' ? 'count' : l.stopped_by === 'time' ? 'time limit' : l.stopped_by === 'errors' ? 'error limit' : 'abort'} after ${l.ok} of ${l.requested}${l.errors ? `, ${l.errors} failed: ${[...new Set(l.error_samples)].join(' | ')}` : ''}`),
       r.cleanup.note ? `cleanup: ${r.cleanup.note}` : '',
     ].filter(Boolean);
     for (const p of problems) out.push(`  ! ${p}`);

@@ -425,6 +425,11 @@ export class TargetRun {
       r.cleanup.ports_left = ports.length - gone.size;
     }
     const notes: string[] = [];
+    const orphans = await this.deleteOrphans(new Set(ports.map((p) => p.id)), t).catch((err: unknown) => {
+      notes.push(`listing the network's remaining ports failed: ${err instanceof Error ? err.message : String(err)}`);
+      return 0;
+    });
+    if (orphans) notes.push(`${orphans} ports the benchmark had given up on (client time-out) were made by the server after all; deleted`);
     let subnetsLeft = 0;
     for (const id of this.subnetIds.splice(0)) {
       const res = await this.api.request('DELETE', `/v2.0/subnets/${id}`, undefined, t).catch((err: unknown) => ({ status: 0, body: String(err) }));
@@ -440,6 +445,28 @@ export class TargetRun {
     if (r.cleanup.ports_left) notes.push(`${r.cleanup.ports_left} ports not deleted`);
     r.cleanup.note = [r.cleanup.note, ...notes].filter(Boolean).join('; ');
     this.networkId = null;
+  }
+
+  /**
+   * Deletes the ports still on the benchmark's network: those whose creation
+   * the benchmark gave up on (a client time-out) but the server finished
+   * (ports it made and knows of are not deleted twice).
+   * Returns how many it found; the ones it could not delete count as left.
+   */
+  private async deleteOrphans(known: Set<string>, timeoutMs: number): Promise<number> {
+    const { json } = await this.api.expect('GET', `/v2.0/ports?network_id=${this.networkId ?? ''}&fields=id`, undefined, 200, this.s.listTimeoutS * 1000);
+    const ids = ((json as { ports?: { id?: string }[] }).ports ?? []).map((p) => p.id ?? '').filter((id) => id !== '' && !known.has(id));
+    if (ids.length === 0) return 0;
+    const d = await this.load({
+      count: ids.length,
+      concurrency: this.s.concurrency,
+      timeLimitS: this.s.deleteTimeS,
+      maxErrors: this.s.maxErrors,
+      keepLatencies: false,
+      op: async (i) => (await this.api.expect('DELETE', `/v2.0/ports/${ids[i] ?? ''}`, undefined, 204, timeoutMs)).res.ms,
+    });
+    this.result.cleanup.ports_left += ids.length - d.ok;
+    return ids.length;
   }
 }
 

@@ -42,7 +42,6 @@ export interface Settings {
   ksPassword: string;
   neutronPort: number;
   neutronApiWorkers: number;
-  neutronDb: string;
   stratusMain: string;
   stratusIdentityPort: number;
   stratusImagePort: number;
@@ -114,7 +113,7 @@ export function readSettings(root: string, env: NodeJS.ProcessEnv = process.env)
     concurrency: intEnv(env, 'CONCURRENCY', 16),
     phaseTimeS: intEnv(env, 'PHASE_TIME_S', 300),
     totalPorts: Math.max(intEnv(env, 'TOTAL_PORTS', 10000), c1Ports + cNPorts),
-    fillTimeS: intEnv(env, 'FILL_TIME_S', 1800),
+    fillTimeS: intEnv(env, 'FILL_TIME_S', 3600),
     fullListReps: intEnv(env, 'FULL_LIST_REPS', 10, 0),
     pageListReps: intEnv(env, 'PAGE_LIST_REPS', 50, 0),
     deviceListReps: intEnv(env, 'DEVICE_LIST_REPS', 50, 0),
@@ -136,7 +135,6 @@ export function readSettings(root: string, env: NodeJS.ProcessEnv = process.env)
     ksPassword: env.KS_ADMIN_PASSWORD || 'secret',
     neutronPort: intEnv(env, 'NEUTRON_PORT', 9697),
     neutronApiWorkers: intEnv(env, 'NEUTRON_API_WORKERS', 2),
-    neutronDb: env.NEUTRON_DB || 'postgresql',
     stratusMain: path.resolve(env.STRATUS_MAIN || path.join(root, 'dist', 'src', 'cli', 'main.js')),
     stratusIdentityPort: intEnv(env, 'STRATUS_PORT', 5082),
     stratusImagePort: intEnv(env, 'STRATUS_IMAGE_PORT', 9382),

@@ -78,7 +78,6 @@ export class NeutronTarget implements Target {
       KS_ADMIN_PASSWORD: s.ksPassword,
       NEUTRON_PORT: String(s.neutronPort),
       NEUTRON_API_WORKERS: String(s.neutronApiWorkers),
-      NEUTRON_DB: s.neutronDb,
     };
     const pg = commandLine('/usr/lib/postgresql/15/bin/postgres', ['--version']);
     this.setup = {
@@ -86,7 +85,7 @@ export class NeutronTarget implements Target {
       api_workers: s.neutronApiWorkers,
       rpc_workers: 1,
       plugin: 'ml2 (flat,vlan,vxlan; tenant vxlan; no mechanism driver; port_security) + router',
-      database: s.neutronDb === 'postgresql' ? `PostgreSQL (${pg ?? '?'}), Unix socket, private cluster` : 'SQLite',
+      database: `PostgreSQL (${pg ?? '?'}), Unix socket, private cluster`,
       transport: 'oslo.messaging fake:// (no agents)',
       keystone: `keystone ${commandLine('dpkg-query', ['-W', '-f=${Version}', 'keystone']) ?? '?'} (uwsgi, 2 processes, memcached cache)`,
       url: `http://127.0.0.1:${s.neutronPort}`,

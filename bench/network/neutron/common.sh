@@ -31,8 +31,6 @@ NT_API_WORKERS="${NEUTRON_API_WORKERS:-2}"
 NT_RPC_WORKERS="${NEUTRON_RPC_WORKERS:-1}"
 NT_SERVICE_PLUGINS="${NEUTRON_SERVICE_PLUGINS-router}"
 NT_SERVICE_PASSWORD="${NEUTRON_SERVICE_PASSWORD:-secret}"
-# postgresql (a private cluster in $NT_STATE/pg) or sqlite.
-NT_DB="${NEUTRON_DB:-postgresql}"
 PG_BIN="${PG_BIN:-/usr/lib/postgresql/15/bin}"
 PG_PORT="${NEUTRON_PG_PORT:-5439}"
 PG_DATA="$NT_STATE/pg/data"

@@ -10,7 +10,8 @@
 #     RabbitMQ is needed (the casts to agents are dropped in memory);
 #   * a private PostgreSQL 15 cluster in $NEUTRON_STATE/pg (Unix socket only,
 #     started with pg_ctl as `postgres` when run as root), schema by
-#     `neutron-db-manage upgrade heads` (NEUTRON_DB=sqlite: SQLite instead);
+#     `neutron-db-manage upgrade heads` (SQLite is no option: neutron 21's
+#     migrations fail on it, "No support for ALTER of constraints in SQLite dialect");
 #   * keystone auth against the anchor Keystone of ../../../../shared/anchors/openstack
 #     (started here with start-keystone.sh when it does not answer on KS_PORT),
 #     in which a `neutron` service user and the `network` endpoints are registered;
@@ -20,7 +21,7 @@
 #   ./start-neutron.sh          start (initialise database and registration on first use)
 #   ./start-neutron.sh --fresh  wipe Neutron's state (database included) first
 # Env: NEUTRON_PORT, NEUTRON_API_WORKERS, NEUTRON_RPC_WORKERS, NEUTRON_SERVICE_PLUGINS
-# ("" = none), NEUTRON_DB (postgresql | sqlite), NEUTRON_PG_PORT, NEUTRON_STATE,
+# ("" = none), NEUTRON_DEBUG (true: debug log), NEUTRON_PG_PORT, NEUTRON_STATE,
 # OS_ANCHOR_STATE, KS_PORT (5081), KS_CACHE (1), KS_MEMCACHE_PORT (11216),
 # KS_PROCESSES (2), STRATUS_ANCHORS. stop-neutron.sh stops all of it.
 set -euo pipefail
@@ -29,10 +30,8 @@ set -euo pipefail
 for c in neutron-server neutron-db-manage openstack curl; do
   command -v "$c" >/dev/null || { echo "$c not installed: apt-get install -y neutron-server python3-openstackclient curl" >&2; exit 1; }
 done
-if [ "$NT_DB" = postgresql ]; then
-  [ -x "$PG_BIN/pg_ctl" ] || { echo "PostgreSQL 15 not found in $PG_BIN: apt-get install -y postgresql-15 (or NEUTRON_DB=sqlite)" >&2; exit 1; }
-  /usr/bin/python3 -c 'import psycopg2' 2>/dev/null || { echo "apt-get install -y python3-psycopg2" >&2; exit 1; }
-fi
+[ -x "$PG_BIN/pg_ctl" ] || { echo "PostgreSQL 15 not found in $PG_BIN: apt-get install -y postgresql-15" >&2; exit 1; }
+/usr/bin/python3 -c 'import psycopg2' 2>/dev/null || { echo "apt-get install -y python3-psycopg2" >&2; exit 1; }
 
 # A state directory made here says so (the benchmark refuses to wipe others).
 if [ ! -d "$OS_ANCHOR_STATE" ]; then
@@ -58,26 +57,22 @@ if ! wait_http "$KS_URL/v3" 1; then
   touch "$NT_STATE/keystone-started-here"
 fi
 
-# Database.
-if [ "$NT_DB" = postgresql ]; then
-  DB_URL="postgresql+psycopg2://neutron@/neutron?host=$PG_SOCK&port=$PG_PORT"
-  if [ ! -f "$PG_DATA/PG_VERSION" ]; then
-    mkdir -p "$PG_DATA" "$PG_SOCK"
-    [ "$(id -u)" = 0 ] && chown -R postgres:postgres "$NT_STATE/pg"
-    pg_as_owner test -w "$PG_DATA" || { echo "the PostgreSQL owner cannot write $PG_DATA (a parent directory not searchable?)" >&2; exit 1; }
-    # Superuser `neutron`, trust on the Unix socket (nothing else listens).
-    pg_as_owner "$PG_BIN/initdb" -D "$PG_DATA" -U neutron --auth=trust -E UTF8 --locale=C.UTF-8 >"$NT_STATE/log/initdb.log" 2>&1
-  fi
-  if ! pg_running; then
-    # listen_addresses='': Unix socket only, in $PG_SOCK. fsync etc. as PostgreSQL's defaults.
-    pg_as_owner "$PG_BIN/pg_ctl" -D "$PG_DATA" -w -t 60 -l "$NT_STATE/pg/postgres.log" \
-      -o "-c listen_addresses='' -c port=$PG_PORT -c unix_socket_directories='$PG_SOCK' -c max_connections=200" start >/dev/null
-  fi
-  if ! pg_as_owner "$PG_BIN/psql" -h "$PG_SOCK" -p "$PG_PORT" -U neutron -d postgres -Atc "SELECT 1 FROM pg_database WHERE datname='neutron'" | grep -q 1; then
-    pg_as_owner "$PG_BIN/createdb" -h "$PG_SOCK" -p "$PG_PORT" -U neutron -E UTF8 neutron
-  fi
-else
-  DB_URL="sqlite:///$NT_STATE/neutron.sqlite"
+# Database: a private PostgreSQL cluster.
+DB_URL="postgresql+psycopg2://neutron@/neutron?host=$PG_SOCK&port=$PG_PORT"
+if [ ! -f "$PG_DATA/PG_VERSION" ]; then
+  mkdir -p "$PG_DATA" "$PG_SOCK"
+  [ "$(id -u)" = 0 ] && chown -R postgres:postgres "$NT_STATE/pg"
+  pg_as_owner test -w "$PG_DATA" || { echo "the PostgreSQL owner cannot write $PG_DATA (a parent directory not searchable?)" >&2; exit 1; }
+  # Superuser `neutron`, trust on the Unix socket (nothing else listens).
+  pg_as_owner "$PG_BIN/initdb" -D "$PG_DATA" -U neutron --auth=trust -E UTF8 --locale=C.UTF-8 >"$NT_STATE/log/initdb.log" 2>&1
+fi
+if ! pg_running; then
+  # listen_addresses='': Unix socket only, in $PG_SOCK. fsync etc. as PostgreSQL's defaults.
+  pg_as_owner "$PG_BIN/pg_ctl" -D "$PG_DATA" -w -t 60 -l "$NT_STATE/pg/postgres.log" \
+    -o "-c listen_addresses='' -c port=$PG_PORT -c unix_socket_directories='$PG_SOCK' -c max_connections=200" start >/dev/null
+fi
+if ! pg_as_owner "$PG_BIN/psql" -h "$PG_SOCK" -p "$PG_PORT" -U neutron -d postgres -Atc "SELECT 1 FROM pg_database WHERE datname='neutron'" | grep -q 1; then
+  pg_as_owner "$PG_BIN/createdb" -h "$PG_SOCK" -p "$PG_PORT" -U neutron -E UTF8 neutron
 fi
 
 CONF="$NT_STATE/neutron.conf"
@@ -97,7 +92,7 @@ allow_overlapping_ips = true
 state_path = $NT_STATE
 log_dir = $NT_STATE/log
 log_file = neutron-server.log
-debug = false
+debug = ${NEUTRON_DEBUG:-false}
 transport_url = fake://
 notify_nova_on_port_status_changes = false
 notify_nova_on_port_data_changes = false
@@ -203,4 +198,4 @@ done
 if [ "$code" != 200 ]; then
   echo "neutron-server answers GET /v2.0/networks with HTTP $code; see $NT_STATE/log/neutron-server.log" >&2; exit 1
 fi
-echo "neutron-server running: pid $(cat "$NT_PIDFILE"), $NT_URL (api_workers=$NT_API_WORKERS rpc_workers=$NT_RPC_WORKERS, database $NT_DB, keystone $KS_URL)"
+echo "neutron-server running: pid $(cat "$NT_PIDFILE"), $NT_URL (api_workers=$NT_API_WORKERS rpc_workers=$NT_RPC_WORKERS, database PostgreSQL, keystone $KS_URL)"
