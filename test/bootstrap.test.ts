@@ -19,7 +19,7 @@ test('without a configured password one is generated, printed once and written t
   assert.ok(printed, `no generated password in:\n${cloud.output}`);
   const token = cloud.json<{ id: string }>(['token', 'issue']);
   assert.ok(token.id.length > 100);
-  const env = { OS_AUTH_URL: cloud.authUrl, OS_USERNAME: 'admin', OS_PASSWORD: printed, OS_PROJECT_NAME: 'admin', OS_USER_DOMAIN_NAME: 'Default', OS_PROJECT_DOMAIN_NAME: 'Default', OS_IDENTITY_API_VERSION: '3', OS_CLIENT_CONFIG_FILE: '/dev/null' };
+  const env = cloud.rc({ user: 'admin', password: printed, project: 'admin' });
   assert.equal(cloud.openstack(['token', 'issue'], env).status, 0, 'the printed password logs in');
 });
 

@@ -21,6 +21,17 @@ export async function freePort(): Promise<number> {
   });
 }
 
+/** A user of the cloud with a role on a project of its own (`projectId` is set by `Cloud.addMember`). */
+export interface Account {
+  user: string;
+  password: string;
+  project: string;
+  projectId: string;
+}
+
+/** What a CLI run gives back. */
+export type CliResult = { status: number; stdout: string; stderr: string };
+
 /** A `stratus up` child process on a data directory of its own and free ports. */
 export class Cloud {
   private child: ChildProcess | null = null;
@@ -97,7 +108,7 @@ export class Cloud {
   }
 
   /** Runs the real `openstack` CLI against this cloud; returns status and output. */
-  openstack(args: string[], extraEnv: NodeJS.ProcessEnv = {}): { status: number; stdout: string; stderr: string } {
+  openstack(args: string[], extraEnv: NodeJS.ProcessEnv = {}): CliResult {
     const env: NodeJS.ProcessEnv = { PATH: process.env.PATH, HOME: process.env.HOME, OS_CLIENT_CONFIG_FILE: path.join(this.dataDir, 'clouds.yaml'), ...extraEnv };
     const res = spawnSync('openstack', args, { env, encoding: 'utf8', timeout: 120_000 });
     return { status: res.status ?? 1, stdout: res.stdout ?? '', stderr: res.stderr ?? '' };
@@ -108,5 +119,43 @@ export class Cloud {
     const res = this.openstack(['--os-cloud', 'stratus', ...args, '-f', 'json'], extraEnv);
     if (res.status !== 0) throw new Error(`openstack ${args.join(' ')} failed (${res.status}): ${res.stderr}${res.stdout}`);
     return JSON.parse(res.stdout) as T;
+  }
+
+  /**
+   * The environment that logs the OpenStack clients (`openstack`, `glance`)
+   * in as a user with a project-scoped password token, without clouds.yaml.
+   */
+  rc(account: Pick<Account, 'user' | 'password' | 'project'>): NodeJS.ProcessEnv {
+    return {
+      OS_AUTH_URL: this.authUrl,
+      OS_USERNAME: account.user,
+      OS_PASSWORD: account.password,
+      OS_PROJECT_NAME: account.project,
+      OS_USER_DOMAIN_NAME: 'Default',
+      OS_PROJECT_DOMAIN_NAME: 'Default',
+      OS_IDENTITY_API_VERSION: '3',
+      OS_IMAGE_API_VERSION: '2',
+      OS_CLIENT_CONFIG_FILE: '/dev/null',
+    };
+  }
+
+  /** `openstack ...` as an account. */
+  asUser(account: Account, args: string[]): CliResult {
+    return this.openstack(args, this.rc(account));
+  }
+
+  /** `openstack ... -f json` as an account, parsed; throws with the CLI's output on failure. */
+  asUserJson<T = any>(account: Account, args: string[]): T {
+    const res = this.asUser(account, [...args, '-f', 'json']);
+    if (res.status !== 0) throw new Error(`openstack ${args.join(' ')} as ${account.user} failed (${res.status}): ${res.stderr}${res.stdout}`);
+    return JSON.parse(res.stdout) as T;
+  }
+
+  /** Makes the account's project and user (as admin), gives the user `member` on the project, and sets `projectId`. */
+  addMember(account: Account): void {
+    account.projectId = this.json<{ id: string }>(['project', 'create', account.project]).id;
+    this.json(['user', 'create', '--password', account.password, account.user]);
+    const added = this.openstack(['--os-cloud', 'stratus', 'role', 'add', '--project', account.project, '--user', account.user, 'member']);
+    if (added.status !== 0) throw new Error(`role add member for ${account.user} failed (${added.status}): ${added.stderr}`);
   }
 }

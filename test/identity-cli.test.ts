@@ -18,17 +18,6 @@ after(async () => {
   await cloud.stop();
 });
 
-const rc = (user: string, password: string, project: string): NodeJS.ProcessEnv => ({
-  OS_AUTH_URL: cloud.authUrl,
-  OS_USERNAME: user,
-  OS_PASSWORD: password,
-  OS_PROJECT_NAME: project,
-  OS_USER_DOMAIN_NAME: 'Default',
-  OS_PROJECT_DOMAIN_NAME: 'Default',
-  OS_IDENTITY_API_VERSION: '3',
-  OS_CLIENT_CONFIG_FILE: '/dev/null',
-});
-
 test('clouds.yaml, openrc and the database are owner-only', () => {
   for (const name of ['clouds.yaml', 'openrc', 'identity.sqlite']) {
     const stat = fs.statSync(path.join(cloud.dataDir, name));
@@ -111,13 +100,13 @@ test("a disabled user's token is refused, and the user cannot log in", async () 
   cloud.json(['project', 'create', 'dis-project']);
   cloud.json(['user', 'create', '--password', 'dis-pw-1', 'dis-user']);
   assert.equal(cloud.openstack(['--os-cloud', 'stratus', 'role', 'add', '--project', 'dis-project', '--user', 'dis-user', 'member']).status, 0);
-  const issued = cloud.openstack(['token', 'issue', '-f', 'json'], rc('dis-user', 'dis-pw-1', 'dis-project'));
+  const issued = cloud.openstack(['token', 'issue', '-f', 'json'], cloud.rc({ user: 'dis-user', password: 'dis-pw-1', project: 'dis-project' }));
   assert.equal(issued.status, 0, issued.stderr);
   const token = (JSON.parse(issued.stdout) as { id: string }).id;
   assert.equal(cloud.openstack(['--os-cloud', 'stratus', 'user', 'set', '--disable', 'dis-user']).status, 0);
   const res = await fetch(`${cloud.authUrl}/auth/projects`, { headers: { 'X-Auth-Token': token } });
   assert.equal(res.status, 401);
-  const again = cloud.openstack(['token', 'issue'], rc('dis-user', 'dis-pw-1', 'dis-project'));
+  const again = cloud.openstack(['token', 'issue'], cloud.rc({ user: 'dis-user', password: 'dis-pw-1', project: 'dis-project' }));
   assert.notEqual(again.status, 0);
 });
 
@@ -126,7 +115,7 @@ test('a member of one project gets 403 from user list and sees only their own pr
   cloud.json(['project', 'create', 'other-project']);
   cloud.json(['user', 'create', '--password', 'mem-pw-1', 'mem-user']);
   assert.equal(cloud.openstack(['--os-cloud', 'stratus', 'role', 'add', '--project', 'mem-project', '--user', 'mem-user', 'member']).status, 0);
-  const env = rc('mem-user', 'mem-pw-1', 'mem-project');
+  const env = cloud.rc({ user: 'mem-user', password: 'mem-pw-1', project: 'mem-project' });
   const users = cloud.openstack(['user', 'list'], env);
   assert.notEqual(users.status, 0);
   assert.match(users.stderr, /HTTP 403/);

@@ -4,7 +4,7 @@ import { createHash } from 'node:crypto';
 import fs from 'node:fs';
 import path from 'node:path';
 import { after, before, test, type TestContext } from 'node:test';
-import { Cloud } from './cloud.js';
+import { Cloud, type Account, type CliResult } from './cloud.js';
 
 /**
  * The image service (Glance v2) driven by Debian's real clients against a
@@ -19,12 +19,6 @@ let work: string;
 let qcow2: string;
 let qcow2Digests: { size: number; md5: string; sha512: string; sha256: string };
 
-interface Account {
-  user: string;
-  password: string;
-  project: string;
-  projectId: string;
-}
 /** Members of three projects; A owns the images, B is shared with, C is not. */
 const accounts: Record<'a' | 'b' | 'c', Account> = {
   a: { user: 'img-user-a', password: 'img-pw-a-1', project: 'img-project-a', projectId: '' },
@@ -46,12 +40,7 @@ before(async () => {
   const written = spawnSync('qemu-io', ['-c', 'write -P 0x5a 0 1M', '-c', 'write -P 0xa5 32M 512k', qcow2], { encoding: 'utf8' });
   if (written.error === undefined) assert.equal(written.status, 0, `qemu-io: ${written.stderr}`);
   qcow2Digests = digests(qcow2);
-  for (const account of Object.values(accounts)) {
-    account.projectId = cloud.json<{ id: string }>(['project', 'create', account.project]).id;
-    cloud.json(['user', 'create', '--password', account.password, account.user]);
-    const added = cloud.openstack(['--os-cloud', 'stratus', 'role', 'add', '--project', account.project, '--user', account.user, 'member']);
-    assert.equal(added.status, 0, added.stderr);
-  }
+  for (const account of Object.values(accounts)) cloud.addMember(account);
 });
 
 after(async () => {
@@ -65,42 +54,13 @@ function digests(file: string): { size: number; md5: string; sha512: string; sha
   return { size: data.length, md5: hex('md5'), sha512: hex('sha512'), sha256: hex('sha256') };
 }
 
-/** The environment that logs `openstack` and `glance` in as one of the accounts (no clouds.yaml). */
-function rc(account: Account): NodeJS.ProcessEnv {
-  return {
-    OS_AUTH_URL: cloud.authUrl,
-    OS_USERNAME: account.user,
-    OS_PASSWORD: account.password,
-    OS_PROJECT_NAME: account.project,
-    OS_USER_DOMAIN_NAME: 'Default',
-    OS_PROJECT_DOMAIN_NAME: 'Default',
-    OS_IDENTITY_API_VERSION: '3',
-    OS_IMAGE_API_VERSION: '2',
-    OS_CLIENT_CONFIG_FILE: '/dev/null',
-  };
-}
-
-type Result = { status: number; stdout: string; stderr: string };
-
-/** `openstack ...` as an account. */
-function as(account: Account, args: string[]): Result {
-  return cloud.openstack(args, rc(account));
-}
-
-/** `openstack ... -f json` as an account, parsed; throws with the CLI's output on failure. */
-function asJson<T = any>(account: Account, args: string[]): T {
-  const res = as(account, [...args, '-f', 'json']);
-  if (res.status !== 0) throw new Error(`openstack ${args.join(' ')} as ${account.user} failed (${res.status}): ${res.stderr}${res.stdout}`);
-  return JSON.parse(res.stdout) as T;
-}
-
 /**
  * `glance ...` as an account. Standard input is closed: glanceclient uploads
  * whatever a readable standard input holds, and `image-create` must leave
  * the image queued.
  */
-function glance(account: Account, args: string[]): Result {
-  const env = { PATH: process.env.PATH, HOME: process.env.HOME, ...rc(account) };
+function glance(account: Account, args: string[]): CliResult {
+  const env = { PATH: process.env.PATH, HOME: process.env.HOME, ...cloud.rc(account) };
   const res = spawnSync('sh', ['-c', 'exec glance "$@" <&-', 'glance', ...args], { env, encoding: 'utf8', timeout: 120_000 });
   return { status: res.status ?? 1, stdout: res.stdout ?? '', stderr: res.stderr ?? '' };
 }
@@ -150,11 +110,11 @@ function field(image: ShownImage, name: string): unknown {
 }
 
 function show(account: Account | null, id: string): ShownImage {
-  return account ? asJson<ShownImage>(account, ['image', 'show', id]) : cloud.json<ShownImage>(['image', 'show', id]);
+  return account ? cloud.asUserJson<ShownImage>(account, ['image', 'show', id]) : cloud.json<ShownImage>(['image', 'show', id]);
 }
 
 function list(account: Account | null, args: string[] = []): { ID: string; Name: string; Status: string }[] {
-  return account ? asJson(account, ['image', 'list', ...args]) : cloud.json(['image', 'list', ...args]);
+  return account ? cloud.asUserJson(account, ['image', 'list', ...args]) : cloud.json(['image', 'list', ...args]);
 }
 
 /** Polls `image show` until the image has `status`; bounded by a number of polls. */
@@ -170,7 +130,7 @@ async function waitForStatus(account: Account | null, id: string, status: string
 
 /** A token for an account, for the few checks the CLIs cannot show (an HTTP status behind a generic message). */
 function token(account: Account): string {
-  return asJson<{ id: string }>(account, ['token', 'issue']).id;
+  return cloud.asUserJson<{ id: string }>(account, ['token', 'issue']).id;
 }
 
 /** The files of an image in the default (file) store: the data, or a partial write. */
@@ -195,14 +155,14 @@ function cleanup(t: TestContext, ids: string[]): void {
 /** Uploads the qcow2 as a new image with `image create --file`; returns its id. */
 function createQcow2(account: Account | null, name: string, extra: string[] = []): string {
   const args = ['image', 'create', '--file', qcow2, '--disk-format', 'qcow2', '--container-format', 'bare', ...extra, name];
-  const created = account ? asJson<{ id: string }>(account, args) : cloud.json<{ id: string }>(args);
+  const created = account ? cloud.asUserJson<{ id: string }>(account, args) : cloud.json<{ id: string }>(args);
   assert.match(created.id, /^[0-9a-f-]{36}$/, `image create returns an id: ${JSON.stringify(created)}`);
   return created.id;
 }
 
 function saveAndCompare(account: Account | null, id: string, name: string): void {
   const out = path.join(work, name);
-  const res = account ? as(account, ['image', 'save', '--file', out, id]) : cloud.openstack(['--os-cloud', 'stratus', 'image', 'save', '--file', out, id]);
+  const res = account ? cloud.asUser(account, ['image', 'save', '--file', out, id]) : cloud.openstack(['--os-cloud', 'stratus', 'image', 'save', '--file', out, id]);
   assert.equal(res.status, 0, `image save: ${res.stderr}`);
   assert.equal(digests(out).sha256, qcow2Digests.sha256, 'the downloaded image is byte-identical to the uploaded file');
   fs.rmSync(out);
@@ -246,19 +206,19 @@ test('sharing: the owner adds a project, its member accepts, downloads; another 
   cleanup(t, [id]);
   assert.equal(show(a, id).visibility, 'shared', 'visibility shared');
 
-  const member = asJson<{ member_id: string; status: string }>(a, ['image', 'add', 'project', id, b.projectId]);
+  const member = cloud.asUserJson<{ member_id: string; status: string }>(a, ['image', 'add', 'project', id, b.projectId]);
   assert.equal(member.member_id, b.projectId, 'member_id');
   assert.equal(member.status, 'pending', 'a new member is pending');
   assert.ok(!list(b).some((i) => i.ID === id), 'a pending member does not list the image');
 
-  const accept = as(b, ['image', 'set', '--accept', id]);
+  const accept = cloud.asUser(b, ['image', 'set', '--accept', id]);
   assert.equal(accept.status, 0, `image set --accept: ${accept.stderr}`);
   assert.ok(list(b).some((i) => i.ID === id && i.Status === 'active'), 'once accepted, the member lists the image');
   assertActiveQcow2(show(b, id));
   saveAndCompare(b, id, 'shared.qcow2');
 
   assert.ok(!list(c).some((i) => i.ID === id), 'another project does not list the image');
-  const hidden = as(c, ['image', 'show', id]);
+  const hidden = cloud.asUser(c, ['image', 'show', id]);
   assert.notEqual(hidden.status, 0, 'another project cannot show the image');
   assert.match(hidden.stderr, /No Image found/, hidden.stderr);
   // openstack turns the 404 into "No Image found"; the status itself:
@@ -275,7 +235,7 @@ test('image set --public: refused (403) for a member owner, done by admin', (t) 
   const id = createQcow2(a, 'e2e-public');
   cleanup(t, [id]);
   const before = show(a, id).visibility;
-  const refused = as(a, ['image', 'set', '--public', id]);
+  const refused = cloud.asUser(a, ['image', 'set', '--public', id]);
   assert.notEqual(refused.status, 0, 'a project member cannot publicize');
   assert.match(refused.stderr, /403/, refused.stderr);
   assert.equal(show(a, id).visibility, before, 'the visibility is unchanged');
@@ -290,7 +250,7 @@ test('image set --public: refused (403) for a member owner, done by admin', (t) 
 test('qcow2 data in a raw image is refused (400) and the image stays queued for a retry', (t) => {
   const { a } = accounts;
   // openstack: image create refuses; the SDK then deletes the image it made.
-  const created = as(a, ['image', 'create', '--file', qcow2, '--disk-format', 'raw', '--container-format', 'bare', 'e2e-mismatch']);
+  const created = cloud.asUser(a, ['image', 'create', '--file', qcow2, '--disk-format', 'raw', '--container-format', 'bare', 'e2e-mismatch']);
   assert.notEqual(created.status, 0, 'image create fails');
   assert.match(created.stderr, /400/, created.stderr);
   assert.match(created.stderr, /does not match/, created.stderr);
@@ -312,7 +272,7 @@ test('qcow2 data in a raw image is refused (400) and the image stays queued for 
   assert.equal(queued.checksum ?? null, null, 'and no checksum');
   assert.deepEqual(storedFiles(id), [], 'no data is left in the store');
 
-  const fixed = as(a, ['image', 'set', '--disk-format', 'qcow2', id]);
+  const fixed = cloud.asUser(a, ['image', 'set', '--disk-format', 'qcow2', id]);
   assert.equal(fixed.status, 0, `image set --disk-format on a queued image: ${fixed.stderr}`);
   const retried = glance(a, ['image-upload', '--file', qcow2, id]);
   assert.equal(retried.status, 0, `the retry succeeds: ${retried.stderr}`);
@@ -323,18 +283,18 @@ test('a protected image cannot be deleted until unprotected', (t) => {
   const { a } = accounts;
   const id = createQcow2(a, 'e2e-protected');
   cleanup(t, [id]);
-  assert.equal(as(a, ['image', 'set', '--protected', id]).status, 0, 'image set --protected');
+  assert.equal(cloud.asUser(a, ['image', 'set', '--protected', id]).status, 0, 'image set --protected');
   assert.equal(show(a, id).protected, true, 'protected');
-  const refused = as(a, ['image', 'delete', id]);
+  const refused = cloud.asUser(a, ['image', 'delete', id]);
   assert.notEqual(refused.status, 0, 'image delete of a protected image fails');
   assert.match(refused.stderr, /403/, refused.stderr);
   assert.match(refused.stderr, /protected/, refused.stderr);
   assertActiveQcow2(show(a, id));
 
-  assert.equal(as(a, ['image', 'set', '--unprotected', id]).status, 0, 'image set --unprotected');
-  const deleted = as(a, ['image', 'delete', id]);
+  assert.equal(cloud.asUser(a, ['image', 'set', '--unprotected', id]).status, 0, 'image set --unprotected');
+  const deleted = cloud.asUser(a, ['image', 'delete', id]);
   assert.equal(deleted.status, 0, `image delete: ${deleted.stderr}`);
-  const gone = as(a, ['image', 'show', id]);
+  const gone = cloud.asUser(a, ['image', 'show', id]);
   assert.notEqual(gone.status, 0, 'image show of a deleted image fails');
   assert.match(gone.stderr, /No Image found/, gone.stderr);
   assert.deepEqual(storedFiles(id), [], 'the data went with the image');
@@ -342,7 +302,7 @@ test('a protected image cannot be deleted until unprotected', (t) => {
 
 test('an unknown disk format is refused with a clear message', async () => {
   const { a } = accounts;
-  const cli = as(a, ['image', 'create', '--file', qcow2, '--disk-format', 'qcow3', 'e2e-bad-format']);
+  const cli = cloud.asUser(a, ['image', 'create', '--file', qcow2, '--disk-format', 'qcow3', 'e2e-bad-format']);
   assert.notEqual(cli.status, 0, 'openstack refuses an unknown disk format');
   assert.match(cli.stderr, /invalid choice: 'qcow3'/, cli.stderr);
   const viaGlance = glance(a, ['image-create', '--disk-format', 'qcow3', '--container-format', 'bare', '--name', 'e2e-bad-format']);
@@ -364,19 +324,19 @@ test('a deactivated image cannot be downloaded by a project member (403) until r
   const { a } = accounts;
   const id = createQcow2(a, 'e2e-deactivate');
   cleanup(t, [id]);
-  const deactivated = as(a, ['image', 'set', '--deactivate', id]);
+  const deactivated = cloud.asUser(a, ['image', 'set', '--deactivate', id]);
   assert.equal(deactivated.status, 0, `image set --deactivate: ${deactivated.stderr}`);
   assert.equal(show(a, id).status, 'deactivated', 'deactivated');
 
   const out = path.join(work, 'deactivated.qcow2');
-  const refused = as(a, ['--debug', 'image', 'save', '--file', out, id]);
+  const refused = cloud.asUser(a, ['--debug', 'image', 'save', '--file', out, id]);
   assert.notEqual(refused.status, 0, 'image save of a deactivated image fails for a member');
   assert.equal(loggedStatus(refused.stderr, 'GET', `/v2/images/${id}/file`), 403, 'GET .../file is 403');
   fs.rmSync(out, { force: true });
   // Administrators still can (Glance's rule).
   saveAndCompare(null, id, 'deactivated-admin.qcow2');
 
-  const activated = as(a, ['image', 'set', '--activate', id]);
+  const activated = cloud.asUser(a, ['image', 'set', '--activate', id]);
   assert.equal(activated.status, 0, `image set --activate: ${activated.stderr}`);
   assertActiveQcow2(show(a, id));
   saveAndCompare(a, id, 'reactivated.qcow2');
@@ -384,7 +344,7 @@ test('a deactivated image cannot be downloaded by a project member (403) until r
 
 test('image create --import stages the data and imports it with glance-direct', async (t) => {
   const { a } = accounts;
-  const res = as(a, ['--debug', 'image', 'create', '--import', '--file', qcow2, '--disk-format', 'qcow2', '--container-format', 'bare', 'e2e-import', '-f', 'json']);
+  const res = cloud.asUser(a, ['--debug', 'image', 'create', '--import', '--file', qcow2, '--disk-format', 'qcow2', '--container-format', 'bare', 'e2e-import', '-f', 'json']);
   assert.equal(res.status, 0, `image create --import: ${res.stderr.slice(-2000)}`);
   const id = (JSON.parse(res.stdout) as { id: string }).id;
   cleanup(t, [id]);

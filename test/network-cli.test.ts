@@ -2,7 +2,7 @@ import assert from 'node:assert/strict';
 import fs from 'node:fs';
 import path from 'node:path';
 import { after, before, test } from 'node:test';
-import { Cloud } from './cloud.js';
+import { Cloud, type Account } from './cloud.js';
 
 /**
  * The network service (Neutron v2.0) driven by Debian's real `openstack` CLI
@@ -14,12 +14,6 @@ import { Cloud } from './cloud.js';
  */
 let cloud: Cloud;
 
-interface Account {
-  user: string;
-  password: string;
-  project: string;
-  projectId: string;
-}
 const accounts: Record<'a' | 'b', Account> = {
   a: { user: 'net-user-a', password: 'net-pw-a-1', project: 'net-project-a', projectId: '' },
   b: { user: 'net-user-b', password: 'net-pw-b-1', project: 'net-project-b', projectId: '' },
@@ -28,43 +22,13 @@ const accounts: Record<'a' | 'b', Account> = {
 before(async () => {
   cloud = await Cloud.create();
   await cloud.start();
-  for (const account of Object.values(accounts)) {
-    account.projectId = cloud.json<{ id: string }>(['project', 'create', account.project]).id;
-    cloud.json(['user', 'create', '--password', account.password, account.user]);
-    const added = cloud.openstack(['--os-cloud', 'stratus', 'role', 'add', '--project', account.project, '--user', account.user, 'member']);
-    assert.equal(added.status, 0, added.stderr);
-  }
+  for (const account of Object.values(accounts)) cloud.addMember(account);
 });
 
 after(async () => {
   await cloud.stop();
   fs.rmSync(path.dirname(cloud.dataDir), { recursive: true, force: true });
 });
-
-function rc(account: Account): NodeJS.ProcessEnv {
-  return {
-    OS_AUTH_URL: cloud.authUrl,
-    OS_USERNAME: account.user,
-    OS_PASSWORD: account.password,
-    OS_PROJECT_NAME: account.project,
-    OS_USER_DOMAIN_NAME: 'Default',
-    OS_PROJECT_DOMAIN_NAME: 'Default',
-    OS_IDENTITY_API_VERSION: '3',
-    OS_CLIENT_CONFIG_FILE: '/dev/null',
-  };
-}
-
-type Result = { status: number; stdout: string; stderr: string };
-
-function as(account: Account, args: string[]): Result {
-  return cloud.openstack(args, rc(account));
-}
-
-function asJson<T = any>(account: Account, args: string[]): T {
-  const res = as(account, [...args, '-f', 'json']);
-  if (res.status !== 0) throw new Error(`openstack ${args.join(' ')} as ${account.user} failed (${res.status}): ${res.stderr}${res.stdout}`);
-  return JSON.parse(res.stdout) as T;
-}
 
 /** The addresses of a port as the CLI shows them (a list of {subnet_id, ip_address}). */
 function addresses(port: { fixed_ips: unknown }): string[] {
@@ -81,71 +45,71 @@ test('bootstrap made a shared external network "public" with a subnet', () => {
   const subnets = cloud.json<{ Name: string; Subnet: string }[]>(['subnet', 'list', '--network', 'public']);
   assert.deepEqual(subnets.map((s) => s.Subnet), ['172.24.4.0/24'], `public's subnet: ${JSON.stringify(subnets)}`);
   // As Neutron: an external network is visible to every project, its subnets only to its owner (and admins).
-  const seen = asJson<{ Name: string }[]>(accounts.a, ['network', 'list']);
+  const seen = cloud.asUserJson<{ Name: string }[]>(accounts.a, ['network', 'list']);
   assert.ok(seen.some((n) => n.Name === 'public'), `a member sees public: ${JSON.stringify(seen)}`);
 });
 
 test('network, IPv4 and SLAAC IPv6 subnets, a port with a fixed IP, a router to public, a floating IP', () => {
   const a = accounts.a;
-  const net = asJson<{ id: string; name: string; status: string; mtu: number }>(a, ['network', 'create', 'net-a']);
+  const net = cloud.asUserJson<{ id: string; name: string; status: string; mtu: number }>(a, ['network', 'create', 'net-a']);
   assert.equal(net.name, 'net-a', 'network name');
   assert.equal(net.status, 'ACTIVE', 'network status');
-  const v4 = asJson<{ id: string; cidr: string; gateway_ip: string; allocation_pools: unknown }>(a, ['subnet', 'create', '--network', 'net-a', '--subnet-range', '10.0.0.0/24', 'sub-a-v4']);
+  const v4 = cloud.asUserJson<{ id: string; cidr: string; gateway_ip: string; allocation_pools: unknown }>(a, ['subnet', 'create', '--network', 'net-a', '--subnet-range', '10.0.0.0/24', 'sub-a-v4']);
   assert.equal(v4.cidr, '10.0.0.0/24', 'v4 cidr');
   assert.equal(v4.gateway_ip, '10.0.0.1', 'default gateway is the first address');
-  const v6 = asJson<{ id: string; ip_version: number; ipv6_ra_mode: string; ipv6_address_mode: string; cidr: string }>(a, [
+  const v6 = cloud.asUserJson<{ id: string; ip_version: number; ipv6_ra_mode: string; ipv6_address_mode: string; cidr: string }>(a, [
     'subnet', 'create', '--network', 'net-a', '--ip-version', '6', '--ipv6-ra-mode', 'slaac', '--ipv6-address-mode', 'slaac', '--subnet-range', 'fd00:a::/64', 'sub-a-v6',
   ]);
   assert.equal(v6.ip_version, 6, 'v6 subnet');
   assert.equal(v6.ipv6_ra_mode, 'slaac', 'ra mode');
   assert.equal(v6.ipv6_address_mode, 'slaac', 'address mode');
 
-  const port = asJson<{ id: string; fixed_ips: unknown; mac_address: string; status: string }>(a, ['port', 'create', '--network', 'net-a', '--fixed-ip', 'subnet=sub-a-v4,ip-address=10.0.0.50', 'port-a']);
+  const port = cloud.asUserJson<{ id: string; fixed_ips: unknown; mac_address: string; status: string }>(a, ['port', 'create', '--network', 'net-a', '--fixed-ip', 'subnet=sub-a-v4,ip-address=10.0.0.50', 'port-a']);
   const ips = addresses(port);
   assert.ok(ips.includes('10.0.0.50'), `fixed IP 10.0.0.50 in ${ips.join(', ')}`);
   assert.ok(ips.some((ip) => ip.startsWith('fd00:a::')), `a SLAAC address in ${ips.join(', ')}`);
   assert.match(port.mac_address, /^fa:16:3e(:[0-9a-f]{2}){3}$/, 'MAC under the base MAC');
-  const taken = as(a, ['port', 'create', '--network', 'net-a', '--fixed-ip', 'subnet=sub-a-v4,ip-address=10.0.0.50', 'port-a2']);
+  const taken = cloud.asUser(a, ['port', 'create', '--network', 'net-a', '--fixed-ip', 'subnet=sub-a-v4,ip-address=10.0.0.50', 'port-a2']);
   assert.notEqual(taken.status, 0, 'the same fixed IP twice is refused');
   assert.match(taken.stderr, /already allocated|IpAddressAlreadyAllocated|409/i, `refusal says why: ${taken.stderr}`);
 
-  const router = asJson<{ id: string; status: string }>(a, ['router', 'create', 'router-a']);
+  const router = cloud.asUserJson<{ id: string; status: string }>(a, ['router', 'create', 'router-a']);
   assert.equal(router.status, 'ACTIVE', 'router status');
-  const added = as(a, ['router', 'add', 'subnet', 'router-a', 'sub-a-v4']);
+  const added = cloud.asUser(a, ['router', 'add', 'subnet', 'router-a', 'sub-a-v4']);
   assert.equal(added.status, 0, `router add subnet: ${added.stderr}`);
-  const gw = as(a, ['router', 'set', '--external-gateway', 'public', 'router-a']);
+  const gw = cloud.asUser(a, ['router', 'set', '--external-gateway', 'public', 'router-a']);
   assert.equal(gw.status, 0, `router set --external-gateway: ${gw.stderr}`);
-  const shownRouter = asJson<{ external_gateway_info: any; interfaces_info?: unknown }>(a, ['router', 'show', 'router-a']);
+  const shownRouter = cloud.asUserJson<{ external_gateway_info: any; interfaces_info?: unknown }>(a, ['router', 'show', 'router-a']);
   const info = typeof shownRouter.external_gateway_info === 'string' ? JSON.parse(shownRouter.external_gateway_info) : shownRouter.external_gateway_info;
   assert.ok(info?.network_id, `gateway info: ${JSON.stringify(shownRouter.external_gateway_info)}`);
   assert.equal(info.enable_snat, true, 'SNAT on by default');
 
-  const fip = asJson<{ id: string; floating_ip_address: string; status: string }>(a, ['floating', 'ip', 'create', 'public']);
+  const fip = cloud.asUserJson<{ id: string; floating_ip_address: string; status: string }>(a, ['floating', 'ip', 'create', 'public']);
   assert.match(fip.floating_ip_address, /^172\.24\.4\./, `floating address from public: ${fip.floating_ip_address}`);
-  const set = as(a, ['floating', 'ip', 'set', '--port', 'port-a', fip.id]);
+  const set = cloud.asUser(a, ['floating', 'ip', 'set', '--port', 'port-a', fip.id]);
   assert.equal(set.status, 0, `floating ip set --port: ${set.stderr}`);
-  const associated = asJson<{ port_id: string; fixed_ip_address: string; router_id: string; status: string }>(a, ['floating', 'ip', 'show', fip.id]);
+  const associated = cloud.asUserJson<{ port_id: string; fixed_ip_address: string; router_id: string; status: string }>(a, ['floating', 'ip', 'show', fip.id]);
   assert.equal(associated.port_id, port.id, 'associated with the port');
   assert.equal(associated.fixed_ip_address, '10.0.0.50', 'to its IPv4 address');
   assert.equal(associated.router_id, router.id, 'through the router');
-  const unset = as(a, ['floating', 'ip', 'unset', '--port', fip.id]);
+  const unset = cloud.asUser(a, ['floating', 'ip', 'unset', '--port', fip.id]);
   assert.equal(unset.status, 0, `floating ip unset --port: ${unset.stderr}`);
-  assert.equal(asJson<{ port_id: string | null }>(a, ['floating', 'ip', 'show', fip.id]).port_id, null, 'disassociated');
+  assert.equal(cloud.asUserJson<{ port_id: string | null }>(a, ['floating', 'ip', 'show', fip.id]).port_id, null, 'disassociated');
 });
 
 test('security group with a tcp/22 rule; the same rule twice is a conflict', () => {
   const a = accounts.a;
-  const group = asJson<{ id: string; name: string }>(a, ['security', 'group', 'create', 'ssh']);
+  const group = cloud.asUserJson<{ id: string; name: string }>(a, ['security', 'group', 'create', 'ssh']);
   assert.equal(group.name, 'ssh', 'group name');
-  const rule = asJson<{ id: string; protocol: string; port_range_min: number; port_range_max: number; direction: string }>(a, ['security', 'group', 'rule', 'create', '--protocol', 'tcp', '--dst-port', '22', 'ssh']);
+  const rule = cloud.asUserJson<{ id: string; protocol: string; port_range_min: number; port_range_max: number; direction: string }>(a, ['security', 'group', 'rule', 'create', '--protocol', 'tcp', '--dst-port', '22', 'ssh']);
   assert.equal(rule.protocol, 'tcp', 'protocol');
   assert.equal(rule.port_range_min, 22, 'port min');
   assert.equal(rule.port_range_max, 22, 'port max');
   assert.equal(rule.direction, 'ingress', 'ingress by default');
-  const again = as(a, ['security', 'group', 'rule', 'create', '--protocol', 'tcp', '--dst-port', '22', 'ssh']);
+  const again = cloud.asUser(a, ['security', 'group', 'rule', 'create', '--protocol', 'tcp', '--dst-port', '22', 'ssh']);
   assert.notEqual(again.status, 0, 'a duplicate rule is refused');
   assert.match(again.stderr, /already exists|409/i, `refusal says why: ${again.stderr}`);
-  const groups = asJson<{ Name: string }[]>(a, ['security', 'group', 'list']);
+  const groups = cloud.asUserJson<{ Name: string }[]>(a, ['security', 'group', 'list']);
   assert.ok(groups.some((g) => g.Name === 'default'), `the project has its default group: ${JSON.stringify(groups)}`);
 });
 
@@ -159,24 +123,24 @@ test('quota set --ports 5: the sixth port is refused', () => {
   fs.writeFileSync(clouds, original.replace(/^(\s+)auth:/m, '$1compute_endpoint_override: http://127.0.0.1:9/unused\n$1auth:'));
   const set = cloud.openstack(['--os-cloud', 'stratus', 'quota', 'set', '--ports', '5', b.project], { OS_CLIENT_CONFIG_FILE: clouds });
   assert.equal(set.status, 0, `quota set: ${set.stderr}`);
-  asJson(b, ['network', 'create', 'net-b']);
-  asJson(b, ['subnet', 'create', '--network', 'net-b', '--subnet-range', '10.1.0.0/24', 'sub-b']);
-  for (let i = 1; i <= 5; i++) asJson(b, ['port', 'create', '--network', 'net-b', `port-b-${i}`]);
-  const sixth = as(b, ['port', 'create', '--network', 'net-b', 'port-b-6']);
+  cloud.asUserJson(b, ['network', 'create', 'net-b']);
+  cloud.asUserJson(b, ['subnet', 'create', '--network', 'net-b', '--subnet-range', '10.1.0.0/24', 'sub-b']);
+  for (let i = 1; i <= 5; i++) cloud.asUserJson(b, ['port', 'create', '--network', 'net-b', `port-b-${i}`]);
+  const sixth = cloud.asUser(b, ['port', 'create', '--network', 'net-b', 'port-b-6']);
   assert.notEqual(sixth.status, 0, 'the sixth port is refused');
   assert.match(sixth.stderr, /Quota exceeded for resources: \['port'\]/, `Neutron's OverQuota message: ${sixth.stderr}`);
-  assert.equal(asJson<unknown[]>(b, ['port', 'list', '--network', 'net-b']).length, 5, 'five ports, nothing half-created');
+  assert.equal(cloud.asUserJson<unknown[]>(b, ['port', 'list', '--network', 'net-b']).length, 5, 'five ports, nothing half-created');
 });
 
 test("another project can neither see nor use a private network", () => {
   const [a, b] = [accounts.a, accounts.b];
-  const net = asJson<{ id: string }>(a, ['network', 'create', 'private-a']);
-  const seen = asJson<{ ID: string }[]>(b, ['network', 'list']);
+  const net = cloud.asUserJson<{ id: string }>(a, ['network', 'create', 'private-a']);
+  const seen = cloud.asUserJson<{ ID: string }[]>(b, ['network', 'list']);
   assert.ok(!seen.some((n) => n.ID === net.id), 'B does not list A\'s network');
-  const shown = as(b, ['network', 'show', net.id]);
+  const shown = cloud.asUser(b, ['network', 'show', net.id]);
   assert.notEqual(shown.status, 0, 'B cannot show it');
   assert.match(shown.stderr, /No Network found|not found|404/i, `not found for B: ${shown.stderr}`);
-  const port = as(b, ['port', 'create', '--network', net.id, 'sneaky']);
+  const port = cloud.asUser(b, ['port', 'create', '--network', net.id, 'sneaky']);
   assert.notEqual(port.status, 0, 'B cannot create a port on it');
 });
 

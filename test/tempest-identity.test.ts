@@ -25,25 +25,9 @@ after(async () => {
 });
 
 function tempestConf(): string {
-  return `${baseConf(cloud, workspace, 'tempest-admin-secret')}
-[identity-feature-enabled]
-api_v2 = False
-api_v3 = True
-trust = False
-application_credentials = True
-access_rules = False
-project_tags = True
-security_compliance = False
-domain_specific_drivers = False
-
-[service_available]
-nova = False
-glance = False
-neutron = False
-cinder = False
-swift = False
-horizon = False
-`;
+  return baseConf(cloud, workspace, {
+    identityFeatures: { trust: false, application_credentials: true, access_rules: false, project_tags: true, security_compliance: false, domain_specific_drivers: false },
+  });
 }
 
 test('Tempest identity v3 API tests pass', async () => {

@@ -54,11 +54,7 @@ after(async () => {
 });
 
 function tempestConf(): string {
-  return `${baseConf(cloud, workspace, 'tempest-admin-secret')}
-[identity-feature-enabled]
-api_v2 = False
-api_v3 = True
-
+  return `${baseConf(cloud, workspace, { services: ['glance'] })}
 [image]
 endpoint_type = public
 http_image = ${webUrl}
@@ -73,14 +69,6 @@ api_v2 = True
 api_v1 = False
 import_image = True
 os_glance_reserved = True
-
-[service_available]
-nova = False
-glance = True
-neutron = False
-cinder = False
-swift = False
-horizon = False
 `;
 }
 

@@ -32,11 +32,7 @@ async function extensions(): Promise<string[]> {
 }
 
 function tempestConf(publicNetworkId: string, aliases: string[]): string {
-  return `${baseConf(cloud, workspace, 'tempest-admin-secret')}
-[identity-feature-enabled]
-api_v2 = False
-api_v3 = True
-
+  return `${baseConf(cloud, workspace, { services: ['neutron'] })}
 [network]
 endpoint_type = public
 project_network_cidr = 10.100.0.0/16
@@ -56,14 +52,6 @@ port_admin_state_change = True
 port_security = True
 floating_ips = True
 api_extensions = ${aliases.join(',')}
-
-[service_available]
-nova = False
-glance = False
-neutron = True
-cinder = False
-swift = False
-horizon = False
 `;
 }
 

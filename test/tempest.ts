@@ -3,8 +3,21 @@ import fs from 'node:fs';
 import path from 'node:path';
 import type { Cloud } from './cloud.js';
 
-/** The part of tempest.conf every run shares: where the cloud is and its admin. */
-export function baseConf(cloud: Cloud, workspace: string, adminPassword: string): string {
+/** Services Tempest may be told are there; nova, cinder, swift and horizon never are. */
+export type TempestService = 'glance' | 'neutron';
+
+const ini = (value: boolean): string => (value ? 'True' : 'False');
+
+/**
+ * The part of tempest.conf every run shares: where the cloud is, its admin
+ * (the cloud's admin password), identity v3 only (plus `identityFeatures`
+ * in [identity-feature-enabled]), and in [service_available] the
+ * `services` that are there.
+ */
+export function baseConf(cloud: Cloud, workspace: string, options: { services?: TempestService[]; identityFeatures?: Record<string, boolean> } = {}): string {
+  if (!cloud.adminPassword) throw new Error('Tempest needs a cloud with a configured admin password');
+  const services = options.services ?? [];
+  const features = Object.entries(options.identityFeatures ?? {}).map(([name, on]) => `${name} = ${ini(on)}\n`);
   return `[DEFAULT]
 log_dir = ${workspace}/logs
 log_file = tempest.log
@@ -15,7 +28,7 @@ lock_path = ${workspace}/lock
 [auth]
 use_dynamic_credentials = True
 admin_username = admin
-admin_password = ${adminPassword}
+admin_password = ${cloud.adminPassword}
 admin_project_name = admin
 admin_domain_name = Default
 admin_user_domain_name = Default
@@ -29,6 +42,18 @@ region = RegionOne
 v3_endpoint_type = public
 admin_role = admin
 default_domain_id = default
+
+[identity-feature-enabled]
+api_v2 = False
+api_v3 = True
+${features.join('')}
+[service_available]
+nova = False
+glance = ${ini(services.includes('glance'))}
+neutron = ${ini(services.includes('neutron'))}
+cinder = False
+swift = False
+horizon = False
 `;
 }
 

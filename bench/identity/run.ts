@@ -5,15 +5,19 @@
  *   bench/identity/run.sh            (builds, then runs this file)
  *   node dist/bench/identity/run.js  (after ./stratus --help has built it)
  */
-import { spawnSync } from 'node:child_process';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { loadConfig } from '../../src/core/config.js';
+import { assertPortsFree, httpRequest, issueToken } from '../lib/http.js';
+import { busyPercent, commandLine, debVersion, haveCommand, hostBusy, hostCpu, liveChildren, treeCpuSeconds, treeMemory, type TreeMemory } from '../lib/proc.js';
+import { gitInfo, hostInfo, loadAvg, message, runMain, say, writeResults } from '../lib/run.js';
+import { anchorsDir, intEnv, UsageError } from '../lib/settings.js';
+import { summarize } from '../lib/stats.js';
+import { stratusEnv } from '../lib/stratus.js';
+import { markdownTable } from '../lib/table.js';
 import { argon2VerifyMs, bcryptVerifyMs, keystoneStoredHash, stratusStoredHash, type StoredHash } from './lib/hashes.js';
-import { httpRequest, issueToken, portOpen } from './lib/http.js';
-import { busyPercent, commandLine, haveCommand, hostBusy, hostCpu, liveChildren, treeCpuSeconds, treeMemory, type TreeMemory } from './lib/proc.js';
 import { coldStart, KeystoneTarget, settle, StratusTarget, type ColdStart, type Target } from './lib/targets.js';
 import { runWrk, type WrkResult } from './lib/wrk.js';
 
@@ -46,28 +50,17 @@ interface Settings {
   keepData: boolean;
 }
 
-class UsageError extends Error {}
-
-function intEnv(name: string, fallback: number, min = 1): number {
-  const raw = process.env[name];
-  if (raw === undefined || raw === '') return fallback;
-  const n = Number(raw);
-  if (!Number.isInteger(n) || n < min) throw new UsageError(`${name}=${raw}: a whole number >= ${min} is needed`);
-  return n;
-}
-
 function readSettings(): Settings {
   const coldRuns = intEnv('COLD_RUNS', 3);
   const concurrency = (process.env.CONCURRENCY ?? '1 16').split(/[\s,]+/).filter(Boolean).map(Number);
   if (concurrency.length === 0 || concurrency.some((c) => !Number.isInteger(c) || c < 1)) throw new UsageError(`CONCURRENCY=${process.env.CONCURRENCY ?? ''}: a list of whole numbers >= 1 is needed`);
-  const anchorsEnv = process.env.STRATUS_ANCHORS;
   return {
     durationS: intEnv('DURATION', 10),
     repeats: intEnv('REPEATS', 3),
     coldRuns,
     freshRuns: intEnv('FRESH_RUNS', coldRuns, 0),
     concurrency,
-    anchors: anchorsEnv ? path.resolve(anchorsEnv) : path.resolve(ROOT, '..', 'shared', 'anchors', 'openstack'),
+    anchors: anchorsDir(ROOT),
     anchorState: process.env.OS_ANCHOR_STATE || '/tmp/os-anchors-ksbench',
     ksPort: intEnv('KS_PORT', 5001),
     ksMemcachePort: intEnv('KS_MEMCACHE_PORT', 11213),
@@ -121,18 +114,6 @@ function emptySide(available: boolean, note: string): Side {
   return { available, note, cold: [], memory: { idle: null, after_load: null, helper_idle: null, helper_after_load: null }, load: [], password_check_ms: [], stored_hash: null };
 }
 
-/** Median of the numbers (NaN-free), or null for none. */
-function median(values: number[]): number | null {
-  const v = values.filter((x) => Number.isFinite(x)).sort((a, b) => a - b);
-  if (v.length === 0) return null;
-  const mid = Math.floor(v.length / 2);
-  return v.length % 2 ? (v[mid] ?? null) : ((v[mid - 1] ?? 0) + (v[mid] ?? 0)) / 2;
-}
-
-const say = (line: string): void => {
-  process.stderr.write(`[bench] ${line}\n`);
-};
-
 type Kind = 'rate' | 'ms' | 'mib' | 's';
 
 /** One row of the printed table. */
@@ -161,17 +142,14 @@ function fmtRatio(r: number | null): string {
   return `${r >= 100 ? r.toFixed(0) : r >= 10 ? r.toFixed(1) : r.toFixed(2)}x`;
 }
 
-function range(values: number[]): [number, number] | null {
-  const v = values.filter((x) => Number.isFinite(x));
-  return v.length ? [Math.min(...v), Math.max(...v)] : null;
-}
-
 function row(metric: string, kind: Kind, better: 'higher' | 'lower', k: number[], s: number[]): Row {
-  const keystone = median(k);
-  const stratus = median(s);
+  const ks = summarize(k);
+  const st = summarize(s);
+  const keystone = ks?.median ?? null;
+  const stratus = st?.median ?? null;
   let ratio: number | null = null;
   if (keystone !== null && stratus !== null && keystone > 0 && stratus > 0) ratio = better === 'higher' ? stratus / keystone : keystone / stratus;
-  return { metric, kind, better, keystone, stratus, ratio, keystone_range: range(k), stratus_range: range(s) };
+  return { metric, kind, better, keystone, stratus, ratio, keystone_range: ks && [ks.min, ks.max], stratus_range: st && [st.min, st.max] };
 }
 
 function buildRows(settings: Settings, ks: Side, st: Side): Row[] {
@@ -204,21 +182,12 @@ function buildRows(settings: Settings, ks: Side, st: Side): Row[] {
 }
 
 function renderTable(rows: Row[]): string {
-  const cells = rows.map((r) => [r.metric, fmt(r.keystone, r.kind), fmt(r.stratus, r.kind), fmtRatio(r.ratio)]);
-  const header = ['metric', 'Keystone', 'Stratus', 'ratio'];
-  const widths = header.map((h, i) => Math.max(h.length, ...cells.map((c) => (c[i] ?? '').length)));
-  const line = (c: string[]): string => `| ${c.map((x, i) => (i === 0 ? x.padEnd(widths[i] ?? 0) : x.padStart(widths[i] ?? 0))).join(' | ')} |`;
-  const sep = `|${widths.map((w, i) => (i === 0 ? '-'.repeat(w + 2) : `${'-'.repeat(w + 1)}:`)).join('|')}|`;
-  return [line(header), sep, ...cells.map(line)].join('\n');
+  return markdownTable(['metric', 'Keystone', 'Stratus', 'ratio'], rows.map((r) => [r.metric, fmt(r.keystone, r.kind), fmt(r.stratus, r.kind), fmtRatio(r.ratio)]));
 }
 
 function describeHash(h: StoredHash | null): string {
   if (!h) return 'not read';
   return `${h.algorithm} ${Object.entries(h.params).map(([k, v]) => `${k}=${v}`).join(', ')} (stored hash starts ${h.prefix})`;
-}
-
-function loadAvg(): number[] {
-  return os.loadavg().map((x) => Math.round(x * 100) / 100);
 }
 
 /** The interpreter of keystone-manage's #! line (Debian: /usr/bin/python3), which has passlib. */
@@ -234,23 +203,8 @@ function keystonePython(): string {
   return '/usr/bin/python3';
 }
 
-function gitInfo(): string {
-  const commit = commandLine('git', ['-C', ROOT, 'rev-parse', '--short', 'HEAD']) ?? 'unknown';
-  const dirty = spawnSync('git', ['-C', ROOT, 'status', '--porcelain', '--untracked-files=no'], { encoding: 'utf8' }).stdout?.trim();
-  return dirty ? `${commit}+changes` : commit;
-}
-
 async function main(): Promise<number> {
-  let settings: Settings;
-  try {
-    settings = readSettings();
-  } catch (err) {
-    if (err instanceof UsageError) {
-      process.stderr.write(`bench: ${err.message}\n`);
-      return 2;
-    }
-    throw err;
-  }
+  const settings = readSettings();
   if (!haveCommand('wrk')) {
     process.stderr.write(`bench: wrk is needed for both sides and is not installed: ${INSTALL_HINT}\n`);
     return 2;
@@ -292,12 +246,7 @@ async function main(): Promise<number> {
     KS_THREADS: settings.ksThreads,
     KS_ADMIN_PASSWORD: settings.ksPassword,
   };
-  const stEnv: NodeJS.ProcessEnv = {
-    ...process.env,
-    STRATUS_IDENTITY__PORT: String(settings.stratusPort),
-    STRATUS_ADMIN_PASSWORD: settings.stratusPassword,
-    STRATUS_METRICS__ENABLED: 'false',
-  };
+  const stEnv = stratusEnv({ identityPort: settings.stratusPort, password: settings.stratusPassword });
   const keystone = ksAvailable ? new KeystoneTarget(settings.anchors, ksEnv, settings.ksPort, settings.ksPassword, path.join(settings.anchorState, 'keystone'), runDir) : null;
   const stratus = new StratusTarget(MAIN, stEnv, settings.stratusPort, settings.stratusPassword);
   const ks = emptySide(ksAvailable, ksAvailable ? '' : `not installed (missing ${missing.join(', ')}): ${INSTALL_HINT}`);
@@ -330,12 +279,7 @@ async function main(): Promise<number> {
   try {
     // Leftovers of an earlier run of this benchmark (same anchor state) go first.
     if (keystone) await keystone.stop();
-    for (const [port, what] of [
-      [settings.stratusPort, 'STRATUS_PORT'],
-      ...(keystone ? [[settings.ksPort, 'KS_PORT'] as const] : []),
-    ] as const) {
-      if (await portOpen(port)) throw new Error(`port ${port} is in use by another process; choose another one with ${what}=...`);
-    }
+    await assertPortsFree([[settings.stratusPort, 'STRATUS_PORT'], ...(keystone ? [[settings.ksPort, 'KS_PORT'] as [number, string]] : [])]);
 
     say(`password check cost: ${PASSWORD_CHECKS} single verifications per side`);
     if (keystone) {
@@ -416,7 +360,7 @@ async function main(): Promise<number> {
     }
   } catch (err) {
     error = err;
-    process.stderr.write(`bench: failed: ${err instanceof Error ? err.message : String(err)}\n`);
+    process.stderr.write(`bench: failed: ${message(err)}\n`);
   } finally {
     say('stopping Keystone and Stratus');
     await cleanup();
@@ -425,16 +369,15 @@ async function main(): Promise<number> {
   const loadEnd = loadAvg();
   const rows = buildRows(settings, ks, st);
   const versions = {
-    keystone: ksAvailable ? commandLine('dpkg-query', ['-W', '-f=${Version}', 'keystone']) : null,
+    keystone: ksAvailable ? debVersion('keystone') : null,
     uwsgi: ksAvailable ? commandLine('uwsgi_python3', ['--version']) : null,
     memcached: ksAvailable ? commandLine('memcached', ['-V']) : null,
     wrk: commandLine('wrk', ['-v']),
     node: process.version,
-    stratus: gitInfo(),
+    stratus: gitInfo(ROOT),
   };
   const cpus = os.cpus();
-  const bgMedian = median(bgSamples);
-  const bgRange = range(bgSamples);
+  const bg = summarize(bgSamples);
   const nonOk = (side: Side): number => side.load.reduce((a, r) => a + r.wrk.non2xx + r.wrk.timeouts, 0);
   const readErrors = (side: Side): number => side.load.reduce((a, r) => a + r.wrk.read_errors + r.wrk.connect_errors + r.wrk.write_errors, 0);
 
@@ -462,18 +405,15 @@ async function main(): Promise<number> {
   );
   out.push(
     `Host: ${cpus.length} CPU(s) ${cpus[0]?.model ?? ''}; load average (1/5/15 min) ${loadStart.join('/')} at start, ${loadEnd.join('/')} at end; ` +
-      `whole-host CPU busy in the 2 s before each run: median ${fmt(bgMedian, 'rate')} % [${bgRange ? `${bgRange[0].toFixed(0)} .. ${bgRange[1].toFixed(0)}` : '-'}] (other users of the host included).`,
+      `whole-host CPU busy in the 2 s before each run: median ${fmt(bg?.median ?? null, 'rate')} % [${bg ? `${bg.min.toFixed(0)} .. ${bg.max.toFixed(0)}` : '-'}] (other users of the host included).`,
   );
 
-  fs.mkdirSync(RESULTS_DIR, { recursive: true });
-  const stamp = started.toISOString().replace(/\.\d+Z$/, 'Z').replace(/:/g, '-');
-  const jsonPath = path.join(RESULTS_DIR, `${stamp}.json`);
   const json = {
     started_at: started.toISOString(),
     finished_at: new Date().toISOString(),
-    error: error ? (error instanceof Error ? error.message : String(error)) : null,
+    error: error ? message(error) : null,
     settings: { ...settings, tool: 'wrk -t1 --latency --timeout 30s' },
-    host: { cpus: cpus.length, cpu_model: cpus[0]?.model ?? null, mem_total_mib: Math.round(os.totalmem() / 2 ** 20), loadavg_start: loadStart, loadavg_end: loadEnd, bg_cpu_busy_pct: bgSamples },
+    host: { ...hostInfo(loadStart, loadEnd), bg_cpu_busy_pct: bgSamples },
     versions,
     password_hash: {
       keystone: { configured: 'bcrypt, cost 12 (Keystone default: [identity] password_hash_algorithm = bcrypt, password_hash_rounds unset)', stored: ks.stored_hash },
@@ -483,7 +423,7 @@ async function main(): Promise<number> {
     stratus: st,
     table: rows,
   };
-  fs.writeFileSync(jsonPath, `${JSON.stringify(json, null, 2)}\n`);
+  const jsonPath = writeResults(RESULTS_DIR, started, json);
   out.push(`Raw numbers: ${path.relative(process.cwd(), jsonPath) || jsonPath}`);
   process.stdout.write(`${out.join('\n')}\n`);
 
@@ -492,12 +432,4 @@ async function main(): Promise<number> {
   return error ? 1 : 0;
 }
 
-main().then(
-  (code) => {
-    process.exitCode = code;
-  },
-  (err: unknown) => {
-    process.stderr.write(`bench: ${err instanceof Error ? (err.stack ?? err.message) : String(err)}\n`);
-    process.exitCode = 1;
-  },
-);
+runMain(main);

@@ -12,15 +12,16 @@ import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { httpRequest } from '../identity/lib/http.js';
-import { commandLine, haveCommand, hostBusy, liveChildren, runCommand } from '../identity/lib/proc.js';
+import { httpRequest } from '../lib/http.js';
+import { commandLine, debVersion, haveCommand, hostBusy, liveChildren, runCommand, within } from '../lib/proc.js';
+import { gitInfo, hostInfo, loadAvg, message, onInterrupt, runMain, say, writeResults } from '../lib/run.js';
 import { imageRun, UnexpectedAnswer, type Expected, type ImageRun } from './lib/images.js';
 import { summarizeProfiles, type ProfileEntry } from './lib/profile.js';
 import { referenceRun } from './lib/reference.js';
 import { buildRatios, buildRows, renderReport, type Before, type RefRecord, type ServerSide, type TestFile } from './lib/report.js';
 import { cachedBytes, dirtyMib, hwmMib, rssMib } from './lib/sampler.js';
-import { glanceMissing, GlanceServer, StratusServer, within, type GlanceOptions, type ImageServer } from './lib/servers.js';
-import { readSettings, UsageError, type Settings } from './lib/settings.js';
+import { glanceMissing, GlanceServer, StratusServer, type GlanceOptions, type ImageServer } from './lib/servers.js';
+import { readSettings, type Settings } from './lib/settings.js';
 
 /** The build's root (this file runs as <build>/bench/image/run.js). */
 const BUILD = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..', '..');
@@ -30,24 +31,8 @@ const ROOT = path.resolve(process.env.STRATUS_REPO || path.join(BUILD, '..'));
 const RESULTS_DIR = path.join(ROOT, 'bench', 'image', 'results');
 const MiB = 2 ** 20;
 
-const say = (line: string): void => {
-  process.stderr.write(`[bench] ${line}\n`);
-};
-
-const message = (err: unknown): string => (err instanceof Error ? err.message : String(err));
-
 function emptySide(note: string): ServerSide {
   return { available: false, note, version: null, warmup: null, runs: [], rss_idle_mib: null, vmhwm_end_mib: null, procs: null };
-}
-
-function gitInfo(): string {
-  const commit = commandLine('git', ['-C', ROOT, 'rev-parse', '--short', 'HEAD']) ?? 'unknown';
-  const dirty = spawnSync('git', ['-C', ROOT, 'status', '--porcelain', '--untracked-files=no'], { encoding: 'utf8' }).stdout?.trim();
-  return dirty ? `${commit}+changes` : commit;
-}
-
-function loadAvg(): number[] {
-  return os.loadavg().map((x) => Math.round(x * 100) / 100);
 }
 
 /** Runs a shell command with a time limit; throws with its output when it fails. */
@@ -148,17 +133,10 @@ class ImageBench {
     const s = this.s;
     const dataDir = path.join(this.workDir, 'stratus-data');
     say(`starting Stratus (identity :${s.stratusPort}, image :${s.stratusImagePort}, data ${dataDir})`);
-    const env: NodeJS.ProcessEnv = {
-      ...process.env,
-      STRATUS_IDENTITY__PORT: String(s.stratusPort),
-      STRATUS_IMAGE__PORT: String(s.stratusImagePort),
-      STRATUS_ADMIN_PASSWORD: s.stratusPassword,
-      STRATUS_METRICS__ENABLED: 'false',
-    };
     const nodeArgs = s.profile ? ['--cpu-prof', `--cpu-prof-dir=${this.profileDir}`] : [];
-    this.stratus = await StratusServer.start({ main: MAIN, nodeArgs, env, identityPort: s.stratusPort, imagePort: s.stratusImagePort, password: s.stratusPassword, dataDir, timeoutS: 120 });
+    this.stratus = await StratusServer.start({ main: MAIN, nodeArgs, identityPort: s.stratusPort, imagePort: s.stratusImagePort, password: s.stratusPassword, dataDir, timeoutS: 120 });
     this.stratusSide.available = true;
-    this.stratusSide.version = gitInfo();
+    this.stratusSide.version = gitInfo(ROOT);
     if (!s.glance) return;
     const gl = this.glanceSide;
     const missing = glanceMissing(this.glanceOptions);
@@ -171,7 +149,7 @@ class ImageBench {
     try {
       this.glance = await GlanceServer.start(this.glanceOptions);
       gl.available = true;
-      gl.version = commandLine('dpkg-query', ['-W', '-f=${Version}', 'glance-api']);
+      gl.version = debVersion('glance-api');
     } catch (err) {
       gl.note = `did not start: ${message(err)}`;
       say(`Glance is not measured: ${gl.note}`);
@@ -286,16 +264,7 @@ class ImageBench {
 }
 
 async function main(): Promise<number> {
-  let s: Settings;
-  try {
-    s = readSettings(ROOT);
-  } catch (err) {
-    if (err instanceof UsageError) {
-      process.stderr.write(`bench: ${err.message}\n`);
-      return 2;
-    }
-    throw err;
-  }
+  const s = readSettings(ROOT);
   const missingTools = ['curl', 'cp', 'dd', 'sync', 'md5sum', 'head', 'df'].filter((c) => !haveCommand(c));
   if (missingTools.length) {
     process.stderr.write(`bench: needed and not installed: ${missingTools.join(', ')}\n`);
@@ -320,10 +289,7 @@ async function main(): Promise<number> {
       process.exit(code);
     });
   };
-  process.once('SIGINT', () => onSignal('SIGINT', 130));
-  process.once('SIGTERM', () => onSignal('SIGTERM', 143));
-  const watchdog = setTimeout(() => onSignal(`no end after TOTAL_TIMEOUT_S=${s.totalTimeoutS} s`, 124), s.totalTimeoutS * 1000);
-  watchdog.unref();
+  const cancelTimeLimit = onInterrupt(s.totalTimeoutS, onSignal);
 
   let error: unknown = null;
   try {
@@ -338,28 +304,24 @@ async function main(): Promise<number> {
   } finally {
     say('stopping Stratus, Glance and Keystone');
     await bench.cleanup();
-    clearTimeout(watchdog);
+    cancelTimeLimit();
   }
 
   const rows = buildRows(s.imgMib, bench.refs, bench.stratusSide, bench.glanceSide);
   const ratios = buildRatios(rows);
-  const cpus = os.cpus();
   const bg = [...bench.refs, ...bench.stratusSide.runs, ...bench.glanceSide.runs].map((r) => r.bg_cpu_busy_pct);
-  const host = { cpus: cpus.length, cpu_model: cpus[0]?.model ?? null, mem_total_mib: Math.round(os.totalmem() / MiB), loadavg_start: loadStart, loadavg_end: loadAvg(), bg_cpu_busy_pct: bg };
+  const host = { ...hostInfo(loadStart), bg_cpu_busy_pct: bg };
   const versions = {
-    stratus: gitInfo(),
+    stratus: gitInfo(ROOT),
     node: process.version,
-    glance_api: bench.glanceSide.version ?? commandLine('dpkg-query', ['-W', '-f=${Version}', 'glance-api']),
-    keystone: commandLine('dpkg-query', ['-W', '-f=${Version}', 'keystone']),
+    glance_api: bench.glanceSide.version ?? debVersion('glance-api'),
+    keystone: debVersion('keystone'),
     curl: commandLine('curl', ['--version']),
     coreutils: commandLine('cp', ['--version']),
     qemu_img: commandLine('qemu-img', ['--version']),
     kernel: os.release(),
   };
 
-  fs.mkdirSync(RESULTS_DIR, { recursive: true });
-  const stamp = started.toISOString().replace(/\.\d+Z$/, 'Z').replace(/:/g, '-');
-  const jsonPath = path.join(RESULTS_DIR, `${stamp}.json`);
   const json = {
     started_at: started.toISOString(),
     finished_at: new Date().toISOString(),
@@ -375,19 +337,11 @@ async function main(): Promise<number> {
     table: rows,
     ratios,
   };
-  fs.writeFileSync(jsonPath, `${JSON.stringify(json, null, 2)}\n`);
+  const jsonPath = writeResults(RESULTS_DIR, started, json);
   const report = renderReport({ settings: s, file: bench.file, rows, ratios, stratus: bench.stratusSide, glance: bench.glanceSide, versions, host, profile: bench.profile });
   process.stdout.write(`${report}\nRaw numbers: ${path.relative(process.cwd(), jsonPath) || jsonPath}\n`);
   bench.removeFiles(error !== null);
   return error ? 1 : 0;
 }
 
-main().then(
-  (code) => {
-    process.exitCode = code;
-  },
-  (err: unknown) => {
-    process.stderr.write(`bench: ${err instanceof Error ? (err.stack ?? err.message) : String(err)}\n`);
-    process.exitCode = 1;
-  },
-);
+runMain(main);

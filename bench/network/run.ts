@@ -8,15 +8,15 @@
  *   node_modules/.bin/tsx bench/network/run.ts (from the source)
  *   node dist/bench/network/run.js             (once built)
  */
-import { spawnSync } from 'node:child_process';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { commandLine, liveChildren } from '../identity/lib/proc.js';
+import { commandLine, debVersion, liveChildren } from '../lib/proc.js';
+import { gitInfo, hostInfo, loadAvg, message, onInterrupt, runMain, say, writeResults } from '../lib/run.js';
 import { buildRows, renderReport } from './lib/report.js';
 import { emptyResult, TargetRun, type TargetResult } from './lib/scenario.js';
-import { applyFlags, readSettings, UsageError, type Settings, type TargetName } from './lib/settings.js';
+import { applyFlags, readSettings, type Settings, type TargetName } from './lib/settings.js';
 import { ExternalTarget, NeutronTarget, StratusTarget, type Target } from './lib/targets.js';
 
 const HERE = path.dirname(fileURLToPath(import.meta.url));
@@ -24,20 +24,6 @@ const HERE = path.dirname(fileURLToPath(import.meta.url));
 const ROOT = path.resolve(process.env.STRATUS_REPO || (path.basename(path.resolve(HERE, '..', '..')) === 'dist' ? path.resolve(HERE, '..', '..', '..') : path.resolve(HERE, '..', '..')));
 const SCRIPTS = path.join(ROOT, 'bench', 'network', 'neutron');
 const RESULTS_DIR = path.join(ROOT, 'bench', 'network', 'results');
-
-const say = (line: string): void => {
-  process.stderr.write(`[bench] ${line}\n`);
-};
-
-const message = (err: unknown): string => (err instanceof Error ? err.message : String(err));
-
-function gitInfo(): string {
-  const commit = commandLine('git', ['-C', ROOT, 'rev-parse', '--short', 'HEAD']) ?? 'unknown';
-  const dirty = spawnSync('git', ['-C', ROOT, 'status', '--porcelain', '--untracked-files=no'], { encoding: 'utf8' }).stdout?.trim();
-  return dirty ? `${commit}+changes` : commit;
-}
-
-const loadAvg = (): number[] => os.loadavg().map((x) => Math.round(x * 100) / 100);
 
 /** The run: the target being measured now, so that a signal can stop it. */
 class NetworkBench {
@@ -68,7 +54,7 @@ class NetworkBench {
         const dataDir = path.join(this.workDir, 'stratus-data');
         say(`starting Stratus (identity :${s.stratusIdentityPort}, network :${s.stratusNetworkPort}, data ${dataDir})`);
         // The tree's commit describes the build only when it is the tree's own dist/.
-        const version = s.stratusMain === path.join(ROOT, 'dist', 'src', 'cli', 'main.js') ? gitInfo() : `${s.stratusMain}; tree at run time ${gitInfo()}`;
+        const version = s.stratusMain === path.join(ROOT, 'dist', 'src', 'cli', 'main.js') ? gitInfo(ROOT) : `${s.stratusMain}; tree at run time ${gitInfo(ROOT)}`;
         const { target, note } = await StratusTarget.start(s, dataDir, version);
         if (note) say(`Stratus: ${note}`);
         return { target, note };
@@ -132,17 +118,8 @@ class NetworkBench {
 }
 
 async function main(): Promise<number> {
-  let s: Settings;
-  try {
-    applyFlags(process.argv.slice(2), process.env);
-    s = readSettings(ROOT);
-  } catch (err) {
-    if (err instanceof UsageError) {
-      process.stderr.write(`bench: ${err.message}\n`);
-      return 2;
-    }
-    throw err;
-  }
+  applyFlags(process.argv.slice(2), process.env);
+  const s = readSettings(ROOT);
   const started = new Date();
   const loadStart = loadAvg();
   const bench = new NetworkBench(s);
@@ -157,10 +134,7 @@ async function main(): Promise<number> {
     void bench.stopCurrent();
     setTimeout(() => process.exit(code), 120000).unref();
   };
-  process.once('SIGINT', () => onSignal('SIGINT', 130));
-  process.once('SIGTERM', () => onSignal('SIGTERM', 143));
-  const watchdog = setTimeout(() => onSignal(`no end after TOTAL_TIMEOUT_S=${s.totalTimeoutS} s`, 124), s.totalTimeoutS * 1000);
-  watchdog.unref();
+  const cancelTimeLimit = onInterrupt(s.totalTimeoutS, onSignal);
 
   let error: unknown = null;
   try {
@@ -170,41 +144,29 @@ async function main(): Promise<number> {
     process.stderr.write(`bench: failed: ${message(err)}\n`);
   } finally {
     await bench.stopCurrent();
-    clearTimeout(watchdog);
+    cancelTimeLimit();
   }
 
   const rows = buildRows(bench.results, s);
-  const cpus = os.cpus();
-  const host = { cpus: cpus.length, cpu_model: cpus[0]?.model ?? null, mem_total_mib: Math.round(os.totalmem() / 2 ** 20), loadavg_start: loadStart, loadavg_end: loadAvg(), kernel: os.release(), hostname: os.hostname() };
+  const host = { ...hostInfo(loadStart), kernel: os.release(), hostname: os.hostname() };
   const versions = {
-    stratus: gitInfo(),
+    stratus: gitInfo(ROOT),
     node: process.version,
-    neutron: commandLine('dpkg-query', ['-W', '-f=${Version}', 'python3-neutron']),
-    neutron_lib: commandLine('dpkg-query', ['-W', '-f=${Version}', 'python3-neutron-lib']),
-    keystone: commandLine('dpkg-query', ['-W', '-f=${Version}', 'keystone']),
+    neutron: debVersion('python3-neutron'),
+    neutron_lib: debVersion('python3-neutron-lib'),
+    keystone: debVersion('keystone'),
     postgresql: commandLine('/usr/lib/postgresql/15/bin/postgres', ['--version']),
-    sqlalchemy: commandLine('dpkg-query', ['-W', '-f=${Version}', 'python3-sqlalchemy']),
+    sqlalchemy: debVersion('python3-sqlalchemy'),
   };
-  fs.mkdirSync(RESULTS_DIR, { recursive: true });
-  const stamp = started.toISOString().replace(/\.\d+Z$/, 'Z').replace(/:/g, '-');
-  const jsonPath = path.join(RESULTS_DIR, `${stamp}.json`);
   if (!error && bench.aborting) error = new Error(`aborted: ${bench.aborting}`);
   // Passwords stay out of the results (an external cloud's may be a real one).
   const settings = { ...s, ksPassword: '***', stratusPassword: '***', external: { ...s.external, password: '***' } };
   const json = { started_at: started.toISOString(), finished_at: new Date().toISOString(), error: error ? message(error) : null, settings, host, versions, table: rows, targets: bench.results };
-  fs.writeFileSync(jsonPath, `${JSON.stringify(json, null, 2)}\n`);
+  const jsonPath = writeResults(RESULTS_DIR, started, json);
   process.stdout.write(`${renderReport({ results: bench.results, rows, settings: s, host, started })}\nRaw numbers: ${path.relative(process.cwd(), jsonPath) || jsonPath}\n`);
   const failed = error !== null || bench.results.some((r) => !r.available || r.note !== '');
   bench.removeFiles(failed);
   return exitCode || (error ? 1 : 0);
 }
 
-main().then(
-  (code) => {
-    process.exitCode = code;
-  },
-  (err: unknown) => {
-    process.stderr.write(`bench: ${err instanceof Error ? (err.stack ?? err.message) : String(err)}\n`);
-    process.exitCode = 1;
-  },
-);
+runMain(main);

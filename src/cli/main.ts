@@ -65,6 +65,12 @@ program
     process.umask(0o077);
     configureLogging({ level: cfg.log.level, ...(cfg.log.file ? { file: cfg.log.file } : {}) });
     const bus = await createBus(cfg.bus.url);
+    /** How a service role logs in to identity as its service user. */
+    const serviceIdentity = (role: 'image' | 'network', user: string): { authUrl: string; password: string } => {
+      const { auth_url, service_password } = cfg[role];
+      if (!service_password) throw new ConfigError(`the ${role} role needs ${role}.service_password (the password of the ${user} service user)`);
+      return { authUrl: auth_url || `http://${cfg.public_host}:${cfg.identity.port}/v3`, password: service_password };
+    };
     let identity: IdentityService | null = null;
     let image: RunningImage | null = null;
     let network: RunningNetwork | null = null;
@@ -73,15 +79,11 @@ program
       say(`identity listening on ${cfg.bind_host}:${identity.port}`);
     }
     if (roles.includes('image')) {
-      if (!cfg.image.service_password) throw new ConfigError('the image role needs image.service_password (the password of the glance service user)');
-      const authUrl = cfg.image.auth_url || `http://${cfg.public_host}:${cfg.identity.port}/v3`;
-      image = await startImage(cfg, bus, { identity: { authUrl, password: cfg.image.service_password } });
+      image = await startImage(cfg, bus, { identity: serviceIdentity('image', 'glance') });
       say(`image listening on ${cfg.bind_host}:${image.port}`);
     }
     if (roles.includes('network')) {
-      if (!cfg.network.service_password) throw new ConfigError('the network role needs network.service_password (the password of the neutron service user)');
-      const authUrl = cfg.network.auth_url || `http://${cfg.public_host}:${cfg.identity.port}/v3`;
-      network = await startNetwork(cfg, bus, { identity: { authUrl, password: cfg.network.service_password } });
+      network = await startNetwork(cfg, bus, { identity: serviceIdentity('network', 'neutron') });
       say(`network listening on ${cfg.bind_host}:${network.port}`);
     }
     stayUp(async () => {

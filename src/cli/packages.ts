@@ -1,7 +1,8 @@
 import { spawnSync } from 'node:child_process';
 
 function have(cmd: string): boolean {
-  return spawnSync('sh', ['-c', `command -v ${cmd}`], { stdio: 'ignore' }).status === 0;
+  // The command as an argument, not shell text: a configured path (image.qemu_img) may hold anything.
+  return spawnSync('sh', ['-c', 'command -v "$1"', 'sh', cmd], { stdio: 'ignore' }).status === 0;
 }
 
 /**

@@ -23,18 +23,18 @@ export interface RunningCloud {
   stop(): Promise<void>;
 }
 
+/** A catalog entry whose public, internal and admin endpoints are the same URL. */
+function catalogEntry(type: string, name: string, description: string, url: string): CatalogService {
+  return { type, name, description, urls: { public: url, internal: url, admin: url } };
+}
+
 function catalogServices(config: StratusConfig, identityPort: number): CatalogService[] {
-  const url = `http://${config.public_host}:${identityPort}/v3`;
-  const services: CatalogService[] = [{ type: 'identity', name: 'keystone', description: 'Stratus Identity (Keystone v3)', urls: { public: url, internal: url, admin: url } }];
-  if (config.services.includes('image')) {
-    const image = `http://${config.public_host}:${config.image.port}`;
-    services.push({ type: 'image', name: 'glance', description: 'Stratus Image (Glance v2)', urls: { public: image, internal: image, admin: image } });
-  }
-  if (config.services.includes('network')) {
-    const network = `http://${config.public_host}:${config.network.port}`;
-    services.push({ type: 'network', name: 'neutron', description: 'Stratus Networking (Neutron v2.0)', urls: { public: network, internal: network, admin: network } });
-  }
-  return services;
+  const host = config.public_host;
+  return [
+    catalogEntry('identity', 'keystone', 'Stratus Identity (Keystone v3)', `http://${host}:${identityPort}/v3`),
+    ...(config.services.includes('image') ? [catalogEntry('image', 'glance', 'Stratus Image (Glance v2)', `http://${host}:${config.image.port}`)] : []),
+    ...(config.services.includes('network') ? [catalogEntry('network', 'neutron', 'Stratus Networking (Neutron v2.0)', `http://${host}:${config.network.port}`)] : []),
+  ];
 }
 
 /**
@@ -43,8 +43,10 @@ function catalogServices(config: StratusConfig, identityPort: number): CatalogSe
  * data directory. Resolves once the cloud answers.
  */
 export async function up(config: StratusConfig, out: (line: string) => void): Promise<RunningCloud> {
+  const withImage = config.services.includes('image');
+  const withNetwork = config.services.includes('network');
   // The image service checks and converts image data with qemu-img (Debian's qemu-utils).
-  if (config.services.includes('image')) ensurePackages([[config.image.qemu_img, 'qemu-utils']], out);
+  if (withImage) ensurePackages([[config.image.qemu_img, 'qemu-utils']], out);
   const started = process.hrtime.bigint();
   // The data directory holds secrets (token keys, password hashes): owner-only files.
   process.umask(0o077);
@@ -53,8 +55,6 @@ export async function up(config: StratusConfig, out: (line: string) => void): Pr
   const log = rootLogger();
   const bus = await createBus(config.bus.url, { logger: log });
   const identity = await startIdentity(config, bus);
-  const withImage = config.services.includes('image');
-  const withNetwork = config.services.includes('network');
   const glancePassword = withImage ? servicePassword(config.data_dir, 'glance', config.image.service_password) : '';
   const neutronPassword = withNetwork ? servicePassword(config.data_dir, 'neutron', config.network.service_password) : '';
   const result = await bootstrap(identity.identity, {

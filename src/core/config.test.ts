@@ -24,3 +24,8 @@ test('image stores are a free mapping in the YAML file; unknown options are refu
   assert.throws(() => loadConfig({ file, env: {} }), /unknown option 'image.colour'/, 'a misspelt option is refused');
   fs.rmSync(dir, { recursive: true, force: true });
 });
+
+test('STRATUS_SERVICES chooses the services up runs', () => {
+  assert.deepEqual(loadConfig({ env: {} }).services, ['identity', 'image', 'network'], 'all by default');
+  assert.deepEqual(loadConfig({ env: { STRATUS_SERVICES: 'identity, image' } }).services, ['identity', 'image'], 'a comma-separated list');
+});

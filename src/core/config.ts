@@ -126,8 +126,6 @@ export interface NetworkConfig {
   flat_networks: string[];
   /** The first three octets of every MAC address handed out (Neutron's `base_mac`). */
   base_mac: string;
-  /** DNS domain of port host names (Neutron's `dns_domain`). */
-  dns_domain: string;
   /** The availability zone agents report (Neutron's `default_availability_zones`). */
   availability_zone: string;
   /** Seconds without a heartbeat after which an agent is shown dead (Neutron's `agent_down_time`). */
@@ -196,7 +194,6 @@ export const DEFAULTS: StratusConfig = {
     network_vlan_ranges: ['public'],
     flat_networks: ['*'],
     base_mac: 'fa:16:3e:00:00:00',
-    dns_domain: 'openstacklocal',
     availability_zone: 'nova',
     agent_down_time: 75,
     report_interval: 30,
@@ -218,6 +215,7 @@ const SHORT_ENV: Record<string, string> = {
   STRATUS_LOG_LEVEL: 'log.level',
   STRATUS_PUBLIC_HOST: 'public_host',
   STRATUS_BIND_HOST: 'bind_host',
+  STRATUS_SERVICES: 'services',
 };
 
 export class ConfigError extends Error {}

@@ -1,22 +1,14 @@
 import fs from 'node:fs';
-import os from 'node:os';
-import path from 'node:path';
 import type { FastifyInstance } from 'fastify';
 import { createBus, type Bus } from '../core/bus/index.js';
-import { loadConfig, type StratusConfig } from '../core/config.js';
+import type { StratusConfig } from '../core/config.js';
+import { injectJson, testConfig, type InjectMethod, type TestReply } from '../core/testing.js';
 import { listen } from '../core/http/server.js';
-import { configureLogging } from '../core/logging.js';
 import { bootstrap, DEFAULT_DOMAIN_ID } from './bootstrap.js';
 import type { Identity } from './identity.js';
 import { createIdentity } from './service.js';
 
-export type InjectMethod = 'GET' | 'HEAD' | 'POST' | 'PUT' | 'PATCH' | 'DELETE';
-
-export interface TestReply {
-  status: number;
-  body: Record<string, any>;
-  headers: Record<string, string | string[] | number | undefined>;
-}
+export type { InjectMethod, TestReply } from '../core/testing.js';
 
 /** A whole identity API on a fresh database, for tests (driven with `app.inject`). */
 export interface TestIdentity {
@@ -43,20 +35,7 @@ export interface TestIdentity {
  * how `./stratus test` runs the same tests on PostgreSQL and RabbitMQ).
  */
 export async function createTestIdentity(): Promise<TestIdentity> {
-  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'stratus-identity-'));
-  configureLogging({ level: process.env.STRATUS_TEST_LOG_LEVEL ?? 'silent' });
-  const dbUrl = process.env.STRATUS_TEST_DATABASE_URL;
-  const unique = path.basename(dir).replace(/[^a-z0-9]/gi, '').toLowerCase();
-  const config = loadConfig({
-    env: {},
-    overrides: {
-      data_dir: dir,
-      'database.url': dbUrl ? dbUrl.replaceAll('{service}', `identity_${unique}`) : '',
-      'bus.url': process.env.STRATUS_TEST_BUS_URL ?? 'memory://',
-      // Cheaper hashes keep the tests quick; the hashing itself is tested with the real parameters.
-      'identity.password_hash': { memory_kib: 1024, iterations: 1, parallelism: 1 },
-    },
-  });
+  const { config, dir } = testConfig('identity');
   const bus = await createBus(config.bus.url);
   const { identity, app, database } = await createIdentity(config, bus, { publicUrl: 'http://identity.test:5000' });
   const adminPassword = 'admin-secret';
@@ -73,15 +52,7 @@ export async function createTestIdentity(): Promise<TestIdentity> {
     if (res.statusCode !== 201 || typeof token !== 'string') throw new Error(`login of ${user} failed: ${res.statusCode} ${res.body}`);
     return token;
   };
-  const request: TestIdentity['request'] = async (method, url, options = {}) => {
-    const res = await app.inject({
-      method,
-      url,
-      headers: { ...(options.token ? { 'x-auth-token': options.token } : {}), ...options.headers },
-      ...(options.payload === undefined ? {} : { payload: options.payload as object }),
-    });
-    return { status: res.statusCode, body: res.body ? (JSON.parse(res.body) as Record<string, any>) : {}, headers: res.headers };
-  };
+  const request: TestIdentity['request'] = (method, url, options = {}) => injectJson(app, method, url, options);
   const adminToken = await login('admin', adminPassword, 'admin');
   const call = async (method: 'POST' | 'PUT', url: string, payload?: unknown): Promise<Record<string, any>> => {
     const res = await request(method, url, { token: adminToken, payload });

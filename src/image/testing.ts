@@ -1,24 +1,13 @@
 import fs from 'node:fs';
-import os from 'node:os';
-import path from 'node:path';
 import type { FastifyInstance } from 'fastify';
 import { createBus } from '../core/bus/index.js';
-import { loadConfig, type StratusConfig } from '../core/config.js';
-import { configureLogging } from '../core/logging.js';
+import type { StratusConfig } from '../core/config.js';
+import { injectJson, testConfig, type InjectMethod, type TestReply } from '../core/testing.js';
 import { startLoopbackIdentity, type TestUser } from '../identity/testing.js';
 import type { ImageService } from './image.js';
 import { createImage } from './service.js';
 
-export type InjectMethod = 'GET' | 'HEAD' | 'POST' | 'PUT' | 'PATCH' | 'DELETE';
-
-export interface TestReply {
-  status: number;
-  /** Parsed JSON (`{}` when empty or not JSON). */
-  body: Record<string, any>;
-  /** The raw body. */
-  raw: Buffer;
-  headers: Record<string, string | string[] | number | undefined>;
-}
+export type { InjectMethod, TestReply } from '../core/testing.js';
 
 export type { TestUser } from '../identity/testing.js';
 
@@ -54,20 +43,7 @@ export interface TestImage {
  * like the identity tests.
  */
 export async function createTestImage(overrides: Record<string, unknown> = {}): Promise<TestImage> {
-  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'stratus-image-'));
-  configureLogging({ level: process.env.STRATUS_TEST_LOG_LEVEL ?? 'silent' });
-  const dbUrl = process.env.STRATUS_TEST_DATABASE_URL;
-  const unique = path.basename(dir).replace(/[^a-z0-9]/gi, '').toLowerCase();
-  const config = loadConfig({
-    env: {},
-    overrides: {
-      data_dir: dir,
-      'database.url': dbUrl ? dbUrl.replace('{service}', `{service}_${unique}`) : '',
-      'bus.url': process.env.STRATUS_TEST_BUS_URL ?? 'memory://',
-      'identity.password_hash': { memory_kib: 1024, iterations: 1, parallelism: 1 },
-      ...overrides,
-    },
-  });
+  const { config, dir } = testConfig('image', overrides);
   const bus = await createBus(config.bus.url);
   const servicePassword = 'glance-test-secret';
   const imageUrl = 'http://image.test:9292';
@@ -80,30 +56,8 @@ export async function createTestImage(overrides: Record<string, unknown> = {}): 
   await app.ready();
 
 
-  const request: TestImage['request'] = async (method, url, options = {}) => {
-    const payload = options.payload;
-    const isBytes = Buffer.isBuffer(payload);
-    const res = await app.inject({
-      method,
-      url,
-      headers: {
-        // As openstacksdk and Tempest do; without it, errors come as Glance's HTML pages.
-        accept: 'application/json',
-        ...(options.user ? { 'x-auth-token': options.user.token } : {}),
-        ...(isBytes ? { 'content-type': 'application/octet-stream' } : {}),
-        ...options.headers,
-      },
-      ...(payload === undefined ? {} : { payload: isBytes ? payload : typeof payload === 'string' ? payload : JSON.stringify(payload) }),
-      ...(payload !== undefined && !isBytes && !options.headers?.['content-type'] ? { headers: { accept: 'application/json', ...(options.user ? { 'x-auth-token': options.user.token } : {}), 'content-type': 'application/json', ...options.headers } } : {}),
-    });
-    let body: Record<string, any> = {};
-    try {
-      body = res.body ? (JSON.parse(res.body) as Record<string, any>) : {};
-    } catch {
-      body = {};
-    }
-    return { status: res.statusCode, body, raw: res.rawPayload, headers: res.headers };
-  };
+  // Errors come as JSON because of `Accept`, as openstacksdk and Tempest ask; without it, Glance's HTML pages.
+  const request: TestImage['request'] = (method, url, options = {}) => injectJson(app, method, url, { token: options.user?.token ?? null, payload: options.payload, ...(options.headers ? { headers: options.headers } : {}) });
 
   return {
     images,

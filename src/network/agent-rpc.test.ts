@@ -3,7 +3,6 @@ import { randomUUID } from 'node:crypto';
 import { after, before, test } from 'node:test';
 import { PluginClient } from './agents/agent.js';
 import { AGENT_TYPES, type DeviceDetails } from './agents/interfaces.js';
-import { isoNow } from './common.js';
 import { createTestNetwork, TEST_AGENT_HOST, type TestNetwork } from './testing.js';
 
 // The agents' view of the server, over the bus as a data-plane agent calls it.
@@ -18,33 +17,7 @@ before(async () => {
   t = await createTestNetwork({}, { agents: true });
   plugin = new PluginClient(t.net.bus, 5000);
   networkId = (await t.create(t.alpha, 'networks', 'network', { name: 'rpc-net' })).id as string;
-  const now = isoNow();
-  subnetId = randomUUID();
-  await t.net.db
-    .insertInto('subnet')
-    .values({
-      id: subnetId,
-      project_id: t.alpha.projectId,
-      name: 's',
-      description: '',
-      created_at: now,
-      updated_at: now,
-      revision_number: 0,
-      network_id: networkId,
-      ip_version: 4,
-      cidr: '10.77.0.0/24',
-      gateway_ip: '10.77.0.1',
-      enable_dhcp: 1,
-      ipv6_ra_mode: null,
-      ipv6_address_mode: null,
-      subnetpool_id: null,
-      dns_nameservers: '["9.9.9.9"]',
-      host_routes: '[]',
-      allocation_pools: '[{"start":"10.77.0.2","end":"10.77.0.254"}]',
-      service_types: '[]',
-      segment_id: null,
-    })
-    .execute();
+  subnetId = (await t.create(t.alpha, 'subnets', 'subnet', { network_id: networkId, ip_version: 4, cidr: '10.77.0.0/24', dns_nameservers: ['9.9.9.9'] })).id as string;
   portId = (await t.create(t.admin, 'ports', 'port', { network_id: networkId, device_owner: 'compute:nova', device_id: randomUUID(), 'binding:host_id': TEST_AGENT_HOST })).id as string;
   await t.settle();
 });
@@ -105,9 +78,17 @@ test('get_active_networks_info schedules networks needing DHCP to the asking age
 
 test('get_routers gives the routers the L3 agent hosts', async () => {
   const router = await t.create(t.alpha, 'routers', 'router', { name: 'edge' });
+  // Unhosted routers come to the agent asking.
+  await t.net.db.deleteFrom('router_l3_agent').execute();
   const routers = await plugin.call('get_routers', { host: TEST_AGENT_HOST });
   const mine = routers.find((r) => r.id === router.id);
   assert.ok(mine, 'scheduled to the only L3 agent and returned');
+  const hosting = await t.request('GET', `/v2.0/routers/${router.id}/l3-agents`, { user: t.admin });
+  assert.deepEqual(
+    (hosting.body.agents as { host: string; agent_type: string }[]).map((a) => [a.agent_type, a.host]),
+    [[AGENT_TYPES.l3, TEST_AGENT_HOST]],
+    'now hosted by that agent',
+  );
   assert.equal(mine.gw_port, null, 'no gateway');
   assert.deepEqual(mine.interfaces, [], 'no interfaces');
   assert.deepEqual(await plugin.call('get_routers', { host: TEST_AGENT_HOST, router_ids: [] }), [], 'none asked, none given');

@@ -1,5 +1,5 @@
 import type { Consumer, Handler } from '../core/bus/index.js';
-import { scheduleNetwork, scheduleRouter } from './agent-scheduler.js';
+import { scheduleUnhosted } from './agent-scheduler.js';
 import { agentOnHost, recordHeartbeat } from './agent-store.js';
 import {
   AGENT_TYPES,
@@ -14,7 +14,7 @@ import {
   type SecurityGroupInfo,
 } from './agents/interfaces.js';
 import { isRecord, json } from './common.js';
-import type { NetworkRow, PortRow, SubnetRow } from './db/schema.js';
+import type { PortRow, SubnetRow } from './db/schema.js';
 import type { NetworkService } from './network.js';
 import { portStatusChanged } from './port-status.js';
 import { fixedIpsOf, groupsOf, networksById } from './ports.js';
@@ -57,12 +57,23 @@ async function portsByIds(net: NetworkService, ids: string[]): Promise<PortRow[]
   return rows;
 }
 
+/** Rows by their `network_id`, in their order. */
+function byNetwork<T extends { network_id: string }>(rows: T[]): Map<string, T[]> {
+  const groups = new Map<string, T[]>();
+  for (const row of rows) {
+    const group = groups.get(row.network_id);
+    if (group) group.push(row);
+    else groups.set(row.network_id, [row]);
+  }
+  return groups;
+}
+
 function prefixlen(cidr: string): number {
   return Number(cidr.slice(cidr.indexOf('/') + 1));
 }
 
-/** The handlers, for tests and for {@link serveAgentRpc}. */
-export function agentRpcHandlers(net: NetworkService): Handlers {
+/** The handlers {@link serveAgentRpc} serves. */
+function agentRpcHandlers(net: NetworkService): Handlers {
   const deviceDetails = async (host: string, portIds: string[]): Promise<(DeviceDetails | { device: string })[]> => {
     const rows = await portsByIds(net, portIds);
     const [ips, groups, networks] = await Promise.all([fixedIpsOf(net.db, portIds), groupsOf(net.db, portIds), networksById(net.db, [...new Set(rows.map((r) => r.network_id))])]);
@@ -107,29 +118,21 @@ export function agentRpcHandlers(net: NetworkService): Handlers {
   const dhcpNetworks = async (host: string): Promise<DhcpNetwork[]> => {
     const agent = await agentOnHost(net.db, AGENT_TYPES.dhcp, host);
     if (!agent || agent.admin_state_up !== 1) return [];
-    // Networks that need DHCP and have no agent yet come to the agent asking (Neutron's auto-scheduling).
-    const unhosted = await net.db
-      .selectFrom('subnet')
-      .select('subnet.network_id')
-      .distinct()
-      .where('subnet.enable_dhcp', '=', 1)
-      .where(({ not, exists, selectFrom }) => not(exists(selectFrom('network_dhcp_agent').select('network_dhcp_agent.agent_id').whereRef('network_dhcp_agent.network_id', '=', 'subnet.network_id'))))
-      .execute();
-    for (const { network_id } of unhosted) await scheduleNetwork(net, network_id, { onlyAgent: agent });
-    const networks = await net.db.selectFrom('network_dhcp_agent').innerJoin('network', 'network.id', 'network_dhcp_agent.network_id').selectAll('network').where('network_dhcp_agent.agent_id', '=', agent.id).execute();
-    return Promise.all(networks.map((n) => dhcpNetwork(n)));
-  };
-
-  const dhcpNetwork = async (network: NetworkRow): Promise<DhcpNetwork> => {
-    const [subnets, ports] = await Promise.all([
-      net.db.selectFrom('subnet').selectAll().where('network_id', '=', network.id).orderBy('created_at').execute(),
-      net.db.selectFrom('port').selectAll().where('network_id', '=', network.id).execute(),
+    // Networks that need DHCP and have no agent yet come to the agent asking.
+    await scheduleUnhosted(net, 'dhcp', agent);
+    // What the agent hosts, in three queries however many networks that is.
+    const [networks, subnets, ports] = await Promise.all([
+      net.db.selectFrom('network_dhcp_agent').innerJoin('network', 'network.id', 'network_dhcp_agent.network_id').selectAll('network').where('network_dhcp_agent.agent_id', '=', agent.id).execute(),
+      net.db.selectFrom('network_dhcp_agent').innerJoin('subnet', 'subnet.network_id', 'network_dhcp_agent.network_id').selectAll('subnet').where('network_dhcp_agent.agent_id', '=', agent.id).orderBy('subnet.created_at').execute(),
+      net.db.selectFrom('network_dhcp_agent').innerJoin('port', 'port.network_id', 'network_dhcp_agent.network_id').selectAll('port').where('network_dhcp_agent.agent_id', '=', agent.id).execute(),
     ]);
     const ips = await fixedIpsOf(
       net.db,
       ports.map((p) => p.id),
     );
-    return {
+    const subnetsOf = byNetwork(subnets);
+    const portsOf = byNetwork(ports);
+    return networks.map((network) => ({
       id: network.id,
       project_id: network.project_id,
       admin_state_up: network.admin_state_up === 1,
@@ -137,7 +140,7 @@ export function agentRpcHandlers(net: NetworkService): Handlers {
       network_type: network.network_type,
       physical_network: network.physical_network,
       segmentation_id: network.segmentation_id === null ? null : Number(network.segmentation_id),
-      subnets: subnets.map((s) => ({
+      subnets: (subnetsOf.get(network.id) ?? []).map((s) => ({
         id: s.id,
         cidr: s.cidr,
         ip_version: Number(s.ip_version),
@@ -149,7 +152,7 @@ export function agentRpcHandlers(net: NetworkService): Handlers {
         ipv6_ra_mode: s.ipv6_ra_mode,
         ipv6_address_mode: s.ipv6_address_mode,
       })),
-      ports: ports.map((p) => ({
+      ports: (portsOf.get(network.id) ?? []).map((p) => ({
         id: p.id,
         mac_address: p.mac_address,
         device_owner: p.device_owner,
@@ -159,18 +162,13 @@ export function agentRpcHandlers(net: NetworkService): Handlers {
         dns_name: p.dns_name,
         extra_dhcp_opts: json(p.extra_dhcp_opts, []),
       })),
-    };
+    }));
   };
 
   const routers = async (host: string, routerIds: string[] | undefined): Promise<RouterDetails[]> => {
     const agent = await agentOnHost(net.db, AGENT_TYPES.l3, host);
     if (!agent || agent.admin_state_up !== 1) return [];
-    const unhosted = await net.db
-      .selectFrom('router')
-      .select('router.id')
-      .where(({ not, exists, selectFrom }) => not(exists(selectFrom('router_l3_agent').select('router_l3_agent.agent_id').whereRef('router_l3_agent.router_id', '=', 'router.id'))))
-      .execute();
-    for (const { id } of unhosted) await scheduleRouter(net, id, { onlyAgent: agent });
+    await scheduleUnhosted(net, 'l3', agent);
     let query = net.db.selectFrom('router_l3_agent').innerJoin('router', 'router.id', 'router_l3_agent.router_id').selectAll('router').where('router_l3_agent.agent_id', '=', agent.id);
     if (routerIds) {
       if (routerIds.length === 0) return [];

@@ -12,6 +12,9 @@ import type { NetworkService } from './network.js';
  * Agents are told over the bus; a failed notification is logged, never thrown.
  */
 
+/** Networks are hosted by DHCP agents, routers by L3 agents. */
+export type HostedKind = 'dhcp' | 'l3';
+
 /** Casts a notification to one agent's topic (`<topic>.<host>`); failures are logged. */
 export function notifyAgent<M extends keyof AgentNotifications>(net: NetworkService, topic: string, host: string, method: M, args: Parameters<AgentNotifications[M]>[0]): void {
   net.bus.cast({ topic, server: host }, method, args).catch((err: unknown) => net.log.warn({ err, topic, host, method }, 'could not notify an agent'));
@@ -22,11 +25,19 @@ function notifyAll<M extends keyof AgentNotifications>(net: NetworkService, topi
   net.bus.fanout(topic, method, args).catch((err: unknown) => net.log.warn({ err, topic, method }, 'could not notify agents'));
 }
 
-async function candidates(net: NetworkService, agentType: string, table: 'network_dhcp_agent' | 'router_l3_agent'): Promise<AgentRow | null> {
+/** The agents hosting a network (`dhcp`) or a router (`l3`), by id. */
+export async function hostingAgents(net: NetworkService, kind: HostedKind, id: string): Promise<AgentRow[]> {
+  if (kind === 'dhcp') return net.db.selectFrom('network_dhcp_agent').innerJoin('agent', 'agent.id', 'network_dhcp_agent.agent_id').selectAll('agent').where('network_dhcp_agent.network_id', '=', id).orderBy('agent.id').execute();
+  return net.db.selectFrom('router_l3_agent').innerJoin('agent', 'agent.id', 'router_l3_agent.agent_id').selectAll('agent').where('router_l3_agent.router_id', '=', id).orderBy('agent.id').execute();
+}
+
+/** The alive, enabled agent of the kind that hosts the fewest, or null when there is none. */
+async function leastLoaded(net: NetworkService, kind: HostedKind): Promise<AgentRow | null> {
+  const agentType = kind === 'dhcp' ? AGENT_TYPES.dhcp : AGENT_TYPES.l3;
   const agents = (await net.db.selectFrom('agent').selectAll().where('agent_type', '=', agentType).where('admin_state_up', '=', 1).execute()).filter((a) => isAlive(net, a.heartbeat_timestamp));
   if (agents.length === 0) return null;
   const loads = await net.db
-    .selectFrom(table)
+    .selectFrom(kind === 'dhcp' ? 'network_dhcp_agent' : 'router_l3_agent')
     .select(['agent_id', (eb) => eb.fn.countAll<number>().as('n')])
     .where(
       'agent_id',
@@ -39,62 +50,77 @@ async function candidates(net: NetworkService, agentType: string, table: 'networ
   return [...agents].sort((a, b) => (load.get(a.id) ?? 0) - (load.get(b.id) ?? 0) || a.id.localeCompare(b.id))[0] ?? null;
 }
 
-/** The DHCP agents hosting a network. */
-export async function dhcpAgentsOf(net: NetworkService, networkId: string): Promise<AgentRow[]> {
-  return net.db.selectFrom('network_dhcp_agent').innerJoin('agent', 'agent.id', 'network_dhcp_agent.agent_id').selectAll('agent').where('network_dhcp_agent.network_id', '=', networkId).execute();
-}
-
-/** The L3 agents hosting a router. */
-export async function l3AgentsOf(net: NetworkService, routerId: string): Promise<AgentRow[]> {
-  return net.db.selectFrom('router_l3_agent').innerJoin('agent', 'agent.id', 'router_l3_agent.agent_id').selectAll('agent').where('router_l3_agent.router_id', '=', routerId).execute();
+/** The agents hosting a network or router after scheduling, and the one it was just scheduled to (null: it was hosted already, or could not be). */
+interface Scheduled {
+  agents: AgentRow[];
+  added: AgentRow | null;
 }
 
 /**
- * Schedules a network to a DHCP agent (`onlyAgent`, or the least loaded)
- * when it has a DHCP-enabled subnet and no agent yet; tells the hosting agents that it changed. Returns the agents
- * now hosting it. Idempotent; a network that vanished is left alone.
+ * Schedules a network (`dhcp`) or router (`l3`) no agent hosts, when `needsAgent`
+ * says so, to the least loaded agent of its kind, and tells that agent
+ * (`network_create_end`, `router_added_to_agent`). Idempotent; one that
+ * vanished meanwhile is left alone.
  */
-export async function scheduleNetwork(net: NetworkService, networkId: string, options: { onlyAgent?: AgentRow } = {}): Promise<AgentRow[]> {
-  const hosting = await dhcpAgentsOf(net, networkId);
-  if (hosting.length > 0) return hosting;
-  const dhcpSubnet = await net.db.selectFrom('subnet').select('id').where('network_id', '=', networkId).where('enable_dhcp', '=', 1).executeTakeFirst();
-  if (!dhcpSubnet) return [];
-  const agent = options.onlyAgent ?? (await candidates(net, AGENT_TYPES.dhcp, 'network_dhcp_agent'));
-  if (!agent) return [];
+async function schedule(net: NetworkService, kind: HostedKind, id: string, needsAgent: () => Promise<boolean>): Promise<Scheduled> {
+  const hosting = await hostingAgents(net, kind, id);
+  if (hosting.length > 0 || !(await needsAgent())) return { agents: hosting, added: null };
+  const agent = await leastLoaded(net, kind);
+  if (!agent) return { agents: [], added: null };
   try {
-    await net.db.insertInto('network_dhcp_agent').values({ network_id: networkId, agent_id: agent.id }).execute();
+    if (kind === 'dhcp') await net.db.insertInto('network_dhcp_agent').values({ network_id: id, agent_id: agent.id }).execute();
+    else await net.db.insertInto('router_l3_agent').values({ router_id: id, agent_id: agent.id }).execute();
   } catch (err) {
-    // Another request scheduled it first, or the network was deleted meanwhile (foreign key).
-    net.log.debug({ err, network_id: networkId }, 'network not scheduled');
-    return dhcpAgentsOf(net, networkId);
+    // Another request scheduled it first, or it was deleted meanwhile (foreign key).
+    net.log.debug({ err, kind, id }, 'not scheduled to an agent');
+    return { agents: await hostingAgents(net, kind, id), added: null };
   }
-  notifyAgent(net, AGENT_TOPICS.dhcp, agent.host, 'network_create_end', { network: { id: networkId } });
-  return [agent];
+  if (kind === 'dhcp') notifyAgent(net, AGENT_TOPICS.dhcp, agent.host, 'network_create_end', { network: { id } });
+  else notifyAgent(net, AGENT_TOPICS.l3, agent.host, 'router_added_to_agent', { router_ids: [id] });
+  return { agents: [agent], added: agent };
+}
+
+/** Schedules a network that has a DHCP-enabled subnet and no DHCP agent yet (see {@link schedule}). */
+function scheduleNetwork(net: NetworkService, networkId: string): Promise<Scheduled> {
+  const hasDhcpSubnet = async (): Promise<boolean> => (await net.db.selectFrom('subnet').select('id').where('network_id', '=', networkId).where('enable_dhcp', '=', 1).executeTakeFirst()) !== undefined;
+  return schedule(net, 'dhcp', networkId, hasDhcpSubnet);
+}
+
+/** Schedules a router that no L3 agent hosts yet (see {@link schedule}). */
+function scheduleRouter(net: NetworkService, routerId: string): Promise<Scheduled> {
+  const exists = async (): Promise<boolean> => (await net.db.selectFrom('router').select('id').where('id', '=', routerId).executeTakeFirst()) !== undefined;
+  return schedule(net, 'l3', routerId, exists);
 }
 
 /**
- * Schedules a router to an L3 agent (`onlyAgent`, or the least loaded)
- * when no agent hosts it; tells the hosting agents it changed. Idempotent; a router that vanished is left alone.
+ * Neutron's auto-scheduling, as an agent asks for its work: binds to `agent`
+ * every network with a DHCP-enabled subnet (`dhcp`), or every router (`l3`),
+ * that no agent hosts, in one statement; one that another request binds
+ * meanwhile is skipped. The agent is not notified: its answer lists them.
  */
-export async function scheduleRouter(net: NetworkService, routerId: string, options: { onlyAgent?: AgentRow } = {}): Promise<AgentRow[]> {
-  const hosting = await l3AgentsOf(net, routerId);
-  if (hosting.length > 0) {
-    for (const agent of hosting) notifyAgent(net, AGENT_TOPICS.l3, agent.host, 'routers_updated', { router_ids: [routerId] });
-    return hosting;
-  }
-  const router = await net.db.selectFrom('router').select('id').where('id', '=', routerId).executeTakeFirst();
-  if (!router) return [];
-  const agent = options.onlyAgent ?? (await candidates(net, AGENT_TYPES.l3, 'router_l3_agent'));
-  if (!agent) return [];
-  try {
-    await net.db.insertInto('router_l3_agent').values({ router_id: routerId, agent_id: agent.id }).execute();
-  } catch (err) {
-    // Another request scheduled it first, or the router was deleted meanwhile (foreign key).
-    net.log.debug({ err, router_id: routerId }, 'router not scheduled');
-    return l3AgentsOf(net, routerId);
-  }
-  notifyAgent(net, AGENT_TOPICS.l3, agent.host, 'router_added_to_agent', { router_ids: [routerId] });
-  return [agent];
+export async function scheduleUnhosted(net: NetworkService, kind: HostedKind, agent: AgentRow): Promise<void> {
+  const insert =
+    kind === 'dhcp'
+      ? net.db
+          .insertInto('network_dhcp_agent')
+          .columns(['network_id', 'agent_id'])
+          .expression((eb) =>
+            eb
+              .selectFrom('network')
+              .select((sb) => ['network.id', sb.val(agent.id).as('agent_id')])
+              .where(({ exists, selectFrom }) => exists(selectFrom('subnet').select('subnet.id').whereRef('subnet.network_id', '=', 'network.id').where('subnet.enable_dhcp', '=', 1)))
+              .where(({ not, exists, selectFrom }) => not(exists(selectFrom('network_dhcp_agent').select('network_dhcp_agent.agent_id').whereRef('network_dhcp_agent.network_id', '=', 'network.id')))),
+          )
+      : net.db
+          .insertInto('router_l3_agent')
+          .columns(['router_id', 'agent_id'])
+          .expression((eb) =>
+            eb
+              .selectFrom('router')
+              .select((sb) => ['router.id', sb.val(agent.id).as('agent_id')])
+              .where(({ not, exists, selectFrom }) => not(exists(selectFrom('router_l3_agent').select('router_l3_agent.agent_id').whereRef('router_l3_agent.router_id', '=', 'router.id')))),
+          );
+  await (net.dialect === 'mysql' ? insert.ignore() : insert.onConflict((oc) => oc.doNothing())).execute();
 }
 
 /**
@@ -102,13 +128,15 @@ export async function scheduleRouter(net: NetworkService, routerId: string, opti
  * change (the API calls the driver once it committed) the network or router
  * is scheduled to an agent and its agents told, then the inner driver runs.
  * Scheduling failures are logged; the inner driver is called regardless.
+ * A port change reads its network's DHCP agents (as Neutron's DHCP notifier
+ * does, to know whom to tell); only a network no agent hosts costs more.
  */
 export class SchedulingDriver implements NetworkDriver {
   readonly name: string;
 
   constructor(
     private readonly net: () => NetworkService,
-    readonly inner: NetworkDriver,
+    private readonly inner: NetworkDriver,
   ) {
     this.name = inner.name;
   }
@@ -136,7 +164,7 @@ export class SchedulingDriver implements NetworkDriver {
   async portUpdated(port: PortInfo, network: NetworkInfo): Promise<void> {
     await this.quietly('network of a port', async () => {
       const net = this.net();
-      for (const agent of await scheduleNetwork(net, network.id)) notifyAgent(net, AGENT_TOPICS.dhcp, agent.host, 'port_update_end', { port: { id: port.id, network_id: network.id } });
+      for (const agent of (await scheduleNetwork(net, network.id)).agents) notifyAgent(net, AGENT_TOPICS.dhcp, agent.host, 'port_update_end', { port: { id: port.id, network_id: network.id } });
     });
     return this.inner.portUpdated(port, network);
   }
@@ -144,7 +172,7 @@ export class SchedulingDriver implements NetworkDriver {
   async portDeleted(port: PortInfo): Promise<void> {
     await this.quietly('deleted port', async () => {
       const net = this.net();
-      for (const agent of await dhcpAgentsOf(net, port.network_id)) notifyAgent(net, AGENT_TOPICS.dhcp, agent.host, 'port_delete_end', { port_id: port.id, network_id: port.network_id });
+      for (const agent of await hostingAgents(net, 'dhcp', port.network_id)) notifyAgent(net, AGENT_TOPICS.dhcp, agent.host, 'port_delete_end', { port_id: port.id, network_id: port.network_id });
     });
     return this.inner.portDeleted(port);
   }
@@ -152,10 +180,9 @@ export class SchedulingDriver implements NetworkDriver {
   async networkUpdated(network: NetworkInfo): Promise<void> {
     await this.quietly('network', async () => {
       const net = this.net();
-      const before = (await dhcpAgentsOf(net, network.id)).map((a) => a.id);
-      const hosting = await scheduleNetwork(net, network.id);
+      const { agents, added } = await scheduleNetwork(net, network.id);
       // Agents that already hosted it hear that it changed (a new one heard network_create_end).
-      for (const agent of hosting) if (before.includes(agent.id)) notifyAgent(net, AGENT_TOPICS.dhcp, agent.host, 'network_update_end', { network: { id: network.id } });
+      for (const agent of agents) if (agent !== added) notifyAgent(net, AGENT_TOPICS.dhcp, agent.host, 'network_update_end', { network: { id: network.id } });
     });
     return this.inner.networkUpdated(network);
   }
@@ -167,7 +194,11 @@ export class SchedulingDriver implements NetworkDriver {
   }
 
   async routerUpdated(routerId: string): Promise<void> {
-    await this.quietly('router', () => scheduleRouter(this.net(), routerId));
+    await this.quietly('router', async () => {
+      const net = this.net();
+      const { agents, added } = await scheduleRouter(net, routerId);
+      for (const agent of agents) if (agent !== added) notifyAgent(net, AGENT_TOPICS.l3, agent.host, 'routers_updated', { router_ids: [routerId] });
+    });
     return this.inner.routerUpdated(routerId);
   }
 

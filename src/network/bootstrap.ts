@@ -1,6 +1,6 @@
 import type { Kysely } from 'kysely';
 import type { NetworkConfig } from '../core/config.js';
-import { isoNow, newUuid } from './common.js';
+import { isoNow, newStandardColumns } from './common.js';
 import type { NetworkSchema } from './db/schema.js';
 import { defaultPools, formatCidr, formatIp, parseCidr, parseIp, type Range } from './ipam/addresses.js';
 
@@ -22,15 +22,13 @@ export async function ensurePublicNetwork(db: Kysely<NetworkSchema>, config: Net
   if (wanted.gateway_ip && !gateway) throw new Error(`network.public_network.gateway_ip '${wanted.gateway_ip}' is not an address`);
   const pools: Range[] = wanted.allocation_pool ? [poolFrom(wanted.allocation_pool)] : defaultPools(cidr, gateway?.value ?? null);
   const now = isoNow();
-  const id = newUuid();
-  const base = { project_id: adminProjectId, description: '', created_at: now, updated_at: now, revision_number: 1 };
+  const network = newStandardColumns(adminProjectId, { name: wanted.name }, now);
+  const id = network.id;
   await db.transaction().execute(async (trx) => {
     await trx
       .insertInto('network')
       .values({
-        ...base,
-        id,
-        name: wanted.name,
+        ...network,
         admin_state_up: 1,
         status: 'ACTIVE',
         shared: 0,
@@ -47,9 +45,7 @@ export async function ensurePublicNetwork(db: Kysely<NetworkSchema>, config: Net
       .execute();
     await trx.insertInto('segment_allocation').values({ network_type: 'flat', physical_network: wanted.physical_network, segmentation_id: 0, network_id: id }).execute();
     const subnet = (name: string, c: typeof cidr, gw: string | null, p: Range[]) => ({
-      ...base,
-      id: newUuid(),
-      name,
+      ...newStandardColumns(adminProjectId, { name }, now),
       network_id: id,
       ip_version: c.version,
       cidr: formatCidr(c),

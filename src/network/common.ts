@@ -1,6 +1,7 @@
 import { randomUUID } from 'node:crypto';
 import type { RequestContext } from '../core/auth/context.js';
-import { badRequest, invalidInput, NeutronError } from './errors.js';
+import type { StandardColumns } from './db/schema.js';
+import { badRequest, invalidInput } from './errors.js';
 
 /** `2026-11-21T10:00:00.123456Z`: how times are stored (they sort as text). */
 export function isoNow(): string {
@@ -112,6 +113,19 @@ export function owner(ctx: RequestContext, item: Record<string, unknown>): strin
   return chosen;
 }
 
+/** The standard columns of a new resource row: a new id, the owner, name and description from the request, revision 1. */
+export function newStandardColumns(projectId: string, item: Record<string, unknown>, now = isoNow()): StandardColumns {
+  return {
+    id: newUuid(),
+    project_id: projectId,
+    name: (item.name as string | undefined) ?? '',
+    description: (item.description as string | undefined) ?? '',
+    created_at: now,
+    updated_at: now,
+    revision_number: 1,
+  };
+}
+
 /** The standard attributes of a view, in Neutron's names. */
 export function standardView(row: { id: string; project_id: string; name: string; description: string; created_at: string; updated_at: string; revision_number: number | string }, tags: string[]): Record<string, unknown> {
   return {
@@ -193,9 +207,4 @@ export function mac(value: unknown, name: string): string {
   const first = parseInt(normal.slice(0, 2), 16);
   if (normal === '00:00:00:00:00:00' || (first & 1) === 1) throw invalidInput(name, `'${String(value)}' is not a valid MAC address`);
   return normal;
-}
-
-/** Thrown where a handler refuses with a Neutron error named by its type. */
-export function neutronError(status: number, type: string, message: string): NeutronError {
-  return new NeutronError(status, type, message);
 }

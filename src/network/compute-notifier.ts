@@ -16,7 +16,7 @@ import type { NetworkService } from './network.js';
  */
 
 /** How long events are gathered before one request carries them. */
-export const BATCH_MS = 200;
+const BATCH_MS = 200;
 
 export type ComputeEventName = 'network-vif-plugged' | 'network-vif-unplugged' | 'network-vif-deleted' | 'network-changed';
 
@@ -37,7 +37,7 @@ export interface ComputePort {
 }
 
 /** True for a port of a compute server (`compute:*` with a device id). */
-export function isComputePort(port: ComputePort): boolean {
+function isComputePort(port: ComputePort): boolean {
   return port.device_owner.startsWith('compute:') && port.device_id !== '';
 }
 
@@ -47,10 +47,7 @@ export class ComputeNotifier {
   private timer: NodeJS.Timeout | null = null;
   private readonly sending = new Set<Promise<void>>();
 
-  constructor(
-    private readonly net: NetworkService,
-    private readonly batchMs = BATCH_MS,
-  ) {}
+  constructor(private readonly net: NetworkService) {}
 
   /** Queues an event; it is sent with the others of its batch. */
   queueEvent(event: ComputeEvent): void {
@@ -59,7 +56,7 @@ export class ComputeNotifier {
     this.timer ??= setTimeout(() => {
       this.timer = null;
       this.flush();
-    }, this.batchMs);
+    }, BATCH_MS);
   }
 
   /** Sends what is queued now (in the background); see {@link ComputeNotifier.settled}. */
@@ -82,15 +79,6 @@ export class ComputeNotifier {
   private async send(events: ComputeEvent[]): Promise<void> {
     const { client, log } = this.net;
     try {
-      try {
-        await client.endpoint('compute');
-      } catch (err) {
-        if (err instanceof EndpointNotFound) {
-          log.debug({ events }, 'no compute endpoint in the catalog; port events dropped');
-          return;
-        }
-        throw err;
-      }
       const res = await client.request<{ events?: { code?: number; server_uuid?: string; name?: string }[] }>('compute', 'POST', '/os-server-external-events', { body: { events } });
       if (res.status === 404) log.debug({ events }, 'compute knows none of these servers');
       else if (res.status >= 400) log.warn({ status: res.status, events, body: res.body }, 'compute refused port events');
@@ -100,7 +88,8 @@ export class ComputeNotifier {
         }
       }
     } catch (err) {
-      log.warn({ err, events }, 'could not send port events to compute');
+      if (err instanceof EndpointNotFound) log.debug({ events }, 'no compute endpoint in the catalog; port events dropped');
+      else log.warn({ err, events }, 'could not send port events to compute');
     }
   }
 }
@@ -127,7 +116,7 @@ export function notifyPortStatus(net: NetworkService, port: ComputePort, previou
   if (!isComputePort(port)) return;
   if (previous === 'ACTIVE' && current === 'DOWN') {
     computeNotifier(net).queueEvent({ name: 'network-vif-unplugged', server_uuid: port.device_id, tag: port.id, status: 'completed' });
-  } else if ((previous === 'DOWN' || previous === 'BUILD' || previous === '') && (current === 'ACTIVE' || current === 'ERROR')) {
+  } else if ((previous === 'DOWN' || previous === 'BUILD') && (current === 'ACTIVE' || current === 'ERROR')) {
     computeNotifier(net).queueEvent({ name: 'network-vif-plugged', server_uuid: port.device_id, tag: port.id, status: current === 'ACTIVE' ? 'completed' : 'failed' });
   }
 }

@@ -1,7 +1,8 @@
 import type { Kysely } from 'kysely';
 import { isUniqueViolation } from '../core/db/database.js';
-import { isoNow, newUuid } from './common.js';
+import { isoNow, newStandardColumns } from './common.js';
 import type { NetworkSchema } from './db/schema.js';
+import { newRuleRow } from './security-group-rules.js';
 
 /**
  * The project's `default` security group, created on first need (the first
@@ -13,32 +14,14 @@ import type { NetworkSchema } from './db/schema.js';
 export async function ensureDefaultSecurityGroup(db: Kysely<NetworkSchema>, projectId: string): Promise<string> {
   const existing = await db.selectFrom('default_security_group').select('security_group_id').where('project_id', '=', projectId).executeTakeFirst();
   if (existing) return existing.security_group_id;
-  const id = newUuid();
   const now = isoNow();
+  const group = { ...newStandardColumns(projectId, { name: 'default', description: 'Default security group' }, now), stateful: 1 };
+  const id = group.id;
   try {
     await db.transaction().execute(async (trx) => {
-      await trx
-        .insertInto('security_group')
-        .values({ id, project_id: projectId, name: 'default', description: 'Default security group', stateful: 1, created_at: now, updated_at: now, revision_number: 1 })
-        .execute();
+      await trx.insertInto('security_group').values(group).execute();
       await trx.insertInto('default_security_group').values({ project_id: projectId, security_group_id: id }).execute();
-      const rule = (direction: string, ethertype: string, remote: string | null) => ({
-        id: newUuid(),
-        project_id: projectId,
-        security_group_id: id,
-        direction,
-        ethertype,
-        protocol: null,
-        port_range_min: null,
-        port_range_max: null,
-        remote_ip_prefix: null,
-        remote_group_id: remote,
-        remote_address_group_id: null,
-        description: '',
-        created_at: now,
-        updated_at: now,
-        revision_number: 0,
-      });
+      const rule = (direction: string, ethertype: string, remoteGroupId: string | null) => newRuleRow(id, projectId, { direction, ethertype, remote_group_id: remoteGroupId }, now);
       await trx
         .insertInto('security_group_rule')
         .values([rule('egress', 'IPv4', null), rule('egress', 'IPv6', null), rule('ingress', 'IPv4', id), rule('ingress', 'IPv6', id)])

@@ -84,11 +84,6 @@ export function notFound(kind: string, id: string): NeutronError {
   return new NeutronError(404, entry[0], entry[1](id));
 }
 
-/** 403 for a policy refusal, with Neutron's wording. */
-export function policyNotAuthorized(action: string): NeutronError {
-  return new NeutronError(403, 'PolicyNotAuthorized', `(rule:${action}) is disallowed by policy`);
-}
-
 /** 409 `OverQuota`: `Quota exceeded for resources: ['port'].` */
 export function overQuota(resource: string): NeutronError {
   return new NeutronError(409, 'OverQuota', `Quota exceeded for resources: ['${resource}'].`);

@@ -33,7 +33,7 @@ export interface NetworkService {
 
 /** True when the rule allows the caller (a rule that does not exist allows). */
 export function allowed(net: NetworkService, ctx: RequestContext, rule: string, target: Record<string, unknown> = {}): boolean {
-  if (!hasRule(net, rule)) return true;
+  if (!net.policy.has(rule)) return true;
   return net.policy.check(rule, target, policyCredentials(ctx));
 }
 
@@ -48,7 +48,7 @@ export function authorize(net: NetworkService, ctx: RequestContext, action: stri
   let ok = allowed(net, ctx, action, target);
   for (const attribute of attributes) {
     const rule = `${action}:${attribute}`;
-    if (!hasRule(net, rule)) continue;
+    if (!net.policy.has(rule)) continue;
     checked.push(rule);
     if (ok && !allowed(net, ctx, rule, target)) ok = false;
   }
@@ -60,42 +60,15 @@ export function isAdmin(net: NetworkService, ctx: RequestContext): boolean {
   return net.policy.check('context_is_admin', {}, policyCredentials(ctx));
 }
 
-const ruleNames = new WeakMap<PolicyEnforcer, Set<string>>();
-
-function hasRule(net: NetworkService, rule: string): boolean {
-  let names = ruleNames.get(net.policy);
-  if (!names) {
-    names = new Set(Object.keys(net.policy.effectiveRules()));
-    ruleNames.set(net.policy, names);
-  }
-  return names.has(rule);
-}
-
 /**
  * Drops from a view the attributes the caller may not read
  * (`get_<resource>:<attribute>` rules, e.g. `binding:host_id` for non-admins).
  */
 export function hideAttributes(net: NetworkService, ctx: RequestContext, resource: string, view: Record<string, unknown>, target: Record<string, unknown>): Record<string, unknown> {
   const prefix = `get_${resource}:`;
-  for (const rule of attributeRules(net, prefix)) {
+  for (const rule of net.policy.namesStartingWith(prefix)) {
     const attribute = rule.slice(prefix.length);
     if (attribute in view && !net.policy.check(rule, target, policyCredentials(ctx))) delete view[attribute];
   }
   return view;
-}
-
-const attributeRuleCache = new WeakMap<PolicyEnforcer, Map<string, string[]>>();
-
-function attributeRules(net: NetworkService, prefix: string): string[] {
-  let byPrefix = attributeRuleCache.get(net.policy);
-  if (!byPrefix) {
-    byPrefix = new Map();
-    attributeRuleCache.set(net.policy, byPrefix);
-  }
-  let rules = byPrefix.get(prefix);
-  if (!rules) {
-    rules = Object.keys(net.policy.effectiveRules()).filter((name) => name.startsWith(prefix));
-    byPrefix.set(prefix, rules);
-  }
-  return rules;
 }

@@ -63,6 +63,16 @@ export async function loadNetworkFor(net: NetworkService, ctx: RequestContext, i
   return row;
 }
 
+/** {@link loadNetworkFor} with the row locked until the transaction `trx` ends ({@link lockNetwork}). */
+export async function lockNetworkFor(net: NetworkService, ctx: RequestContext, id: string, trx: Db): Promise<NetworkRow> {
+  const row = await lockNetwork(net, trx, id);
+  if (!row || !networkVisible(net, ctx, row)) throw notFound('network', id);
+  return row;
+}
+
+/** Ports that do not keep a network or subnet in use: its deletion takes them, or their addresses, along (Neutron's AUTO_DELETE_PORT_OWNERS). */
+export const AUTO_DELETE_PORT_OWNERS = ['network:dhcp', 'network:router_interface_distributed', 'network:floatingip_agent_gateway'];
+
 /** What the driver is told about a network. */
 export function networkInfo(row: NetworkRow): NetworkInfo {
   return {
@@ -80,26 +90,6 @@ export function networkInfo(row: NetworkRow): NetworkInfo {
 /** The subnets of a network, oldest first (the order IPAM tries them in). */
 export async function subnetsOf(db: Db, networkId: string): Promise<SubnetRow[]> {
   return db.selectFrom('subnet').selectAll().where('network_id', '=', networkId).orderBy('created_at').orderBy('id').execute();
-}
-
-/** The subnets of many networks at once: network id -> subnet ids, oldest first. */
-export async function subnetIdsOf(db: Db, networkIds: string[]): Promise<Map<string, string[]>> {
-  const byNetwork = new Map<string, string[]>();
-  for (let i = 0; i < networkIds.length; i += 500) {
-    const rows = await db
-      .selectFrom('subnet')
-      .select(['id', 'network_id'])
-      .where('network_id', 'in', networkIds.slice(i, i + 500))
-      .orderBy('created_at')
-      .orderBy('id')
-      .execute();
-    for (const row of rows) {
-      const list = byNetwork.get(row.network_id);
-      if (list) list.push(row.id);
-      else byNetwork.set(row.network_id, [row.id]);
-    }
-  }
-  return byNetwork;
 }
 
 /** Converter for `tags` in a create: unique strings of 1 to 255 characters without commas. */

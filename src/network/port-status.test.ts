@@ -4,7 +4,7 @@ import http from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { after, before, test } from 'node:test';
 import type { Notification } from '../core/bus/index.js';
-import { computeNotifier, notifyComputeNetworkChanged, notifyComputePortDeleted } from './compute-notifier.js';
+import { notifyComputeNetworkChanged, notifyComputePortDeleted } from './compute-notifier.js';
 import { portStatusChanged } from './port-status.js';
 import { createTestNetwork, type TestNetwork } from './testing.js';
 
@@ -186,11 +186,20 @@ test('a failing compute is logged, never thrown into the caller', async () => {
 test('without a compute endpoint in the catalog events are dropped quietly', async () => {
   const alone = await createTestNetwork();
   try {
+    const messages: { level: string; msg: unknown }[] = [];
+    for (const level of ['debug', 'warn'] as const) {
+      const original = alone.net.log[level].bind(alone.net.log);
+      alone.net.log[level] = ((obj: unknown, msg?: unknown, ...rest: unknown[]) => {
+        messages.push({ level, msg });
+        original(obj as object, msg as string, ...rest);
+      }) as typeof original;
+    }
     const net = await alone.create(alone.admin, 'networks', 'network', {});
     const created = await alone.create(alone.admin, 'ports', 'port', { network_id: net.id, device_owner: 'compute:nova', device_id: randomUUID() });
     assert.equal(await portStatusChanged(alone.net, created.id, 'ACTIVE'), true, 'status recorded');
     await alone.settle();
-    await computeNotifier(alone.net).settled();
+    assert.ok(messages.some((m) => m.level === 'debug' && m.msg === 'no compute endpoint in the catalog; port events dropped'), 'the dropped events are logged at debug');
+    assert.ok(!messages.some((m) => m.level === 'warn' && String(m.msg).includes('compute')), `no warning: ${JSON.stringify(messages.filter((m) => m.level === 'warn'))}`);
     const shown = await alone.request('GET', `/v2.0/ports/${created.id}`, { user: alone.admin });
     assert.equal(shown.body.port.status, 'ACTIVE', 'the port is ACTIVE');
   } finally {

@@ -3,8 +3,7 @@ import { isoNow } from './common.js';
 import { notifyPortStatus } from './compute-notifier.js';
 import type { PortRow } from './db/schema.js';
 import type { NetworkService } from './network.js';
-import { fixedIpsOf, groupsOf, portView } from './ports.js';
-import { loadTags } from './tags.js';
+import { fullPortViews } from './ports.js';
 
 /** The statuses a data plane reports for a port. */
 export type PortStatus = 'ACTIVE' | 'DOWN' | 'BUILD' | 'ERROR';
@@ -41,8 +40,8 @@ export async function portStatusChanged(net: NetworkService, portId: string, sta
   const { row, previous } = change;
   if (previous === status) return true;
   try {
-    const [ips, groups, tags] = await Promise.all([fixedIpsOf(net.db, [portId]), groupsOf(net.db, [portId]), loadTags(net.db, 'ports', [portId])]);
-    net.notify('port.update.end', { port: portView(row, ips.get(portId) ?? [], groups.get(portId) ?? [], tags.get(portId) ?? []) });
+    const [view] = await fullPortViews(net.db, [row]);
+    net.notify('port.update.end', { port: view });
   } catch (err) {
     net.log.warn({ err, port: portId }, 'could not publish the port status change');
   }

@@ -1,15 +1,15 @@
 import { notifyComputePortDeleted } from './compute-notifier.js';
 import { randomInt } from 'node:crypto';
-import type { Kysely } from 'kysely';
+import { sql, type Kysely } from 'kysely';
 import type { RequestContext } from '../core/auth/context.js';
-import { isoNow, json, newUuid, standardView } from './common.js';
+import { isoNow, json, newStandardColumns, standardView } from './common.js';
 import type { NetworkRow, NetworkSchema, PortRow, SubnetRow } from './db/schema.js';
-import type { PortInfo } from './drivers/driver.js';
+import type { NetworkInfo, PortInfo } from './drivers/driver.js';
 import { conflict, NeutronError, notFound } from './errors.js';
 import { BITS, contains, formatIp, lastAddress, parseIp } from './ipam/addresses.js';
 import { allocate, cidrOf, type Allocation, type FixedIpRequest } from './ipam/allocator.js';
-import { hideAttributes, type NetworkService } from './network.js';
-import { networkInfo, onNetworkTarget, subnetsOf } from './networks.js';
+import { allowed, hideAttributes, type NetworkService } from './network.js';
+import { findNetwork, networkInfo, onNetworkTarget, saveTags, subnetsOf } from './networks.js';
 import { checkQuota } from './quotas.js';
 import { deleteTags, loadTags } from './tags.js';
 
@@ -54,7 +54,7 @@ export interface PortExtras {
 }
 
 /** Device owners whose ports belong to a router or floating IP: not deletable through the port API. */
-export const L3_PORT_OWNERS: ReadonlySet<string> = new Set([
+const L3_PORT_OWNERS: ReadonlySet<string> = new Set([
   'network:ha_router_replicated_interface',
   'network:router_interface',
   'network:router_gateway',
@@ -64,7 +64,7 @@ export const L3_PORT_OWNERS: ReadonlySet<string> = new Set([
 type Db = Kysely<NetworkSchema>;
 
 /** A random MAC under the configured base (`fa:16:3e`), as Neutron's `base_mac`. */
-export function randomMac(baseMac: string): string {
+function randomMac(baseMac: string): string {
   const base = baseMac.toLowerCase().split(':').slice(0, 3);
   const tail = [randomInt(256), randomInt(256), randomInt(256)].map((b) => b.toString(16).padStart(2, '0'));
   return [...base, ...tail].join(':');
@@ -74,7 +74,7 @@ export function randomMac(baseMac: string): string {
  * The subnets automatic addresses may come from for a device owner: those
  * whose `service_types` name it, else those without service types.
  */
-export function subnetsForOwner(subnets: SubnetRow[], deviceOwner: string): SubnetRow[] {
+function subnetsForOwner(subnets: SubnetRow[], deviceOwner: string): SubnetRow[] {
   const typed = subnets.filter((s) => json<string[]>(s.service_types, []).includes(deviceOwner));
   if (typed.length > 0) return [...typed, ...subnets.filter((s) => json<string[]>(s.service_types, []).length === 0)];
   return subnets.filter((s) => json<string[]>(s.service_types, []).length === 0);
@@ -119,16 +119,9 @@ export async function createPortRecord(net: NetworkService, db: Db, spec: Intern
     if (!portSecurity && groups.length > 0) throw portSecurityForGroups();
   }
   if (!portSecurity && (spec.allowed_address_pairs ?? []).length > 0) throw addressPairsNeedPortSecurity();
-  const id = spec.id ?? newUuid();
-  const now = isoNow();
   const row: PortRow = {
-    id,
-    project_id: spec.project_id,
-    name: spec.name ?? '',
-    description: spec.description ?? '',
-    created_at: now,
-    updated_at: now,
-    revision_number: 1,
+    ...newStandardColumns(spec.project_id, { name: spec.name, description: spec.description }),
+    ...(spec.id === undefined ? {} : { id: spec.id }),
     network_id: spec.network_id,
     mac_address: mac,
     admin_state_up: spec.admin_state_up === false ? 0 : 1,
@@ -146,13 +139,13 @@ export async function createPortRecord(net: NetworkService, db: Db, spec: Intern
     dns_name: spec.dns_name ?? '',
   };
   await db.insertInto('port').values(row).execute();
+  const id = row.id;
   const subnets = await subnetsOf(db, spec.network_id);
   if (spec.fixed_ips !== undefined) checkExplicitIps(subnets, spec.fixed_ips, spec.device_owner);
   const pool = spec.fixed_ips === undefined ? subnetsForOwner(subnets, spec.device_owner) : subnets;
   const fixedIps = await allocate(db, { id, network_id: spec.network_id, mac_address: mac, device_owner: spec.device_owner }, pool, spec.fixed_ips);
   if (groups.length > 0) await db.insertInto('port_security_group').values(groups.map((g) => ({ port_id: id, security_group_id: g }))).execute();
-  const tags = [...new Set(spec.tags ?? [])];
-  if (tags.length > 0) await db.insertInto('tag').values(tags.map((tag) => ({ resource_type: 'ports', resource_id: id, tag }))).execute();
+  await saveTags(db, 'ports', id, [...new Set(spec.tags ?? [])]);
   return { id, mac_address: mac, fixed_ips: fixedIps };
 }
 
@@ -163,15 +156,12 @@ export async function createPortRecord(net: NetworkService, db: Db, spec: Intern
  * gone is not an error. Tells no driver: call {@link afterPortDelete} with
  * the {@link portInfo} read before.
  */
-export async function deletePortRecord(_net: NetworkService, db: Db, portId: string): Promise<void> {
-  const floating = await db.selectFrom('floatingip').select(['id', 'revision_number']).where('fixed_port_id', '=', portId).execute();
-  for (const fip of floating) {
-    await db
-      .updateTable('floatingip')
-      .set({ fixed_port_id: null, fixed_ip_address: null, router_id: null, status: 'DOWN', updated_at: isoNow(), revision_number: Number(fip.revision_number) + 1 })
-      .where('id', '=', fip.id)
-      .execute();
-  }
+export async function deletePortRecord(db: Db, portId: string): Promise<void> {
+  await db
+    .updateTable('floatingip')
+    .set({ fixed_port_id: null, fixed_ip_address: null, router_id: null, status: 'DOWN', updated_at: isoNow(), revision_number: sql<number>`revision_number + 1` })
+    .where('fixed_port_id', '=', portId)
+    .execute();
   await db.deleteFrom('ip_allocation').where('port_id', '=', portId).execute();
   await db.deleteFrom('port_security_group').where('port_id', '=', portId).execute();
   await db.deleteFrom('router_port').where('port_id', '=', portId).execute();
@@ -198,9 +188,13 @@ export async function checkPortDeletable(db: Db, row: PortRow, fixedIps: Allocat
 /** The port as the driver sees it, or null when it does not exist. */
 export async function portInfo(net: NetworkService, portId: string): Promise<PortInfo | null> {
   const row = await net.db.selectFrom('port').selectAll().where('id', '=', portId).executeTakeFirst();
-  if (!row) return null;
-  const [ips, groups] = await Promise.all([fixedIpsOf(net.db, [portId]), groupsOf(net.db, [portId])]);
-  return infoOf(row, ips.get(portId) ?? [], groups.get(portId) ?? []);
+  return row ? portInfoOf(net.db, row) : null;
+}
+
+/** The port of a row already read as the driver sees it (its addresses and security groups read). */
+export async function portInfoOf(db: Db, row: PortRow): Promise<PortInfo> {
+  const [ips, groups] = await Promise.all([fixedIpsOf(db, [row.id]), groupsOf(db, [row.id])]);
+  return infoOf(row, ips.get(row.id) ?? [], groups.get(row.id) ?? []);
 }
 
 function infoOf(row: PortRow, fixedIps: Allocation[], groups: string[]): PortInfo {
@@ -265,6 +259,15 @@ export function deviceOwnerPrefix(deviceOwner: string): string {
 }
 
 /** The policy target of a port: its owner, device owner (`device_owner_prefix` for `network:` owners) and its network's `network:*` keys. */
+/** The port as the caller may see it (policy `get_port`) and its policy target; 404 `PortNotFound` otherwise. */
+export async function loadPortFor(net: NetworkService, ctx: RequestContext, id: string, db: Kysely<NetworkSchema> = net.db): Promise<{ row: PortRow; target: Record<string, unknown> }> {
+  const row = await db.selectFrom('port').selectAll().where('id', '=', id).executeTakeFirst();
+  if (!row) throw notFound('port', id);
+  const target = portTarget(row, await findNetwork(db, row.network_id));
+  if (!allowed(net, ctx, 'get_port', target)) throw notFound('port', id);
+  return { row, target };
+}
+
 export function portTarget(row: Pick<PortRow, 'project_id' | 'device_owner' | 'network_id'>, network: NetworkRow | undefined): Record<string, unknown> {
   return {
     ...(network ? onNetworkTarget(network) : { 'network:project_id': '', 'network:tenant_id': '', 'network:shared': false }),
@@ -277,7 +280,7 @@ export function portTarget(row: Pick<PortRow, 'project_id' | 'device_owner' | 'n
 }
 
 /** The API view of a port, every attribute (no policy applied). */
-export function portView(row: PortRow, fixedIps: Allocation[], groups: string[], tags: string[]): Record<string, unknown> {
+function portView(row: PortRow, fixedIps: Allocation[], groups: string[], tags: string[]): Record<string, unknown> {
   // Assigned one by one: a spread into a large literal is ten times slower, which lists of 10,000 ports feel.
   const view = standardView(row, tags);
   view.network_id = row.network_id;
@@ -300,20 +303,26 @@ export function portView(row: PortRow, fixedIps: Allocation[], groups: string[],
   return view;
 }
 
+/** The API views of ports with every attribute (no policy applied); fixed IPs, security groups and tags read in batches. */
+export async function fullPortViews(db: Db, rows: PortRow[]): Promise<Record<string, unknown>[]> {
+  if (rows.length === 0) return [];
+  const ids = rows.map((r) => r.id);
+  const [ips, groups, tags] = await Promise.all([fixedIpsOf(db, ids), groupsOf(db, ids), loadTags(db, 'ports', ids)]);
+  return rows.map((row) => portView(row, ips.get(row.id) ?? [], groups.get(row.id) ?? [], tags.get(row.id) ?? []));
+}
+
 /**
- * The API views of ports (fixed IPs, security groups, tags read in batches),
- * with the attributes the caller may not read left out (binding details for
- * non-admins). Does not decide visibility: pass only rows the caller may see.
+ * The API views of ports ({@link fullPortViews}) with the attributes the
+ * caller may not read left out (binding details for non-admins). Does not
+ * decide visibility: pass only rows the caller may see.
  */
 export async function portViews(net: NetworkService, ctx: RequestContext, rows: PortRow[]): Promise<Record<string, unknown>[]> {
   if (rows.length === 0) return [];
-  const ids = rows.map((r) => r.id);
-  const networkIds = [...new Set(rows.map((r) => r.network_id))];
-  const [ips, groups, tags, networks] = await Promise.all([fixedIpsOf(net.db, ids), groupsOf(net.db, ids), loadTags(net.db, 'ports', ids), networksById(net.db, networkIds)]);
+  const [views, networks] = await Promise.all([fullPortViews(net.db, rows), networksById(net.db, [...new Set(rows.map((r) => r.network_id))])]);
   // Which attributes policy hides depends only on the target, which many ports share: decide once per target.
   const hiddenByTarget = new Map<string, string[]>();
-  return rows.map((row) => {
-    const view = portView(row, ips.get(row.id) ?? [], groups.get(row.id) ?? [], tags.get(row.id) ?? []);
+  return rows.map((row, i) => {
+    const view = views[i] ?? {};
     const key = `${row.project_id}\n${row.network_id}\n${deviceOwnerPrefix(row.device_owner)}\n${row.device_owner}`;
     let hidden = hiddenByTarget.get(key);
     if (!hidden) {
@@ -342,14 +351,32 @@ export async function networksById(db: Db, ids: string[]): Promise<Map<string, N
  * the change is committed, a driver failure is logged.
  */
 export async function afterPortChange(net: NetworkService, portId: string): Promise<void> {
+  await afterPortsChange(net, [portId]);
+}
+
+/** {@link afterPortChange} for many ports (a bulk create), their rows read at once; the driver hears of them in order. */
+export async function afterPortsChange(net: NetworkService, portIds: string[]): Promise<void> {
+  if (portIds.length === 0) return;
+  let ports: { row: PortRow; info: PortInfo; network: NetworkRow | undefined }[];
   try {
-    const row = await net.db.selectFrom('port').selectAll().where('id', '=', portId).executeTakeFirst();
-    if (!row) return;
-    const network = await net.db.selectFrom('network').selectAll().where('id', '=', row.network_id).executeTakeFirst();
-    if (!network) return;
-    const info = await portInfo(net, portId);
-    if (!info) return;
-    const netInfo = networkInfo(network);
+    const rows = await net.db.selectFrom('port').selectAll().where('id', 'in', portIds).execute();
+    const [ips, groups, networks] = await Promise.all([fixedIpsOf(net.db, portIds), groupsOf(net.db, portIds), networksById(net.db, [...new Set(rows.map((r) => r.network_id))])]);
+    const byId = new Map(rows.map((row) => [row.id, row]));
+    ports = portIds.flatMap((id) => {
+      const row = byId.get(id);
+      return row ? [{ row, info: infoOf(row, ips.get(id) ?? [], groups.get(id) ?? []), network: networks.get(row.network_id) }] : [];
+    });
+  } catch (err) {
+    net.log.warn({ err, ports: portIds }, 'telling the driver about ports failed');
+    return;
+  }
+  for (const { row, info, network } of ports) {
+    if (network) await bindAndTell(net, row, info, networkInfo(network));
+  }
+}
+
+async function bindAndTell(net: NetworkService, row: PortRow, info: PortInfo, netInfo: NetworkInfo): Promise<void> {
+  try {
     if (row.binding_host_id !== '' && (row.binding_vif_type === 'unbound' || row.binding_vif_type === 'binding_failed')) {
       let vifType = 'binding_failed';
       let vifDetails: Record<string, unknown> = {};
@@ -360,13 +387,13 @@ export async function afterPortChange(net: NetworkService, portId: string): Prom
           vifDetails = binding.vif_details;
         }
       } catch (err) {
-        net.log.warn({ err, port: portId }, 'binding the port failed');
+        net.log.warn({ err, port: row.id }, 'binding the port failed');
       }
-      await net.db.updateTable('port').set({ binding_vif_type: vifType, binding_vif_details: JSON.stringify(vifDetails) }).where('id', '=', portId).where('binding_host_id', '=', row.binding_host_id).execute();
+      await net.db.updateTable('port').set({ binding_vif_type: vifType, binding_vif_details: JSON.stringify(vifDetails) }).where('id', '=', row.id).where('binding_host_id', '=', row.binding_host_id).execute();
     }
     await net.driver.portUpdated(info, netInfo);
   } catch (err) {
-    net.log.warn({ err, port: portId }, 'telling the driver about a port failed');
+    net.log.warn({ err, port: row.id }, 'telling the driver about a port failed');
   }
 }
 
@@ -381,12 +408,12 @@ export async function afterPortDelete(net: NetworkService, info: PortInfo): Prom
 }
 
 /** 409 `MacAddressInUse`. */
-export function macInUse(networkId: string, mac: string): Error {
+function macInUse(networkId: string, mac: string): Error {
   return conflict('MacAddressInUse', `Unable to complete operation for network ${networkId}. The mac address ${mac} is in use.`);
 }
 
 /** Options with a value (or, for `router` and `classless-static-route`, an empty one) are kept; the rest are not stored. */
-export function keptDhcpOpts(opts: { opt_name: string; opt_value: string | null; ip_version?: number }[]): { opt_name: string; opt_value: string; ip_version: number }[] {
+function keptDhcpOpts(opts: { opt_name: string; opt_value: string | null; ip_version?: number }[]): { opt_name: string; opt_value: string; ip_version: number }[] {
   const out: { opt_name: string; opt_value: string; ip_version: number }[] = [];
   for (const o of opts) {
     const blankOk = o.opt_name === 'router' || o.opt_name === 'classless-static-route';
@@ -403,7 +430,7 @@ const ROUTER_INTERFACE_OWNERS = new Set(['network:router_interface', 'network:ro
  * (IPv6 router interfaces excepted: the subnet-router anycast address) and
  * IPv4's broadcast address (400 `InvalidIpForSubnet`, as Neutron's IPAM).
  */
-export function checkExplicitIps(subnets: SubnetRow[], requests: FixedIpRequest[], deviceOwner: string): void {
+function checkExplicitIps(subnets: SubnetRow[], requests: FixedIpRequest[], deviceOwner: string): void {
   for (const request of requests) {
     if (request.ip_address === undefined) continue;
     const ip = parseIp(request.ip_address);
@@ -549,7 +576,8 @@ async function replaceFixedIps(db: Db, row: PortRow, requests: FixedIpRequest[])
       else removed.push(a);
     }
   }
-  for (const a of removed) await db.deleteFrom('ip_allocation').where('subnet_id', '=', a.subnet_id).where('ip_address', '=', a.ip_address).where('port_id', '=', row.id).execute();
+  // A network's subnets do not overlap: the port's address alone names the allocation.
+  if (removed.length > 0) await db.deleteFrom('ip_allocation').where('port_id', '=', row.id).where('ip_address', 'in', removed.map((a) => a.ip_address)).execute();
   if (add.length > 0) await allocate(db, { id: row.id, network_id: row.network_id, mac_address: row.mac_address, device_owner: row.device_owner }, subnets, add);
   return removed.length > 0 || add.length > 0;
 }
@@ -560,7 +588,7 @@ function normalIp(text: string): string {
 }
 
 /** Neutron's merge of extra DHCP options: same name and IP version replace (a null value removes), others are added. */
-export function mergeDhcpOpts(current: { opt_name: string; opt_value: string; ip_version: number }[], updates: { opt_name: string; opt_value: string | null; ip_version?: number }[]): { opt_name: string; opt_value: string; ip_version: number }[] {
+function mergeDhcpOpts(current: { opt_name: string; opt_value: string; ip_version: number }[], updates: { opt_name: string; opt_value: string | null; ip_version?: number }[]): { opt_name: string; opt_value: string; ip_version: number }[] {
   const out = current.map((o) => ({ ...o }));
   for (const u of updates) {
     const version = u.ip_version ?? 4;
@@ -590,12 +618,12 @@ async function checkGroups(db: Db, projectId: string, ids: string[]): Promise<st
 }
 
 /** 400 `PortSecurityAndIPRequiredForSecurityGroups` (Neutron's InvalidInput). */
-export function portSecurityForGroups(): NeutronError {
+function portSecurityForGroups(): NeutronError {
   return new NeutronError(400, 'PortSecurityAndIPRequiredForSecurityGroups', 'Port security must be enabled and port must have an IP address in order to use security groups.');
 }
 
 /** 409 `AddressPairAndPortSecurityRequired`. */
-export function addressPairsNeedPortSecurity(): NeutronError {
+function addressPairsNeedPortSecurity(): NeutronError {
   return conflict('AddressPairAndPortSecurityRequired', 'Port Security must be enabled in order to have allowed address pairs on a port.');
 }
 

@@ -4,19 +4,14 @@ import type { NetworkConfig } from '../core/config.js';
 import type { NetworkSchema } from './db/schema.js';
 import { overQuota } from './errors.js';
 
-/** The resources Neutron counts against per-project quotas, and the tables that hold them. */
-export const QUOTA_RESOURCES = {
-  network: 'network',
-  subnet: 'subnet',
-  subnetpool: 'subnetpool',
-  port: 'port',
-  router: 'router',
-  floatingip: 'floatingip',
-  security_group: 'security_group',
-  security_group_rule: 'security_group_rule',
-} as const;
+/** The resources Neutron counts against per-project quotas; each is counted in the table of its name. */
+const COUNTED = ['network', 'subnet', 'subnetpool', 'port', 'router', 'floatingip', 'security_group', 'security_group_rule'] as const;
 
-export type QuotaResource = keyof typeof QUOTA_RESOURCES;
+export type QuotaResource = (typeof COUNTED)[number];
+
+function isCounted(resource: string): resource is QuotaResource {
+  return (COUNTED as readonly string[]).includes(resource);
+}
 
 /** Every quota resource, with the ones that have no table (rbac_policy) counted as zero. */
 export function quotaResources(config: NetworkConfig): string[] {
@@ -62,10 +57,9 @@ export async function allProjectLimits(db: Kysely<NetworkSchema>, config: Networ
 
 /** How many of a resource the project has. */
 export async function usageOf(db: Kysely<NetworkSchema>, projectId: string, resource: string): Promise<number> {
-  const table = QUOTA_RESOURCES[resource as QuotaResource];
-  if (!table) return 0;
+  if (!isCounted(resource)) return 0;
   const row = await db
-    .selectFrom(table)
+    .selectFrom(resource)
     .select((eb) => eb.fn.countAll<number>().as('n'))
     .where('project_id', '=', projectId)
     .executeTakeFirst();

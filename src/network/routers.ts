@@ -1,19 +1,21 @@
 import type { Kysely } from 'kysely';
 import type { RequestContext } from '../core/auth/context.js';
-import { bool, dict, isoNow, isRecord, json, standardView, UUID_PATTERN } from './common.js';
-import type { FloatingIpRow, NetworkSchema, PortRow, RouterRow, SubnetRow } from './db/schema.js';
+import { bool, dict, isoNow, isRecord, json, standardView, uuid } from './common.js';
+import type { FloatingIpRow, NetworkSchema, RouterRow, SubnetRow } from './db/schema.js';
 import { badRequest, conflict, invalidInput, NeutronError, notFound } from './errors.js';
-import { contains, formatCidr, normalizeIp, overlaps, parseCidr, parseIp, type Cidr } from './ipam/addresses.js';
+import { contains, formatCidr, overlaps, parseCidr, parseIp, type Cidr } from './ipam/addresses.js';
+import { ROUTER_INTERFACE_OWNERS_SNAT } from './ipam/allocator.js';
+import { ipAddress } from './ipam/subnet-rules.js';
 import { allowed, hideAttributes, type NetworkService } from './network.js';
-import { findNetwork, networkVisible, onNetworkTarget, subnetsOf } from './networks.js';
-import { createPortRecord, deletePortRecord, fixedIpsOf, portTarget } from './ports.js';
+import { findNetwork, networkVisible, subnetsOf } from './networks.js';
+import { createPortRecord, deletePortRecord, fixedIpsOf } from './ports.js';
 import { loadTags } from './tags.js';
 
 /**
  * The L3 internals that routers and floating IPs share (Neutron's l3_db):
  * router views, extra routes, the external gateway, the subnets a router is
- * on, which router serves a floating IP, and what a port's deletion does to
- * the floating IPs on it. Functions that take `trx` run inside the caller's
+ * on, which router serves a floating IP and which floating IPs need a
+ * router's interface. Functions that take `trx` run inside the caller's
  * transaction and never read through `net.db` (SQLite has one connection).
  */
 
@@ -25,7 +27,7 @@ export const FLOATINGIP_OWNER = 'network:floatingip';
 /** Device owners of the ports a router routes through (Neutron's ROUTER_INTERFACE_OWNERS). */
 export const ROUTER_INTERFACE_OWNERS = ['network:router_interface', 'network:ha_router_replicated_interface', 'network:router_interface_distributed'];
 /** Every device owner of a port that belongs to a router. */
-export const ROUTER_PORT_OWNERS = [...ROUTER_INTERFACE_OWNERS, 'network:router_centralized_snat', ROUTER_GATEWAY];
+export const ROUTER_PORT_OWNERS = [...ROUTER_INTERFACE_OWNERS_SNAT, ROUTER_GATEWAY];
 /** Neutron's `max_routes`. */
 export const MAX_ROUTES = 30;
 
@@ -146,8 +148,7 @@ export function readRoutes(value: unknown, name = 'routes'): Route[] {
       throw invalidInput(name, `Validation of dictionary's keys failed. Expected keys: {'destination', 'nexthop'} Provided keys: {${keys.map((k) => `'${k}'`).join(', ')}}`);
     }
     const destination = routeCidr(item.destination, name);
-    const nexthop = typeof item.nexthop === 'string' ? normalizeIp(item.nexthop) : null;
-    if (nexthop === null) throw invalidInput(name, `'${String(item.nexthop)}' is not a valid IP address`);
+    const nexthop = ipAddress(item.nexthop, name);
     if (routes.some((r) => r.destination === destination && r.nexthop === nexthop)) {
       throw invalidInput(name, `Duplicate hostroute '{'destination': '${destination}', 'nexthop': '${nexthop}'}'`);
     }
@@ -276,8 +277,7 @@ export function readGatewayInfo(value: unknown, name = 'external_gateway_info'):
   }
   const unexpected = Object.keys(info).filter((k) => !['network_id', 'enable_snat', 'external_fixed_ips'].includes(k));
   if (unexpected.length > 0) throw invalidInput(name, `Unexpected keys supplied: ${unexpected.join(', ')}`);
-  if (typeof info.network_id !== 'string' || !UUID_PATTERN.test(info.network_id)) throw invalidInput(name, `'${String(info.network_id)}' is not a valid UUID`);
-  const out: GatewayInfo = { network_id: info.network_id };
+  const out: GatewayInfo = { network_id: uuid(info.network_id, name) };
   if ('enable_snat' in info) out.enable_snat = bool(info.enable_snat, name);
   if ('external_fixed_ips' in info) out.external_fixed_ips = readFixedIps(info.external_fixed_ips, name);
   return out;
@@ -290,15 +290,13 @@ function readFixedIps(value: unknown, name: string): { subnet_id?: string; ip_ad
     if (!isRecord(item)) throw invalidInput(name, `Invalid data format for fixed IP: '${JSON.stringify(item)}'`);
     const out: { subnet_id?: string; ip_address?: string } = {};
     if ('ip_address' in item) {
-      const ip = typeof item.ip_address === 'string' ? normalizeIp(item.ip_address) : null;
-      if (ip === null) throw invalidInput(name, `'${String(item.ip_address)}' is not a valid IP address`);
+      const ip = ipAddress(item.ip_address, name);
       if (seen.includes(ip)) throw invalidInput(name, `Duplicate IP address '${ip}'`);
       seen.push(ip);
       out.ip_address = ip;
     }
     if ('subnet_id' in item) {
-      if (typeof item.subnet_id !== 'string' || !UUID_PATTERN.test(item.subnet_id)) throw invalidInput(name, `'${String(item.subnet_id)}' is not a valid UUID`);
-      out.subnet_id = item.subnet_id;
+      out.subnet_id = uuid(item.subnet_id, name);
     }
     return out;
   });
@@ -354,7 +352,7 @@ export async function applyGateway(net: NetworkService, ctx: RequestContext, trx
       }
     }
     await trx.updateTable('router').set({ gw_port_id: null, external_network_id: null }).where('id', '=', router.id).execute();
-    await deletePortRecord(net, trx, current.id);
+    await deletePortRecord(trx, current.id);
     change.deletedPortId = current.id;
   }
   if (info) {
@@ -426,23 +424,6 @@ export async function routerForFloatingIp(db: Db, port: { id: string; network_id
   return preferred.router_id;
 }
 
-/**
- * Disassociates every floating IP of a port (inside the caller's
- * transaction): what deleting a port must do first. Returns the routers that
- * served them; pass them to {@link routersUpdated} after the commit.
- * Idempotent.
- */
-export async function disassociateFloatingIpsOfPort(_net: NetworkService, trx: Db, portId: string): Promise<string[]> {
-  const rows = await trx.selectFrom('floatingip').select(['id', 'router_id']).where('fixed_port_id', '=', portId).execute();
-  if (rows.length === 0) return [];
-  await trx
-    .updateTable('floatingip')
-    .set((eb) => ({ fixed_port_id: null, fixed_ip_address: null, router_id: null, status: 'DOWN', updated_at: isoNow(), revision_number: eb('revision_number', '+', 1) }))
-    .where('fixed_port_id', '=', portId)
-    .execute();
-  return [...new Set(rows.map((r) => r.router_id).filter((id): id is string => id !== null))];
-}
-
 /** Tells the data plane that routers changed; after the commit. A driver failure is logged, never undoes the change. */
 export async function routersUpdated(net: NetworkService, routerIds: Iterable<string | null | undefined>): Promise<void> {
   for (const id of new Set(routerIds)) {
@@ -455,33 +436,18 @@ export async function routersUpdated(net: NetworkService, routerIds: Iterable<st
   }
 }
 
-/** The floating IPs behind which a router interface on `subnet` may not go away (Neutron's `_check_router_interface_not_in_use`). */
+/**
+ * The floating IPs whose fixed address is on `subnet` and that `routerId`
+ * serves: while there are any, the router's interface there may not go away
+ * (Neutron's `_confirm_router_interface_not_in_use`).
+ */
 export async function floatingIpsBehind(trx: Db, routerId: string, subnet: SubnetRow): Promise<FloatingIpRow[]> {
-  const cidr = parseCidr(subnet.cidr);
-  const fips = await trx.selectFrom('floatingip').selectAll().where('router_id', '=', routerId).where('fixed_port_id', 'is not', null).execute();
-  if (!cidr || fips.length === 0) return [];
-  const onSubnet = new Set((await trx.selectFrom('ip_allocation').select('port_id').where('subnet_id', '=', subnet.id).execute()).map((r) => r.port_id));
-  return fips.filter((f) => {
-    const ip = f.fixed_ip_address ? parseIp(f.fixed_ip_address) : null;
-    return ip !== null && contains(cidr, ip) && f.fixed_port_id !== null && onSubnet.has(f.fixed_port_id);
-  });
+  return trx
+    .selectFrom('floatingip')
+    .innerJoin('ip_allocation', (join) => join.onRef('ip_allocation.port_id', '=', 'floatingip.fixed_port_id').onRef('ip_allocation.ip_address', '=', 'floatingip.fixed_ip_address'))
+    .selectAll('floatingip')
+    .where('floatingip.router_id', '=', routerId)
+    .where('ip_allocation.subnet_id', '=', subnet.id)
+    .execute();
 }
 
-/** The port as the caller may see it (policy `get_port`); 404 `PortNotFound` otherwise. */
-export async function loadPortFor(net: NetworkService, ctx: RequestContext, trx: Db, id: string): Promise<PortRow> {
-  const port = await trx.selectFrom('port').selectAll().where('id', '=', id).executeTakeFirst();
-  if (!port) throw notFound('port', id);
-  const network = await findNetwork(trx, port.network_id);
-  if (!network || !allowed(net, ctx, 'get_port', portTarget(port, network))) throw notFound('port', id);
-  return port;
-}
-
-/** The subnet as the caller may see it (policy `get_subnet`); 404 `SubnetNotFound` otherwise. */
-export async function loadSubnetFor(net: NetworkService, ctx: RequestContext, trx: Db, id: string): Promise<SubnetRow> {
-  const subnet = await trx.selectFrom('subnet').selectAll().where('id', '=', id).executeTakeFirst();
-  if (!subnet) throw notFound('subnet', id);
-  const network = await findNetwork(trx, subnet.network_id);
-  const target = { id: subnet.id, project_id: subnet.project_id, tenant_id: subnet.project_id, ...(network ? onNetworkTarget(network) : {}) };
-  if (!network || !allowed(net, ctx, 'get_subnet', target)) throw notFound('subnet', id);
-  return subnet;
-}

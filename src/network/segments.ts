@@ -15,9 +15,6 @@ import { invalidOperation } from './ipam/subnet-rules.js';
  * winner's row.
  */
 
-export const NETWORK_TYPES = ['flat', 'vlan', 'vxlan'] as const;
-export type NetworkType = (typeof NETWORK_TYPES)[number];
-
 export const MIN_VLAN = 1;
 export const MAX_VLAN = 4094;
 export const MAX_VNI = 2 ** 24 - 1;

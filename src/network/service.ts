@@ -105,7 +105,7 @@ export async function createNetwork(config: StratusConfig, bus: Bus, options: Ne
     },
   });
   installAuth(app, options.validator ?? identityTokenValidator(client, { cacheTtlMs: 60_000 }), { authUri });
-  registerDiscovery(app, net);
+  registerDiscovery(app);
   registerNetworks(app, net);
   registerSubnets(app, net);
   registerSubnetpools(app, net);

@@ -1,29 +1,20 @@
+import assert from 'node:assert/strict';
 import fs from 'node:fs';
-import os from 'node:os';
-import path from 'node:path';
 import type { FastifyInstance } from 'fastify';
 import { createBus } from '../core/bus/index.js';
-import { loadConfig, type StratusConfig } from '../core/config.js';
-import { configureLogging } from '../core/logging.js';
+import type { StratusConfig } from '../core/config.js';
+import { injectJson, testConfig, type InjectMethod, type TestReply } from '../core/testing.js';
 import { startLoopbackIdentity, type TestUser } from '../identity/testing.js';
 import { serveAgentRpc } from './agent-rpc.js';
 import { startFakeAgents, type FakeAgent } from './agents/fake-agents.js';
 import { settleComputeNotifier } from './compute-notifier.js';
 import { FakeDriver } from './drivers/fake.js';
 import type { NetworkService } from './network.js';
+import { isoNow, newUuid } from './common.js';
+import type { PortRow } from './db/schema.js';
 import { createNetwork, driverCallbacks } from './service.js';
 
-export type InjectMethod = 'GET' | 'HEAD' | 'POST' | 'PUT' | 'PATCH' | 'DELETE';
-
-export interface TestReply {
-  status: number;
-  /** Parsed JSON (`{}` when empty or not JSON). */
-  body: Record<string, any>;
-  /** The raw body. */
-  raw: Buffer;
-  headers: Record<string, string | string[] | number | undefined>;
-}
-
+export type { InjectMethod, TestReply } from '../core/testing.js';
 export type { TestUser } from '../identity/testing.js';
 
 /**
@@ -61,7 +52,27 @@ export interface TestNetwork {
    * created view; throws with the reply when the status is not 201.
    */
   create(user: TestUser, collection: string, resource: string, body?: Record<string, unknown>): Promise<Record<string, any>>;
+  /**
+   * Inserts a port row (and its addresses) straight into the tables, for
+   * tests that need a port the API would not make (another project's on a
+   * private network, a DHCP port) or many ports fast. Returns the row.
+   */
+  insertPort(fields: Partial<PortRow> & { network_id: string }, addresses?: { subnet_id: string; ip_address: string }[]): Promise<PortRow>;
+  /** Records the notifications the service publishes from now on (`events`); `clear()` empties it. */
+  recordNotifications(): { events: { type: string; payload: any }[]; clear(): void };
   close(): Promise<void>;
+}
+
+/** Asserts a Neutron error: the status, the `NeutronError` type and, when given, the message. */
+export function expectNeutronError(res: { status: number; body: Record<string, any> }, status: number, type?: string, message?: string): void {
+  assert.equal(res.status, status, JSON.stringify(res.body));
+  if (type !== undefined) assert.equal(res.body.NeutronError?.type, type, JSON.stringify(res.body));
+  if (message !== undefined) assert.equal(res.body.NeutronError?.message, message, 'message');
+}
+
+/** The `type` of a Neutron error body (undefined for a success). */
+export function errorType(res: { body: Record<string, any> }): string | undefined {
+  return res.body.NeutronError?.type as string | undefined;
 }
 
 /** The host name the test cloud's fake agents report. */
@@ -82,24 +93,12 @@ export interface TestNetworkOptions {
  * server over the bus (`network-plugin`).
  */
 export async function createTestNetwork(overrides: Record<string, unknown> = {}, options: TestNetworkOptions = {}): Promise<TestNetwork> {
-  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'stratus-network-'));
-  configureLogging({ level: process.env.STRATUS_TEST_LOG_LEVEL ?? 'silent' });
-  const dbUrl = process.env.STRATUS_TEST_DATABASE_URL;
-  const unique = path.basename(dir).replace(/[^a-z0-9]/gi, '').toLowerCase();
-  const config = loadConfig({
-    env: {},
-    overrides: {
-      data_dir: dir,
-      'database.url': dbUrl ? dbUrl.replace('{service}', `{service}_${unique}`) : '',
-      // A bus of its own, also when the suite runs on RabbitMQ: the agents'
-      // topics (`network-plugin`, ...) are cloud-wide names, and test files
-      // running side by side on one broker would answer each other's agents.
-      // The AMQP transport itself is tested in src/core/bus/.
-      'bus.url': `memory://${unique}`,
-      'identity.password_hash': { memory_kib: 1024, iterations: 1, parallelism: 1 },
-      ...overrides,
-    },
-  });
+  // A bus of its own, also when the suite runs on RabbitMQ: the agents'
+  // topics (`network-plugin`, ...) are cloud-wide names, and test files
+  // running side by side on one broker would answer each other's agents.
+  // The AMQP transport itself is tested in src/core/bus/.
+  const { config, dir, unique } = testConfig('network', overrides);
+  config.bus.url = `memory://${unique}`;
   const bus = await createBus(config.bus.url);
   const servicePassword = 'neutron-test-secret';
   const networkUrl = 'http://network.test:9696';
@@ -116,27 +115,7 @@ export async function createTestNetwork(overrides: Record<string, unknown> = {},
   await app.ready();
 
 
-  const request: TestNetwork['request'] = async (method, url, options = {}) => {
-    const payload = options.payload;
-    const res = await app.inject({
-      method,
-      url,
-      headers: {
-        accept: 'application/json',
-        ...(options.user ? { 'x-auth-token': options.user.token } : {}),
-        ...(payload !== undefined ? { 'content-type': 'application/json' } : {}),
-        ...options.headers,
-      },
-      ...(payload === undefined ? {} : { payload: typeof payload === 'string' ? payload : JSON.stringify(payload) }),
-    });
-    let body: Record<string, any> = {};
-    try {
-      body = res.body ? (JSON.parse(res.body) as Record<string, any>) : {};
-    } catch {
-      body = {};
-    }
-    return { status: res.statusCode, body, raw: res.rawPayload, headers: res.headers };
-  };
+  const request: TestNetwork['request'] = (method, url, options = {}) => injectJson(app, method, url, { token: options.user?.token ?? null, payload: options.payload, ...(options.headers ? { headers: options.headers } : {}) });
 
   return {
     net,
@@ -159,6 +138,46 @@ export async function createTestNetwork(overrides: Record<string, unknown> = {},
       const res = await request('POST', `/v2.0/${collection}`, { user, payload: { [resource]: body } });
       if (res.status !== 201) throw new Error(`${resource} create failed: ${res.status} ${JSON.stringify(res.body)}`);
       return res.body[resource] as Record<string, any>;
+    },
+    async insertPort(fields, addresses = []) {
+      const id = fields.id ?? newUuid();
+      const now = isoNow();
+      const row: PortRow = {
+        id,
+        project_id: alpha.projectId,
+        name: '',
+        description: '',
+        created_at: now,
+        updated_at: now,
+        revision_number: 1,
+        mac_address: `fa:16:3e:${id.slice(0, 2)}:${id.slice(2, 4)}:${id.slice(4, 6)}`,
+        admin_state_up: 1,
+        status: 'DOWN',
+        device_id: '',
+        device_owner: '',
+        binding_host_id: '',
+        binding_vif_type: 'unbound',
+        binding_vif_details: '{}',
+        binding_vnic_type: 'normal',
+        binding_profile: '{}',
+        port_security_enabled: 1,
+        allowed_address_pairs: '[]',
+        extra_dhcp_opts: '[]',
+        dns_name: '',
+        ...fields,
+      };
+      await net.db.insertInto('port').values(row).execute();
+      for (const a of addresses) await net.db.insertInto('ip_allocation').values({ ...a, network_id: row.network_id, port_id: id }).execute();
+      return row;
+    },
+    recordNotifications() {
+      const events: { type: string; payload: any }[] = [];
+      const original = net.notify.bind(net);
+      net.notify = (type, payload, ctx) => {
+        events.push({ type, payload });
+        original(type, payload, ctx);
+      };
+      return { events, clear: () => events.splice(0) };
     },
     async close() {
       await app.close();

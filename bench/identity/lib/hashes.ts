@@ -1,6 +1,6 @@
 import { Algorithm, hash, verify } from '@node-rs/argon2';
 import fs from 'node:fs';
-import { runCommand } from './proc.js';
+import { runCommand } from '../../lib/proc.js';
 
 /** Hash parameters read back from a stored password hash. */
 export interface StoredHash {

@@ -1,15 +1,9 @@
 import type { ChildProcess } from 'node:child_process';
 import fs from 'node:fs';
 import path from 'node:path';
-import { issueToken, portOpen } from './http.js';
-import { now, runCommand, sleep, track, treeCpuSeconds } from './proc.js';
-
-/** A started server: `ready` settles when its launcher says it is up (or failed). */
-export interface Launch {
-  ready: Promise<void>;
-  /** Set when the launcher failed; polling stops then. */
-  failure(): Error | null;
-}
+import { issueToken, portOpen } from '../../lib/http.js';
+import { now, readPidFile, runCommand, sleep, track, treeCpuSeconds } from '../../lib/proc.js';
+import { StratusProcess, type Launch } from '../../lib/stratus.js';
 
 /** One identity server under test. */
 export interface Target {
@@ -89,17 +83,6 @@ export async function settle(target: Target, maxCores = 0.05, limitS = 20): Prom
   return now() - t0;
 }
 
-function readPid(file: string): number | null {
-  try {
-    const pid = Number(fs.readFileSync(file, 'utf8').trim());
-    if (!Number.isInteger(pid) || pid <= 0) return null;
-    process.kill(pid, 0);
-    return pid;
-  } catch {
-    return null;
-  }
-}
-
 async function waitPortClosed(port: number, limitS: number): Promise<boolean> {
   const t0 = now();
   while (now() - t0 < limitS) {
@@ -162,12 +145,12 @@ export class KeystoneTarget implements Target {
   }
 
   serverPids(): number[] {
-    const pid = readPid(path.join(this.stateDir, 'uwsgi.pid'));
+    const pid = readPidFile(path.join(this.stateDir, 'uwsgi.pid'));
     return pid ? [pid] : [];
   }
 
   helperPids(): number[] {
-    const pid = readPid(path.join(this.stateDir, 'memcached.pid'));
+    const pid = readPidFile(path.join(this.stateDir, 'memcached.pid'));
     return pid ? [pid] : [];
   }
 
@@ -183,67 +166,40 @@ export class KeystoneTarget implements Target {
 export class StratusTarget implements Target {
   readonly name = 'stratus' as const;
   readonly url: string;
-  private child: ChildProcess | null = null;
-  /** Recent output of the running process (for error messages). */
-  output = '';
+  private readonly proc: StratusProcess;
 
   /**
    * @param main path of dist/src/cli/main.js
    * @param env environment for `stratus up` (port, admin password, metrics off)
    */
   constructor(
-    private readonly main: string,
+    main: string,
     private readonly env: NodeJS.ProcessEnv,
     readonly port: number,
     readonly password: string,
   ) {
     this.url = `http://127.0.0.1:${port}`;
+    this.proc = new StratusProcess(main);
   }
 
   /** Starts `stratus up --data dataDir`; ready on "Stratus is up". */
   launch(dataDir: string): Launch {
-    let failure: Error | null = null;
-    this.output = '';
-    const child = track(process.execPath, ['--enable-source-maps', this.main, 'up', '--data', dataDir], { env: this.env, stdio: ['ignore', 'pipe', 'pipe'] });
-    this.child = child;
-    const ready = new Promise<void>((resolve, reject) => {
-      const onData = (chunk: Buffer): void => {
-        this.output = (this.output + chunk.toString()).slice(-20000);
-        if (this.output.includes('Stratus is up')) resolve();
-      };
-      child.stdout?.on('data', onData);
-      child.stderr?.on('data', onData);
-      child.once('error', (err) => {
-        failure = err;
-        reject(err);
-      });
-      child.once('exit', (code, signal) => {
-        failure = new Error(`stratus up exited with ${code ?? signal}:\n${this.output}`);
-        reject(failure);
-      });
-    });
-    return { ready, failure: () => failure };
+    return this.proc.launch(dataDir, this.env);
   }
 
   serverPids(): number[] {
-    const pid = this.child?.pid;
-    return pid !== undefined && this.child?.exitCode === null ? [pid] : [];
+    const pid = this.proc.pid;
+    return pid === undefined ? [] : [pid];
   }
 
   helperPids(): number[] {
     return [];
   }
 
-  /** SIGTERM, then SIGKILL after 15 s; waits for the exit. */
+  /** Stops the process (SIGTERM, then SIGKILL); waits for the exit and the port to close. */
   async stop(): Promise<void> {
-    const child = this.child;
-    this.child = null;
-    if (!child || child.exitCode !== null || child.signalCode !== null) return;
-    const exited = new Promise<void>((resolve) => child.once('exit', () => resolve()));
-    child.kill('SIGTERM');
-    const timer = setTimeout(() => child.kill('SIGKILL'), 15000);
-    await exited;
-    clearTimeout(timer);
+    if (this.proc.pid === undefined) return;
+    await this.proc.stop();
     await waitPortClosed(this.port, 5);
   }
 }

@@ -1,4 +1,4 @@
-import { runCommand } from './proc.js';
+import { runCommand } from '../../lib/proc.js';
 
 /** What one wrk run measured (from the BENCH_RESULT line of wrk/report.lua). */
 export interface WrkResult {

@@ -1,5 +1,5 @@
 import fs from 'node:fs';
-import { now, track } from '../../identity/lib/proc.js';
+import { now, track } from '../../lib/proc.js';
 import { cpuOf, cpuDelta, RssSampler, type CpuTimes, type Samples } from './sampler.js';
 
 /** One transfer done with curl. */

@@ -1,5 +1,5 @@
-import { httpRequest } from '../../identity/lib/http.js';
-import { busyPercent, hostCpu, now } from '../../identity/lib/proc.js';
+import { httpRequest } from '../../lib/http.js';
+import { busyPercent, hostCpu, now } from '../../lib/proc.js';
 import { curlTransfer, type Transfer } from './curl.js';
 import { cachedBytes } from './sampler.js';
 import type { ImageServer } from './servers.js';

@@ -1,5 +1,5 @@
 import fs from 'node:fs';
-import { runCommand } from '../../identity/lib/proc.js';
+import { runCommand } from '../../lib/proc.js';
 
 /** One run of the physical-limit references on the test file. */
 export interface ReferenceRun {

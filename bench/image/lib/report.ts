@@ -1,22 +1,7 @@
+import { summarize, type Summary } from '../../lib/stats.js';
+import { markdownTable } from '../../lib/table.js';
 import type { ImageRun } from './images.js';
 import type { ReferenceRun } from './reference.js';
-
-/** Median and range of some measurements. */
-export interface Summary {
-  median: number;
-  min: number;
-  max: number;
-  n: number;
-}
-
-/** Median [min .. max] of the finite values, or null for none. */
-export function summarize(values: number[]): Summary | null {
-  const v = values.filter((x) => Number.isFinite(x)).sort((a, b) => a - b);
-  if (v.length === 0) return null;
-  const mid = Math.floor(v.length / 2);
-  const median = v.length % 2 ? (v[mid] ?? 0) : ((v[mid - 1] ?? 0) + (v[mid] ?? 0)) / 2;
-  return { median, min: v[0] ?? 0, max: v[v.length - 1] ?? 0, n: v.length };
-}
 
 /** Conditions of one measured step: the host's load and the disk's backlog before it. */
 export interface Before {
@@ -94,17 +79,9 @@ function pair(a: Summary | null, b: Summary | null): string {
   return a || b ? `${a ? num(a.median) : '-'} / ${b ? num(b.median) : '-'}` : '-';
 }
 
-/** A Markdown table with right-aligned number columns. */
-export function markdown(header: string[], rows: string[][]): string {
-  const widths = header.map((h, i) => Math.max(h.length, ...rows.map((c) => (c[i] ?? '').length)));
-  const line = (c: string[]): string => `| ${c.map((x, i) => (i === 0 ? x.padEnd(widths[i] ?? 0) : x.padStart(widths[i] ?? 0))).join(' | ')} |`;
-  const sep = `|${widths.map((w, i) => (i === 0 ? '-'.repeat(w + 2) : `${'-'.repeat(w + 1)}:`)).join('|')}|`;
-  return [line(header), sep, ...rows.map(line)].join('\n');
-}
-
 /** The main table. */
 export function renderRows(rows: Row[]): string {
-  return markdown(
+  return markdownTable(
     ['', 'upload MiB/s', 'download MiB/s', 'server peak RSS MiB (up / down)', 'server CPU s (up / down)'],
     rows.map((r) => [r.label, fmtSummary(r.upload_mib_s), fmtSummary(r.download_mib_s), pair(r.peak_rss_upload_mib, r.peak_rss_download_mib), pair(r.server_cpu_upload_s, r.server_cpu_download_s)]),
   );
@@ -137,7 +114,7 @@ export function buildRatios(rows: Row[]): Ratio[] {
 /** The ratio table. */
 export function renderRatios(ratios: Ratio[]): string {
   const f = (r: number | null): string => (r === null ? '-' : `${r.toFixed(2)}`);
-  return markdown(['ratio of medians', 'upload', 'download'], ratios.map((r) => [r.label, f(r.upload), f(r.download)]));
+  return markdownTable(['ratio of medians', 'upload', 'download'], ratios.map((r) => [r.label, f(r.upload), f(r.download)]));
 }
 
 /** Where an upload's time goes, medians over the runs. */

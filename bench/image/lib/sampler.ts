@@ -1,6 +1,6 @@
 import { spawnSync } from 'node:child_process';
 import fs from 'node:fs';
-import { now, treePids } from '../../identity/lib/proc.js';
+import { now, treePids } from '../../lib/proc.js';
 
 /** Clock ticks per second of the CPU times in /proc/<pid>/stat. */
 const CLK_TCK = ((): number => {

@@ -1,8 +1,8 @@
-import type { ChildProcess } from 'node:child_process';
 import fs from 'node:fs';
 import path from 'node:path';
-import { issueToken, portOpen } from '../../identity/lib/http.js';
-import { haveCommand, runCommand, sleep, track, treePids, type CommandResult } from '../../identity/lib/proc.js';
+import { assertPortsFree, issueToken } from '../../lib/http.js';
+import { haveCommand, outputTail, readPidFile, runCommand, sleep, treePids, within, type CommandResult } from '../../lib/proc.js';
+import { StratusProcess, stratusEnv } from '../../lib/stratus.js';
 
 /** An image service under test, running. */
 export interface ImageServer {
@@ -19,19 +19,6 @@ export interface ImageServer {
   stop(): Promise<void>;
 }
 
-/** Waits for `promise` at most `ms`; rejects with `what` on the timeout. */
-export async function within<T>(promise: Promise<T>, ms: number, what: string): Promise<T> {
-  let timer: NodeJS.Timeout | undefined;
-  const timeout = new Promise<never>((_, reject) => {
-    timer = setTimeout(() => reject(new Error(`${what}: no result within ${Math.round(ms / 1000)} s`)), ms);
-  });
-  try {
-    return await Promise.race([promise, timeout]);
-  } finally {
-    clearTimeout(timer);
-  }
-}
-
 async function tokenOf(url: string, password: string): Promise<string> {
   const attempt = await issueToken(url, password, 30000);
   if (!attempt.token) throw new Error(`no token from ${url}: ${attempt.error ?? ''}`);
@@ -43,15 +30,13 @@ export class StratusServer implements ImageServer {
   readonly name = 'stratus' as const;
   readonly imageUrl: string;
   private readonly identityUrl: string;
-  private child: ChildProcess | null = null;
-  /** The last output of the process (for error messages). */
-  private output = '';
 
   private constructor(
     identityPort: number,
     imagePort: number,
     private readonly password: string,
     readonly dataDir: string,
+    private readonly proc: StratusProcess,
   ) {
     this.imageUrl = `http://127.0.0.1:${imagePort}`;
     this.identityUrl = `http://127.0.0.1:${identityPort}`;
@@ -62,25 +47,15 @@ export class StratusServer implements ImageServer {
    * data directory and waits for "Stratus is up" (at most `timeoutS`). Stops
    * it again when the start fails.
    */
-  static async start(opts: { main: string; nodeArgs: string[]; env: NodeJS.ProcessEnv; identityPort: number; imagePort: number; password: string; dataDir: string; timeoutS: number }): Promise<StratusServer> {
-    for (const port of [opts.identityPort, opts.imagePort]) {
-      if (await portOpen(port)) throw new Error(`port ${port} is in use by another process; choose others with STRATUS_PORT / STRATUS_IMAGE_PORT`);
-    }
-    const server = new StratusServer(opts.identityPort, opts.imagePort, opts.password, opts.dataDir);
-    const child = track(process.execPath, [...opts.nodeArgs, '--enable-source-maps', opts.main, 'up', '--data', opts.dataDir], { env: opts.env, stdio: ['ignore', 'pipe', 'pipe'] });
-    server.child = child;
-    const up = new Promise<void>((resolve, reject) => {
-      const onData = (chunk: Buffer): void => {
-        server.output = (server.output + chunk.toString()).slice(-20000);
-        if (server.output.includes('Stratus is up')) resolve();
-      };
-      child.stdout?.on('data', onData);
-      child.stderr?.on('data', onData);
-      child.once('error', reject);
-      child.once('exit', (code, signal) => reject(new Error(`stratus up exited with ${code ?? signal}:\n${server.output}`)));
-    });
+  static async start(opts: { main: string; nodeArgs: string[]; identityPort: number; imagePort: number; password: string; dataDir: string; timeoutS: number }): Promise<StratusServer> {
+    await assertPortsFree([
+      [opts.identityPort, 'STRATUS_PORT'],
+      [opts.imagePort, 'STRATUS_IMAGE_PORT'],
+    ]);
+    const server = new StratusServer(opts.identityPort, opts.imagePort, opts.password, opts.dataDir, new StratusProcess(opts.main, opts.nodeArgs));
+    const env = stratusEnv({ identityPort: opts.identityPort, imagePort: opts.imagePort, password: opts.password });
     try {
-      await within(up, opts.timeoutS * 1000, 'stratus up');
+      await within(server.proc.launch(opts.dataDir, env).ready, opts.timeoutS * 1000, 'stratus up');
     } catch (err) {
       await server.stop();
       throw err;
@@ -93,8 +68,8 @@ export class StratusServer implements ImageServer {
   }
 
   pids(): number[] {
-    const pid = this.child?.pid;
-    return pid !== undefined && this.child?.exitCode === null ? treePids([pid]) : [];
+    const pid = this.proc.pid;
+    return pid === undefined ? [] : treePids([pid]);
   }
 
   storedPath(imageId: string): string {
@@ -103,15 +78,8 @@ export class StratusServer implements ImageServer {
   }
 
   /** SIGTERM (Stratus stops cleanly, and writes its CPU profile), SIGKILL after 30 s; waits for the exit. */
-  async stop(): Promise<void> {
-    const child = this.child;
-    this.child = null;
-    if (!child || child.exitCode !== null || child.signalCode !== null) return;
-    const exited = new Promise<void>((resolve) => child.once('exit', () => resolve()));
-    child.kill('SIGTERM');
-    const timer = setTimeout(() => child.kill('SIGKILL'), 30000);
-    await exited;
-    clearTimeout(timer);
+  stop(): Promise<void> {
+    return this.proc.stop();
   }
 }
 
@@ -136,10 +104,6 @@ export function glanceMissing(o: GlanceOptions): string | null {
   const commands = ['keystone-manage', 'glance-api', 'glance-manage', 'uwsgi_python3', 'sqlite3', 'openstack', ...(o.ksCache === '1' ? ['memcached'] : [])].filter((c) => !haveCommand(c));
   if (commands.length) return `not installed: ${commands.join(', ')} (apt-get install -y keystone glance python3-openstackclient memcached uwsgi-plugin-python3 sqlite3)`;
   return null;
-}
-
-function tail(r: CommandResult, lines = 12): string {
-  return `${r.stdout}${r.stderr}`.trim().split('\n').slice(-lines).join('\n');
 }
 
 /**
@@ -197,13 +161,11 @@ export class GlanceServer implements ImageServer {
     try {
       await server.stop();
       server.stopped = false;
-      for (const [port, what] of [
+      await assertPortsFree([
         [o.ksPort, 'KS_PORT'],
         [o.glPort, 'GL_PORT'],
-        ...(o.ksCache === '1' ? [[o.ksMemcachePort, 'KS_MEMCACHE_PORT'] as const] : []),
-      ] as const) {
-        if (await portOpen(port)) throw new Error(`port ${port} is in use by another process; choose another one with ${what}=...`);
-      }
+        ...(o.ksCache === '1' ? [[o.ksMemcachePort, 'KS_MEMCACHE_PORT'] as [number, string]] : []),
+      ]);
       // Keystone's endpoints and Glance's registration name the ports: new ports need new state.
       const ports = `${o.ksPort} ${o.glPort}`;
       const fresh = !fs.existsSync(marker) || fs.readFileSync(marker, 'utf8').trim() !== ports ? ['--fresh'] : [];
@@ -212,9 +174,9 @@ export class GlanceServer implements ImageServer {
       fs.mkdirSync(o.state, { recursive: true });
       fs.writeFileSync(marker, `${ports}\n`);
       const ks = await server.script('start-keystone.sh', fresh, o.timeoutS);
-      if (ks.code !== 0) throw new Error(`start-keystone.sh ${fresh.join(' ')} failed (exit ${ks.code ?? ks.signal}):\n${tail(ks)}`);
+      if (ks.code !== 0) throw new Error(`start-keystone.sh ${fresh.join(' ')} failed (exit ${ks.code ?? ks.signal}):\n${outputTail(ks, 12)}`);
       const gl = await server.script('start-glance.sh', fresh, o.timeoutS);
-      if (gl.code !== 0) throw new Error(`start-glance.sh ${fresh.join(' ')} failed (exit ${gl.code ?? gl.signal}):\n${tail(gl)}`);
+      if (gl.code !== 0) throw new Error(`start-glance.sh ${fresh.join(' ')} failed (exit ${gl.code ?? gl.signal}):\n${outputTail(gl, 12)}`);
       // start-glance.sh returns when /healthcheck answers; the API may need a moment longer.
       const token = await server.token();
       for (let i = 0; ; i++) {
@@ -235,12 +197,8 @@ export class GlanceServer implements ImageServer {
   }
 
   pids(): number[] {
-    try {
-      const pid = Number(fs.readFileSync(this.pidFile, 'utf8').trim());
-      return Number.isInteger(pid) && pid > 0 ? treePids([pid]) : [];
-    } catch {
-      return [];
-    }
+    const pid = readPidFile(this.pidFile);
+    return pid === null ? [] : treePids([pid]);
   }
 
   storedPath(imageId: string): string {
@@ -253,7 +211,7 @@ export class GlanceServer implements ImageServer {
     this.stopped = true;
     for (const name of ['stop-glance.sh', 'stop-keystone.sh']) {
       const r = await this.script(name, [], 60).catch((err: unknown) => ({ code: 1, signal: null, stdout: '', stderr: String(err) }) as CommandResult);
-      if (r.code !== 0) process.stderr.write(`[bench] warning: ${name} exited with ${r.code ?? r.signal}: ${tail(r, 5)}\n`);
+      if (r.code !== 0) process.stderr.write(`[bench] warning: ${name} exited with ${r.code ?? r.signal}: ${outputTail(r, 5)}\n`);
     }
   }
 

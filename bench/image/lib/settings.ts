@@ -1,4 +1,5 @@
 import path from 'node:path';
+import { anchorsDir, intEnv } from '../../lib/settings.js';
 
 /** Benchmark settings, read once from the environment (see bench/image/README.md). */
 export interface Settings {
@@ -36,27 +37,15 @@ export interface Settings {
   profile: boolean;
 }
 
-/** A setting that cannot be used; the message names it. */
-export class UsageError extends Error {}
-
-function intEnv(name: string, fallback: number, min = 1): number {
-  const raw = process.env[name];
-  if (raw === undefined || raw === '') return fallback;
-  const n = Number(raw);
-  if (!Number.isInteger(n) || n < min) throw new UsageError(`${name}=${raw}: a whole number >= ${min} is needed`);
-  return n;
-}
-
 /** Reads the settings; throws UsageError for a malformed value. */
 export function readSettings(root: string): Settings {
   const imgMib = intEnv('IMG_MIB', 1024);
-  const anchorsEnv = process.env.STRATUS_ANCHORS;
   return {
     imgMib,
     runs: intEnv('RUNS', 3),
     warmupMib: Math.min(intEnv('WARMUP_MIB', 64, 0), imgMib),
     workParent: path.resolve(process.env.BENCH_WORK_PARENT || '/tmp'),
-    anchors: anchorsEnv ? path.resolve(anchorsEnv) : path.resolve(root, '..', 'shared', 'anchors', 'openstack'),
+    anchors: anchorsDir(root),
     anchorState: path.resolve(process.env.OS_ANCHOR_STATE || '/tmp/os-anchors-imgbench'),
     glance: process.env.GLANCE !== '0',
     ksPort: intEnv('KS_PORT', 5072),

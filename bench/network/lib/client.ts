@@ -1,5 +1,5 @@
 import http from 'node:http';
-import { httpRequest, passwordAuthBody } from '../../identity/lib/http.js';
+import { httpRequest, passwordAuthBody } from '../../lib/http.js';
 
 /** One answer of the Networking API, with its timing. */
 export interface ApiResponse {

@@ -1,3 +1,5 @@
+import { ascending, summarize } from '../../lib/stats.js';
+
 /** Latency figures of one set of requests, milliseconds. */
 export interface Latency {
   n: number;
@@ -10,13 +12,12 @@ export interface Latency {
 
 /** Median, p95 (nearest rank), mean, min and max; null for no values. */
 export function latency(values: number[]): Latency | null {
-  const v = values.filter((x) => Number.isFinite(x)).sort((a, b) => a - b);
-  if (v.length === 0) return null;
-  const at = (q: number): number => v[Math.min(v.length - 1, Math.max(0, Math.ceil(q * v.length) - 1))] ?? 0;
-  const mid = Math.floor(v.length / 2);
-  const median = v.length % 2 ? (v[mid] ?? 0) : ((v[mid - 1] ?? 0) + (v[mid] ?? 0)) / 2;
+  const v = ascending(values);
+  const s = summarize(v);
+  if (!s) return null;
+  const p95 = v[Math.min(v.length - 1, Math.max(0, Math.ceil(0.95 * v.length) - 1))] ?? 0;
   const round = (x: number): number => Math.round(x * 1000) / 1000;
-  return { n: v.length, median: round(median), p95: round(at(0.95)), mean: round(v.reduce((a, b) => a + b, 0) / v.length), min: round(v[0] ?? 0), max: round(v[v.length - 1] ?? 0) };
+  return { n: s.n, median: round(s.median), p95: round(p95), mean: round(v.reduce((a, b) => a + b, 0) / v.length), min: round(s.min), max: round(s.max) };
 }
 
 /** Why a bounded load ended. */

@@ -1,3 +1,4 @@
+import { markdownTable } from '../../lib/table.js';
 import type { LoadResult } from './load.js';
 import type { ListResult, TargetResult } from './scenario.js';
 import type { Settings } from './settings.js';
@@ -72,13 +73,6 @@ export function fmt(x: number | null | undefined): string {
   return x.toFixed(2);
 }
 
-function table(header: string[], rows: string[][], rightFrom = 1): string {
-  const widths = header.map((h, i) => Math.max(h.length, ...rows.map((r) => (r[i] ?? '').length)));
-  const line = (cells: string[]): string => `| ${cells.map((c, i) => (i >= rightFrom ? c.padStart(widths[i] ?? 0) : c.padEnd(widths[i] ?? 0))).join(' | ')} |`;
-  const sep = `|${widths.map((w, i) => (i >= rightFrom ? `${'-'.repeat(w + 1)}:` : '-'.repeat(w + 2))).join('|')}|`;
-  return [line(header), sep, ...rows.map(line)].join('\n');
-}
-
 /** Rate of each successive 1000 operations of a long load ("10.2 9.8 ..."): does it slow down as ports accumulate? */
 function perThousand(l: LoadResult): string {
   const marks = l.progress ?? [];
@@ -104,7 +98,7 @@ export function renderReport(o: { results: TargetResult[]; rows: Row[]; settings
       `lists one at a time: ${s.fullListReps} x all, ${s.pageListReps} x page, ${s.deviceListReps} x device_id (each kind at most ${s.listTimeS} s). ${s.keepAlive ? 'Kept-alive connections' : 'One connection per request'}, 127.0.0.1.`,
   );
   out.push('');
-  out.push(table(header, body));
+  out.push(markdownTable(header, body));
   out.push('');
   for (const r of results) {
     const label = LABELS[r.name] ?? r.name;

@@ -1,6 +1,6 @@
 import { randomUUID } from 'node:crypto';
 import fs from 'node:fs';
-import { hostBusy, treePids, treeMemory } from '../../identity/lib/proc.js';
+import { hostBusy, treePids, treeMemory } from '../../lib/proc.js';
 import { NetworkClient, openSession, UnexpectedAnswer, type Session } from './client.js';
 import { boundedLoad, latency, type Latency, type LoadResult } from './load.js';
 import type { Settings } from './settings.js';

@@ -1,4 +1,5 @@
 import path from 'node:path';
+import { anchorsDir, intEnv, UsageError } from '../../lib/settings.js';
 
 /** Which clouds the benchmark measures, in this order. */
 export type TargetName = 'neutron' | 'stratus' | 'external';
@@ -53,9 +54,6 @@ export interface Settings {
   workParent: string;
 }
 
-/** A setting that cannot be used; the message names it. */
-export class UsageError extends Error {}
-
 /**
  * Flags are another spelling of the environment: `--total-ports 2000` or
  * `--total-ports=2000` sets TOTAL_PORTS for this run (a flag wins).
@@ -76,14 +74,6 @@ export function applyFlags(argv: string[], env: NodeJS.ProcessEnv): void {
   }
 }
 
-function intEnv(env: NodeJS.ProcessEnv, name: string, fallback: number, min = 1): number {
-  const raw = env[name];
-  if (raw === undefined || raw === '') return fallback;
-  const n = Number(raw);
-  if (!Number.isInteger(n) || n < min) throw new UsageError(`${name}=${raw}: a whole number >= ${min} is needed`);
-  return n;
-}
-
 function isLoopback(url: string): boolean {
   try {
     const host = new URL(url).hostname;
@@ -95,50 +85,50 @@ function isLoopback(url: string): boolean {
 
 /** Reads the settings; throws UsageError for a malformed value. */
 export function readSettings(root: string, env: NodeJS.ProcessEnv = process.env): Settings {
+  const int = (name: string, fallback: number, min = 1): number => intEnv(name, fallback, min, env);
   const targets = (env.TARGETS ?? 'neutron,stratus').split(',').map((t) => t.trim()).filter(Boolean);
   for (const t of targets) if (t !== 'neutron' && t !== 'stratus' && t !== 'external') throw new UsageError(`TARGETS=${env.TARGETS}: each of neutron, stratus, external`);
   if (targets.length === 0) throw new UsageError('TARGETS is empty');
-  const c1Ports = intEnv(env, 'C1_PORTS', 300, 0);
-  const cNPorts = intEnv(env, 'CN_PORTS', 1000, 0);
+  const c1Ports = int('C1_PORTS', 300, 0);
+  const cNPorts = int('CN_PORTS', 1000, 0);
   const externalUrl = env.NETBENCH_AUTH_URL ?? '';
   if (targets.includes('external')) {
     if (!externalUrl) throw new UsageError('TARGETS has external: set NETBENCH_AUTH_URL (and NETBENCH_PASSWORD, ...)');
     if (!isLoopback(externalUrl)) throw new UsageError(`NETBENCH_AUTH_URL=${externalUrl}: this benchmark only talks to 127.0.0.1`);
   }
-  const anchorsEnv = env.STRATUS_ANCHORS;
   return {
     targets: targets as TargetName[],
     c1Ports,
     cNPorts,
-    concurrency: intEnv(env, 'CONCURRENCY', 16),
-    phaseTimeS: intEnv(env, 'PHASE_TIME_S', 300),
-    totalPorts: Math.max(intEnv(env, 'TOTAL_PORTS', 10000), c1Ports + cNPorts),
-    fillTimeS: intEnv(env, 'FILL_TIME_S', 3600),
-    fullListReps: intEnv(env, 'FULL_LIST_REPS', 10, 0),
-    pageListReps: intEnv(env, 'PAGE_LIST_REPS', 50, 0),
-    deviceListReps: intEnv(env, 'DEVICE_LIST_REPS', 50, 0),
-    listTimeS: intEnv(env, 'LIST_TIME_S', 180),
-    pageLimit: intEnv(env, 'PAGE_LIMIT', 100),
-    deleteTimeS: intEnv(env, 'DELETE_TIME_S', 1800),
-    requestTimeoutS: intEnv(env, 'REQUEST_TIMEOUT_S', 60),
-    listTimeoutS: intEnv(env, 'LIST_TIMEOUT_S', 300),
-    maxErrors: intEnv(env, 'MAX_ERRORS', 20),
+    concurrency: int('CONCURRENCY', 16),
+    phaseTimeS: int('PHASE_TIME_S', 300),
+    totalPorts: Math.max(int('TOTAL_PORTS', 10000), c1Ports + cNPorts),
+    fillTimeS: int('FILL_TIME_S', 3600),
+    fullListReps: int('FULL_LIST_REPS', 10, 0),
+    pageListReps: int('PAGE_LIST_REPS', 50, 0),
+    deviceListReps: int('DEVICE_LIST_REPS', 50, 0),
+    listTimeS: int('LIST_TIME_S', 180),
+    pageLimit: int('PAGE_LIMIT', 100),
+    deleteTimeS: int('DELETE_TIME_S', 1800),
+    requestTimeoutS: int('REQUEST_TIMEOUT_S', 60),
+    listTimeoutS: int('LIST_TIMEOUT_S', 300),
+    maxErrors: int('MAX_ERRORS', 20),
     subnetCidr: env.SUBNET_CIDR || '10.0.0.0/16',
-    subnetPrefix: intEnv(env, 'SUBNET_PREFIX', Number((env.SUBNET_CIDR || '10.0.0.0/16').split('/')[1]) || 16, 8),
-    totalTimeoutS: intEnv(env, 'TOTAL_TIMEOUT_S', 7200),
+    subnetPrefix: int('SUBNET_PREFIX', Number((env.SUBNET_CIDR || '10.0.0.0/16').split('/')[1]) || 16, 8),
+    totalTimeoutS: int('TOTAL_TIMEOUT_S', 7200),
     keepData: env.KEEP_DATA === '1',
     keepAlive: env.KEEP_ALIVE === '1',
-    anchors: anchorsEnv ? path.resolve(anchorsEnv) : path.resolve(root, '..', 'shared', 'anchors', 'openstack'),
+    anchors: anchorsDir(root, env),
     anchorState: path.resolve(env.OS_ANCHOR_STATE || '/tmp/os-anchors-netbench'),
-    ksPort: intEnv(env, 'KS_PORT', 5081),
-    ksMemcachePort: intEnv(env, 'KS_MEMCACHE_PORT', 11216),
+    ksPort: int('KS_PORT', 5081),
+    ksMemcachePort: int('KS_MEMCACHE_PORT', 11216),
     ksPassword: env.KS_ADMIN_PASSWORD || 'secret',
-    neutronPort: intEnv(env, 'NEUTRON_PORT', 9697),
-    neutronApiWorkers: intEnv(env, 'NEUTRON_API_WORKERS', 2),
+    neutronPort: int('NEUTRON_PORT', 9697),
+    neutronApiWorkers: int('NEUTRON_API_WORKERS', 2),
     stratusMain: path.resolve(env.STRATUS_MAIN || path.join(root, 'dist', 'src', 'cli', 'main.js')),
-    stratusIdentityPort: intEnv(env, 'STRATUS_PORT', 5082),
-    stratusImagePort: intEnv(env, 'STRATUS_IMAGE_PORT', 9382),
-    stratusNetworkPort: intEnv(env, 'STRATUS_NETWORK_PORT', 9686),
+    stratusIdentityPort: int('STRATUS_PORT', 5082),
+    stratusImagePort: int('STRATUS_IMAGE_PORT', 9382),
+    stratusNetworkPort: int('STRATUS_NETWORK_PORT', 9686),
     stratusPassword: env.BENCH_STRATUS_PASSWORD || 'secret',
     external: {
       authUrl: externalUrl.replace(/\/+$/, '').replace(/\/v3$/, ''),

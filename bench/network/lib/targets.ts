@@ -1,8 +1,9 @@
-import { spawnSync, type ChildProcess } from 'node:child_process';
+import { spawnSync } from 'node:child_process';
 import fs from 'node:fs';
 import path from 'node:path';
-import { portOpen } from '../../identity/lib/http.js';
-import { commandLine, haveCommand, runCommand, track, type CommandResult } from '../../identity/lib/proc.js';
+import { assertPortsFree } from '../../lib/http.js';
+import { commandLine, debVersion, haveCommand, outputTail, readPidFile, runCommand, within, type CommandResult } from '../../lib/proc.js';
+import { StratusProcess, stratusEnv } from '../../lib/stratus.js';
 import type { Credentials } from './client.js';
 import type { Settings, TargetName } from './settings.js';
 
@@ -20,30 +21,10 @@ export interface Target {
   stop(): Promise<void>;
 }
 
-/** Waits for `promise` at most `ms`; rejects with `what` on the timeout. */
-export async function within<T>(promise: Promise<T>, ms: number, what: string): Promise<T> {
-  let timer: NodeJS.Timeout | undefined;
-  const timeout = new Promise<never>((_, reject) => {
-    timer = setTimeout(() => reject(new Error(`${what}: no result within ${Math.round(ms / 1000)} s`)), ms);
-  });
-  try {
-    return await Promise.race([promise, timeout]);
-  } finally {
-    clearTimeout(timer);
-  }
-}
-
-function tail(r: CommandResult, lines = 15): string {
-  return `${r.stdout}${r.stderr}`.trim().split('\n').slice(-lines).join('\n');
-}
-
+/** The process of a PID file, as a list of roots (empty when it does not run). */
 function pidIn(file: string): number[] {
-  try {
-    const pid = Number(fs.readFileSync(file, 'utf8').split('\n')[0]?.trim());
-    return Number.isInteger(pid) && pid > 0 && fs.existsSync(`/proc/${pid}`) ? [pid] : [];
-  } catch {
-    return [];
-  }
+  const pid = readPidFile(file);
+  return pid === null ? [] : [pid];
 }
 
 /** The marker start-neutron.sh leaves in a state directory it made. */
@@ -81,13 +62,13 @@ export class NeutronTarget implements Target {
     };
     const pg = commandLine('/usr/lib/postgresql/15/bin/postgres', ['--version']);
     this.setup = {
-      server: `neutron-server (eventlet), python3-neutron ${commandLine('dpkg-query', ['-W', '-f=${Version}', 'python3-neutron']) ?? '?'}`,
+      server: `neutron-server (eventlet), python3-neutron ${debVersion('python3-neutron') ?? '?'}`,
       api_workers: s.neutronApiWorkers,
       rpc_workers: 1,
       plugin: 'ml2 (flat,vlan,vxlan; tenant vxlan; no mechanism driver; port_security) + router',
       database: `PostgreSQL (${pg ?? '?'}), Unix socket, private cluster`,
       transport: 'oslo.messaging fake:// (no agents)',
-      keystone: `keystone ${commandLine('dpkg-query', ['-W', '-f=${Version}', 'keystone']) ?? '?'} (uwsgi, 2 processes, memcached cache)`,
+      keystone: `keystone ${debVersion('keystone') ?? '?'} (uwsgi, 2 processes, memcached cache)`,
       url: `http://127.0.0.1:${s.neutronPort}`,
     };
   }
@@ -124,16 +105,14 @@ export class NeutronTarget implements Target {
     const target = new NeutronTarget(s, scripts, logFile);
     const ksRunning = pidIn(path.join(s.anchorState, 'keystone', 'uwsgi.pid')).length > 0;
     const ours = pidIn(path.join(target.neutronState, 'neutron-server.pid')).length > 0;
-    for (const [port, what, mine] of [
-      [s.ksPort, 'KS_PORT', ksRunning],
-      [s.ksMemcachePort, 'KS_MEMCACHE_PORT', ksRunning],
-      [s.neutronPort, 'NEUTRON_PORT', ours],
-    ] as const) {
-      if (!mine && (await portOpen(port))) throw new Error(`port ${port} is in use by another process; choose another one with ${what}=...`);
-    }
+    // A Keystone or neutron-server of this state directory that runs already holds its own ports.
+    await assertPortsFree([
+      ...(ksRunning ? [] : ([[s.ksPort, 'KS_PORT'], [s.ksMemcachePort, 'KS_MEMCACHE_PORT']] as [number, string][])),
+      ...(ours ? [] : ([[s.neutronPort, 'NEUTRON_PORT']] as [number, string][])),
+    ]);
     try {
       const r = await target.script('start-neutron.sh', ['--fresh'], 600);
-      if (r.code !== 0) throw new Error(`start-neutron.sh --fresh failed (exit ${r.code ?? r.signal}):\n${tail(r)}`);
+      if (r.code !== 0) throw new Error(`start-neutron.sh --fresh failed (exit ${r.code ?? r.signal}):\n${outputTail(r)}`);
     } catch (err) {
       await target.stop();
       throw err;
@@ -154,7 +133,7 @@ export class NeutronTarget implements Target {
     if (this.stopped) return;
     this.stopped = true;
     const r = await this.script('stop-neutron.sh', [], 120).catch((err: unknown) => ({ code: 1, signal: null, stdout: '', stderr: String(err) }) as CommandResult);
-    if (r.code !== 0) process.stderr.write(`[bench] warning: stop-neutron.sh exited with ${r.code ?? r.signal}: ${tail(r, 5)}\n`);
+    if (r.code !== 0) process.stderr.write(`[bench] warning: stop-neutron.sh exited with ${r.code ?? r.signal}: ${outputTail(r, 5)}\n`);
   }
 
   /** Synchronous last resort: stop-neutron.sh with a time limit. */
@@ -186,8 +165,7 @@ export class StratusTarget implements Target {
   readonly name = 'stratus' as const;
   readonly credentials: Credentials;
   readonly setup: Record<string, string | number | null>;
-  private child: ChildProcess | null = null;
-  private output = '';
+  private readonly proc: StratusProcess;
 
   private constructor(
     s: Settings,
@@ -202,6 +180,7 @@ export class StratusTarget implements Target {
       network_driver: 'fake (the default: IPAM and database only)',
       url: `http://127.0.0.1:${s.stratusNetworkPort}`,
     };
+    this.proc = new StratusProcess(s.stratusMain);
   }
 
   /**
@@ -211,31 +190,22 @@ export class StratusTarget implements Target {
    */
   static async start(s: Settings, dataDir: string, version: string, timeoutS = 120): Promise<{ target: StratusTarget; note: string }> {
     if (!fs.existsSync(s.stratusMain)) throw new Error(`${s.stratusMain} is missing: build first (./stratus --help), or set STRATUS_MAIN`);
-    for (const [port, what] of [
+    await assertPortsFree([
       [s.stratusIdentityPort, 'STRATUS_PORT'],
       [s.stratusImagePort, 'STRATUS_IMAGE_PORT'],
       [s.stratusNetworkPort, 'STRATUS_NETWORK_PORT'],
-    ] as const) {
-      if (await portOpen(port)) throw new Error(`port ${port} is in use by another process; choose another one with ${what}=...`);
-    }
-    const base: NodeJS.ProcessEnv = {
-      ...process.env,
-      STRATUS_IDENTITY__PORT: String(s.stratusIdentityPort),
-      STRATUS_IMAGE__PORT: String(s.stratusImagePort),
-      STRATUS_NETWORK__PORT: String(s.stratusNetworkPort),
-      STRATUS_ADMIN_PASSWORD: s.stratusPassword,
-      STRATUS_METRICS__ENABLED: 'false',
-    };
+    ]);
+    const base = stratusEnv({ identityPort: s.stratusIdentityPort, imagePort: s.stratusImagePort, networkPort: s.stratusNetworkPort, password: s.stratusPassword });
     const target = new StratusTarget(s, dataDir, version);
     try {
-      await target.launch(s, { ...base, ...stratusOptionalEnv() }, timeoutS);
+      await target.launch({ ...base, ...stratusOptionalEnv() }, timeoutS);
       return { target, note: '' };
     } catch (err) {
       await target.stop();
       const text = err instanceof Error ? err.message : String(err);
       if (!/unknown option|not a section/.test(text)) throw err;
       fs.rmSync(dataDir, { recursive: true, force: true });
-      await target.launch(s, base, timeoutS).catch(async (again: unknown) => {
+      await target.launch(base, timeoutS).catch(async (again: unknown) => {
         await target.stop();
         throw again;
       });
@@ -244,26 +214,13 @@ export class StratusTarget implements Target {
     }
   }
 
-  private async launch(s: Settings, env: NodeJS.ProcessEnv, timeoutS: number): Promise<void> {
-    this.output = '';
-    const child = track(process.execPath, ['--enable-source-maps', s.stratusMain, 'up', '--data', this.dataDir], { env, stdio: ['ignore', 'pipe', 'pipe'] });
-    this.child = child;
-    const up = new Promise<void>((resolve, reject) => {
-      const onData = (chunk: Buffer): void => {
-        this.output = (this.output + chunk.toString()).slice(-20000);
-        if (this.output.includes('Stratus is up')) resolve();
-      };
-      child.stdout?.on('data', onData);
-      child.stderr?.on('data', onData);
-      child.once('error', reject);
-      child.once('exit', (code, signal) => reject(new Error(`stratus up exited with ${code ?? signal}:\n${this.output.trim().split('\n').slice(-15).join('\n')}`)));
-    });
-    await within(up, timeoutS * 1000, 'stratus up');
+  private async launch(env: NodeJS.ProcessEnv, timeoutS: number): Promise<void> {
+    await within(this.proc.launch(this.dataDir, env).ready, timeoutS * 1000, 'stratus up');
   }
 
   serverPids(): number[] {
-    const pid = this.child?.pid;
-    return pid !== undefined && this.child?.exitCode === null ? [pid] : [];
+    const pid = this.proc.pid;
+    return pid === undefined ? [] : [pid];
   }
 
   dbPids(): number[] {
@@ -271,15 +228,8 @@ export class StratusTarget implements Target {
   }
 
   /** SIGTERM, SIGKILL after 30 s; waits for the exit. */
-  async stop(): Promise<void> {
-    const child = this.child;
-    this.child = null;
-    if (!child || child.exitCode !== null || child.signalCode !== null) return;
-    const exited = new Promise<void>((resolve) => child.once('exit', () => resolve()));
-    child.kill('SIGTERM');
-    const timer = setTimeout(() => child.kill('SIGKILL'), 30000);
-    await exited;
-    clearTimeout(timer);
+  stop(): Promise<void> {
+    return this.proc.stop();
   }
 }
 

@@ -290,6 +290,25 @@ test('the policy file is re-read when it changes; a broken file keeps the old ru
   });
 });
 
+test('has() and namesStartingWith() follow the policy file as it changes', () => {
+  withTempDir((dir) => {
+    const file = join(dir, 'policy.yaml');
+    const e = new PolicyEnforcer(defaults, { policyFile: file, reloadIntervalMs: 0, logger: quiet });
+    assert.equal(e.has('identity:get_user'), true, 'a default is known');
+    assert.equal(e.has('identity:get_user:email'), false, 'an unknown rule is not');
+    assert.deepEqual(e.namesStartingWith('identity:get_user'), ['identity:get_user'], 'names by prefix');
+
+    writeFileSync(file, '"identity:get_user:email": "role:admin"\n');
+    utimesSync(file, 1_000, 1_000);
+    assert.equal(e.has('identity:get_user:email'), true, 'a rule the file adds is known at once');
+    assert.deepEqual([...e.namesStartingWith('identity:get_user')].sort(), ['identity:get_user', 'identity:get_user:email'], 'and listed by prefix');
+
+    rmSync(file);
+    assert.equal(e.has('identity:get_user:email'), false, 'a removed file takes its rules away');
+    assert.deepEqual(e.namesStartingWith('identity:get_user'), ['identity:get_user'], 'from the prefix lists too');
+  });
+});
+
 test('check() looks at the file at most once per interval', () => {
   withTempDir((dir) => {
     const file = join(dir, 'policy.yaml');

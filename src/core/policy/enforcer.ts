@@ -181,6 +181,8 @@ export class PolicyEnforcer {
   private compiled = new Map<string, Check>();
   private ruleProblems: RuleProblem[] = [];
   private readonly parseCache = new Map<string, ParseResult>();
+  /** Rule names by prefix, as {@link namesStartingWith} gives them; emptied on every rebuild. */
+  private readonly prefixCache = new Map<string, readonly string[]>();
   private readonly lookup: RuleLookup = (name) => this.compiled.get(name);
 
   /**
@@ -225,6 +227,26 @@ export class PolicyEnforcer {
    */
   authorize(rule: string, target: Record<string, unknown>, creds: PolicyCredentials): void {
     if (!this.check(rule, target, creds)) throw new Forbidden(`You are not authorized to perform the requested action: ${rule}.`);
+  }
+
+  /** True when `rule` is a default, an override or a rule of the (reloaded when due) policy file. */
+  has(rule: string): boolean {
+    this.maybeReload();
+    return this.compiled.has(rule);
+  }
+
+  /**
+   * The known rule names that start with `prefix` (attribute rules such as
+   * Neutron's `get_port:binding:host_id`), following the policy file's reloads.
+   */
+  namesStartingWith(prefix: string): readonly string[] {
+    this.maybeReload();
+    let names = this.prefixCache.get(prefix);
+    if (names === undefined) {
+      names = [...this.compiled.keys()].filter((name) => name.startsWith(prefix));
+      this.prefixCache.set(prefix, names);
+    }
+    return names;
   }
 
   /** The effective rule text of every known name (defaults in registration order, then added names), e.g. for policy.yaml samples. */
@@ -304,6 +326,7 @@ export class PolicyEnforcer {
 
     this.texts = texts;
     this.compiled = compiled;
+    this.prefixCache.clear();
     this.ruleProblems = problems;
     for (const p of problems) this.warn({ rule: p.name, error: p.error }, 'policy rule is malformed and denies where not understood');
   }

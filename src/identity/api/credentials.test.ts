@@ -1,7 +1,7 @@
 import { createHash } from 'node:crypto';
 import assert from 'node:assert/strict';
 import { after, before, test } from 'node:test';
-import { createTestIdentity, type InjectMethod, type TestIdentity } from '../testing.js';
+import { createTestIdentity, type InjectMethod, type TestIdentity, type TestReply } from '../testing.js';
 
 let t: TestIdentity;
 
@@ -13,12 +13,7 @@ after(async () => {
   await t.close();
 });
 
-interface Reply {
-  status: number;
-  body: Record<string, any>;
-}
-
-function call(method: InjectMethod, url: string, token: string, payload?: unknown): Promise<Reply> {
+function call(method: InjectMethod, url: string, token: string, payload?: unknown): Promise<TestReply> {
   return t.request(method, url, { token, payload });
 }
 

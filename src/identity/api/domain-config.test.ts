@@ -1,12 +1,6 @@
 import assert from 'node:assert/strict';
 import { after, before, test } from 'node:test';
-import { createTestIdentity, type InjectMethod, type TestIdentity } from '../testing.js';
-
-type Json = Record<string, any>;
-interface Answer {
-  status: number;
-  body: Json;
-}
+import { createTestIdentity, type InjectMethod, type TestIdentity, type TestReply } from '../testing.js';
 
 const CUSTOM = { identity: { driver: 'ldap' }, ldap: { url: 'ldap://myldap.com:389/', user_tree_dn: 'ou=Users,dc=my_new_root,dc=org' } };
 let t: TestIdentity;
@@ -19,7 +13,7 @@ after(async () => {
   await t.close();
 });
 
-function call(method: InjectMethod, url: string, payload?: unknown, token = t.adminToken): Promise<Answer> {
+function call(method: InjectMethod, url: string, payload?: unknown, token = t.adminToken): Promise<TestReply> {
   return t.request(method, url, { token, payload });
 }
 

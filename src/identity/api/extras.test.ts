@@ -1,12 +1,8 @@
 import assert from 'node:assert/strict';
 import { after, before, test } from 'node:test';
-import { createTestIdentity, type InjectMethod, type TestIdentity } from '../testing.js';
+import { createTestIdentity, type InjectMethod, type TestIdentity, type TestReply } from '../testing.js';
 
 type Json = Record<string, any>;
-interface Answer {
-  status: number;
-  body: Json;
-}
 
 let t: TestIdentity;
 
@@ -18,7 +14,7 @@ after(async () => {
   await t.close();
 });
 
-function call(method: InjectMethod, url: string, payload?: unknown, token = t.adminToken): Promise<Answer> {
+function call(method: InjectMethod, url: string, payload?: unknown, token = t.adminToken): Promise<TestReply> {
   return t.request(method, url, { token, payload });
 }
 

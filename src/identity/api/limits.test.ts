@@ -1,12 +1,8 @@
 import assert from 'node:assert/strict';
 import { after, before, test } from 'node:test';
-import { createTestIdentity, type InjectMethod, type TestIdentity } from '../testing.js';
+import { createTestIdentity, type InjectMethod, type TestIdentity, type TestReply } from '../testing.js';
 
 type Json = Record<string, any>;
-interface Answer {
-  status: number;
-  body: Json;
-}
 
 let t: TestIdentity;
 
@@ -18,7 +14,7 @@ after(async () => {
   await t.close();
 });
 
-function call(method: InjectMethod, url: string, payload?: unknown, token = t.adminToken): Promise<Answer> {
+function call(method: InjectMethod, url: string, payload?: unknown, token = t.adminToken): Promise<TestReply> {
   return t.request(method, url, { token, payload });
 }
 
@@ -239,6 +235,7 @@ test('limits: create for a project and a domain, show, list, filter, update and 
     const res = await call('PATCH', `/v3/limits/${snapshot.id}`, payload);
     assert.equal(res.status, 400, JSON.stringify(payload));
   }
+  assert.deepEqual((await call('GET', `/v3/limits/${snapshot.id}`)).body.limit, zero.body.limit, 'a refused update changes nothing');
 
   for (const l of [snapshot, volume]) assert.equal((await call('DELETE', `/v3/limits/${l.id}`)).status, 204);
   const gone = await call('GET', `/v3/limits/${snapshot.id}`);
@@ -326,7 +323,7 @@ test('limits: a member reads registered limits and their own project limits only
     { service_id: service, project_id: t.adminProjectId, resource_name: 'networks', resource_limit: 5 },
     { service_id: service, domain_id: domain.id, resource_name: 'networks', resource_limit: 6 },
   );
-  const member = (method: InjectMethod, url: string, payload?: unknown): Promise<Answer> => call(method, url, payload, t.memberToken);
+  const member = (method: InjectMethod, url: string, payload?: unknown): Promise<TestReply> => call(method, url, payload, t.memberToken);
 
   assert.equal((await member('GET', `/v3/registered_limits/${registered?.id}`)).status, 200);
   assert.deepEqual(ids((await member('GET', `/v3/registered_limits?service_id=${service}`)).body.registered_limits), [registered?.id]);

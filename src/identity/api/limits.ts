@@ -62,6 +62,9 @@ interface LimitUpdate {
   description?: string | null;
 }
 
+/** Whose limit it is: one of the two is set. */
+type LimitOwner = Pick<LimitRow, 'project_id' | 'domain_id'>;
+
 /** A limit with the service, region and resource of its registered limit. */
 interface LimitEntry extends Omit<LimitRow, 'registered_limit_id'> {
   service_id: string;
@@ -154,7 +157,7 @@ async function checkCatalogReferences(db: Db, input: { service_id?: string; regi
  * Whose limit it is: a project, or a domain. As in Keystone, a `project_id`
  * that names a domain makes a domain limit; an unknown one is a 400.
  */
-async function limitOwner(db: Db, input: LimitInput, index: number): Promise<{ project_id: string | null; domain_id: string | null }> {
+async function limitOwner(db: Db, input: LimitInput, index: number): Promise<LimitOwner> {
   const projectId = input.project_id ?? null;
   const domainId = input.domain_id ?? null;
   if ((projectId === null) === (domainId === null)) {
@@ -307,17 +310,16 @@ function registerRegisteredLimits(app: FastifyInstance, identity: Identity): voi
  * domain has at most one limit per registered limit (409).
  */
 async function createLimits(identity: Identity, inputs: LimitInput[]): Promise<LimitEntry[]> {
-  const owners: { project_id: string | null; domain_id: string | null }[] = [];
+  const checked: { input: LimitInput; owner: LimitOwner }[] = [];
   for (const [index, input] of inputs.entries()) {
     await checkCatalogReferences(identity.db, input, 'limit');
-    owners.push(await limitOwner(identity.db, input, index));
+    checked.push({ input, owner: await limitOwner(identity.db, input, index) });
   }
   const now = isoNow();
   return storing('limit', () =>
     identity.db.transaction().execute(async (trx) => {
       const created: LimitEntry[] = [];
-      for (const [index, input] of inputs.entries()) {
-        const owner = owners[index] ?? { project_id: null, domain_id: null };
+      for (const { input, owner } of checked) {
         const registered = await findRegisteredLimit(trx, input.service_id, input.region_id ?? null, input.resource_name);
         if (!registered) throw new Forbidden('Unable to create a limit that has no corresponding registered limit.');
         let taken = trx.selectFrom('limit').select('id').where('registered_limit_id', '=', registered.id);
@@ -380,8 +382,7 @@ async function listLimits(identity: Identity, req: FastifyRequest<{ Querystring:
 }
 
 /** The target `identity:get_limit` reads: the limit with its project or domain (empty when there is no such limit). */
-async function limitTarget(db: Db, id: string): Promise<Record<string, unknown>> {
-  const row = await findLimit(db, id);
+async function limitTarget(db: Db, row: LimitEntry | undefined): Promise<Record<string, unknown>> {
   if (!row) return {};
   const ownerId = row.project_id ?? row.domain_id ?? '';
   const owner = await db.selectFrom('project').select(['id', 'domain_id']).where('id', '=', ownerId).executeTakeFirst();
@@ -416,9 +417,11 @@ function registerProjectLimits(app: FastifyInstance, identity: Identity): void {
 
   app.get<{ Params: { limit_id: string } }>('/v3/limits/:limit_id', async (req) => {
     const id = req.params.limit_id;
+    const row = await findLimit(identity.db, id);
     // As Keystone: the rule is checked before the 404, so a member learns nothing of limits outside their project.
-    authorize(identity, req, 'identity:get_limit', { target: await limitTarget(identity.db, id) });
-    return { limit: limitView(identity, await getLimit(identity.db, id)) };
+    authorize(identity, req, 'identity:get_limit', { target: await limitTarget(identity.db, row) });
+    if (!row) throw new NotFound(`Could not find limit for ${id}.`);
+    return { limit: limitView(identity, row) };
   });
 
   app.patch<{ Params: { limit_id: string }; Body: { limit: LimitUpdate } }>(

@@ -49,7 +49,7 @@ export interface FakeAgentsOptions {
 }
 
 /** The four agents of one host, as a Neutron host with Linux bridge has them. */
-export function fakeAgentIdentities(host: string, availabilityZone: string): AgentIdentity[] {
+function fakeAgentIdentities(host: string, availabilityZone: string): AgentIdentity[] {
   return [
     {
       agentType: AGENT_TYPES.bridge,
@@ -91,18 +91,14 @@ export async function startFakeAgents(bus: Bus, options: FakeAgentsOptions): Pro
   const agents = fakeAgentIdentities(options.host, options.availabilityZone).map(
     (identity) => new FakeAgent(bus, identity, { reportInterval: options.reportInterval, logger: options.logger }),
   );
-  const started: FakeAgent[] = [];
-  const stopAll = async (): Promise<void> => {
-    await Promise.all(started.map((agent) => agent.stop()));
+  const stop = async (): Promise<void> => {
+    await Promise.all(agents.map((agent) => agent.stop()));
   };
-  try {
-    for (const agent of agents) {
-      started.push(agent);
-      await agent.start();
-    }
-  } catch (err) {
-    await stopAll();
-    throw err;
+  // Side by side: each start waits for the answer to its first heartbeat.
+  const failed = (await Promise.allSettled(agents.map((agent) => agent.start()))).find((r) => r.status === 'rejected');
+  if (failed) {
+    await stop();
+    throw failed.reason;
   }
-  return { agents, stop: stopAll };
+  return { agents, stop };
 }

@@ -1,17 +1,16 @@
 import type { FastifyInstance, FastifyRequest } from 'fastify';
 import type { RequestContext } from '../../core/auth/context.js';
-import { notifyAgent } from '../agent-scheduler.js';
+import { hostingAgents, notifyAgent } from '../agent-scheduler.js';
 import { agentView, findAgent } from '../agent-store.js';
 import { AGENT_TOPICS, AGENT_TYPES } from '../agents/interfaces.js';
-import { bool, isRecord, nullableStr, readBody, UUID_PATTERN } from '../common.js';
-import type { AgentRow, NetworkRow } from '../db/schema.js';
+import { bool, isRecord, nullableStr, readBody, uuid } from '../common.js';
+import type { AgentRow } from '../db/schema.js';
 import { badRequest, conflict, NeutronError, notFound } from '../errors.js';
 import { listResponse, parseListQuery, selectFields, showFields, type ListSpec } from '../lists.js';
 import { allowed, authorize, type NetworkService } from '../network.js';
 import { findNetwork } from '../networks.js';
 import { routerViews } from '../routers.js';
-import { loadTags } from '../tags.js';
-import { networkView } from './networks.js';
+import { networkViews } from './networks.js';
 
 /**
  * Agents (`agent`), and which agents host which networks and routers
@@ -52,22 +51,8 @@ function listeningTopic(row: AgentRow): string | null {
 /** `{"<key>": "<uuid>"}` of a scheduler POST. */
 function readId(body: unknown, key: string): string {
   if (!isRecord(body)) throw badRequest('Resource body required');
-  const value = body[key];
-  if (value === undefined) throw badRequest(`Failed to parse request. Required attribute '${key}' not specified`);
-  if (typeof value !== 'string' || !UUID_PATTERN.test(value)) throw badRequest(`Invalid input for ${key}. Reason: '${String(value)}' is not a valid UUID.`);
-  return value;
-}
-
-/** Admin views of networks, as `GET /v2.0/networks` shows them to an admin. */
-async function networkViews(net: NetworkService, rows: NetworkRow[]): Promise<Record<string, unknown>[]> {
-  const ids = rows.map((r) => r.id);
-  const subnets = new Map<string, { id: string; enable_dhcp: number }[]>();
-  if (ids.length > 0) {
-    const subnetRows = await net.db.selectFrom('subnet').select(['id', 'network_id', 'enable_dhcp']).where('network_id', 'in', ids).orderBy('created_at').orderBy('id').execute();
-    for (const row of subnetRows) subnets.set(row.network_id, [...(subnets.get(row.network_id) ?? []), { id: row.id, enable_dhcp: Number(row.enable_dhcp) }]);
-  }
-  const tags = await loadTags(net.db, 'networks', ids);
-  return rows.map((row) => networkView(net, row, { tags, subnets }));
+  if (body[key] === undefined) throw badRequest(`Failed to parse request. Required attribute '${key}' not specified`);
+  return uuid(body[key], key);
 }
 
 export function registerAgents(app: FastifyInstance, net: NetworkService): void {
@@ -97,7 +82,7 @@ export function registerAgents(app: FastifyInstance, net: NetworkService): void 
     if (changes.admin_state_up !== undefined) set.admin_state_up = changes.admin_state_up ? 1 : 0;
     if (changes.description !== undefined) set.description = (changes.description as string | null) ?? '';
     if (Object.keys(set).length > 0) await net.db.updateTable('agent').set(set).where('id', '=', row.id).execute();
-    const updated = await findAgent(net.db, row.id);
+    const updated = { ...row, ...set };
     const view = agentView(net, updated);
     net.notify('agent.update.end', { agent: view }, req.ctx);
     const topic = listeningTopic(updated);
@@ -108,11 +93,8 @@ export function registerAgents(app: FastifyInstance, net: NetworkService): void 
   app.delete<{ Params: { id: string } }>('/v2.0/agents/:id', async (req, reply) => {
     const row = await findAgent(net.db, req.params.id);
     authorizeOnAgent(net, req.ctx, 'delete_agent', row);
-    await net.db.transaction().execute(async (trx) => {
-      await trx.deleteFrom('network_dhcp_agent').where('agent_id', '=', row.id).execute();
-      await trx.deleteFrom('router_l3_agent').where('agent_id', '=', row.id).execute();
-      await trx.deleteFrom('agent').where('id', '=', row.id).execute();
-    });
+    // Its network and router bindings go with it (foreign keys cascade).
+    await net.db.deleteFrom('agent').where('id', '=', row.id).execute();
     net.notify('agent.delete.end', { agent_id: row.id, agent: agentView(net, row) }, req.ctx);
     return reply.code(204).send();
   });
@@ -163,8 +145,7 @@ function registerDhcpScheduling(app: FastifyInstance, net: NetworkService, views
 
   app.get<{ Params: { id: string } }>('/v2.0/networks/:id/dhcp-agents', async (req) => {
     authorize(net, req.ctx, 'get_dhcp_agents_hosting_networks', {});
-    const rows = await net.db.selectFrom('network_dhcp_agent').innerJoin('agent', 'agent.id', 'network_dhcp_agent.agent_id').selectAll('agent').where('network_dhcp_agent.network_id', '=', req.params.id).orderBy('agent.id').execute();
-    return { agents: views(rows) };
+    return { agents: views(await hostingAgents(net, 'dhcp', req.params.id)) };
   });
 }
 
@@ -216,7 +197,6 @@ function registerL3Scheduling(app: FastifyInstance, net: NetworkService, views: 
 
   app.get<{ Params: { id: string } }>('/v2.0/routers/:id/l3-agents', async (req) => {
     authorize(net, req.ctx, 'get_l3_agents_hosting_routers', {});
-    const rows = await net.db.selectFrom('router_l3_agent').innerJoin('agent', 'agent.id', 'router_l3_agent.agent_id').selectAll('agent').where('router_l3_agent.router_id', '=', req.params.id).orderBy('agent.id').execute();
-    return { agents: views(rows) };
+    return { agents: views(await hostingAgents(net, 'l3', req.params.id)) };
   });
 }

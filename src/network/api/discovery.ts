@@ -1,7 +1,6 @@
 import type { FastifyInstance } from 'fastify';
 import { EXTENSIONS, extensionView } from '../extensions.js';
 import { baseUrl } from '../lists.js';
-import type { NetworkService } from '../network.js';
 import { NeutronError } from '../errors.js';
 
 /** The collections `GET /v2.0/` lists, as Neutron's core and L3 resources. */
@@ -20,7 +19,7 @@ const RESOURCES: [string, string][] = [
 ];
 
 /** `/` (versions, no token needed), `/v2.0/` (resources) and `/v2.0/extensions`. */
-export function registerDiscovery(app: FastifyInstance, _net: NetworkService): void {
+export function registerDiscovery(app: FastifyInstance): void {
   app.get('/', { config: { public: true } }, async (req) => ({
     versions: [{ id: 'v2.0', status: 'CURRENT', links: [{ href: `${baseUrl(req)}/v2.0/`, rel: 'self' }] }],
   }));

@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
 import { after, before, describe, test } from 'node:test';
-import { createTestNetwork, type TestNetwork } from '../testing.js';
+import { createTestNetwork, errorType, expectNeutronError, type TestNetwork } from '../testing.js';
 import { createPort, createRouter, externalNetwork, networkWithSubnet, routerAction } from './l3.test-util.js';
 
 // Facts from neutron-lib's api-ref (floatingips.inc) and Tempest's
@@ -11,15 +11,11 @@ let t: TestNetwork;
 let pub: { network: Record<string, any>; subnet: Record<string, any> };
 /** alpha's network behind a router with a gateway to `pub`, and two ports on it. */
 let lan: { network: Record<string, any>; subnet: Record<string, any>; router: Record<string, any>; ports: Record<string, any>[] };
-const events: { type: string; payload: any }[] = [];
+let notifications: ReturnType<TestNetwork['recordNotifications']>;
 
 before(async () => {
   t = await createTestNetwork();
-  const original = t.net.notify.bind(t.net);
-  t.net.notify = (type, payload, ctx) => {
-    events.push({ type, payload });
-    original(type, payload, ctx);
-  };
+  notifications = t.recordNotifications();
   for (const user of [t.alpha, t.beta, t.admin]) {
     const res = await t.request('PUT', `/v2.0/quotas/${user.projectId}`, { user: t.admin, payload: { quota: { router: 100, floatingip: 100, port: 1000 } } });
     assert.equal(res.status, 200, JSON.stringify(res.body));
@@ -36,8 +32,6 @@ before(async () => {
 after(async () => {
   await t.close();
 });
-
-const err = (res: { body: Record<string, any> }): string => res.body.NeutronError?.type as string;
 
 async function createFip(body: Record<string, unknown>, user = t.alpha): Promise<{ status: number; body: Record<string, any> }> {
   return t.request('POST', '/v2.0/floatingips', { user, payload: { floatingip: { floating_network_id: pub.network.id, ...body } } });
@@ -99,12 +93,9 @@ describe('the whole flow', () => {
     );
 
     const gatewayBusy = await t.request('PUT', `/v2.0/routers/${router.id}`, { user: t.alpha, payload: { router: { external_gateway_info: {} } } });
-    assert.equal(gatewayBusy.status, 409, JSON.stringify(gatewayBusy.body));
-    assert.equal(err(gatewayBusy), 'RouterExternalGatewayInUseByFloatingIp', 'the gateway is needed');
+    expectNeutronError(gatewayBusy, 409, 'RouterExternalGatewayInUseByFloatingIp');
     const ifaceBusy = await routerAction(t, t.alpha, router.id as string, 'remove_router_interface', { subnet_id: subnet.id });
-    assert.equal(ifaceBusy.status, 409, JSON.stringify(ifaceBusy.body));
-    assert.equal(err(ifaceBusy), 'RouterInterfaceInUseByFloatingIP', 'the interface is needed');
-    assert.equal(ifaceBusy.body.NeutronError.message, `Router interface for subnet ${subnet.id} on router ${router.id} cannot be deleted, as it is required by one or more floating IPs.`, 'message');
+    expectNeutronError(ifaceBusy, 409, 'RouterInterfaceInUseByFloatingIP', `Router interface for subnet ${subnet.id} on router ${router.id} cannot be deleted, as it is required by one or more floating IPs.`);
     const routerBusy = await t.request('DELETE', `/v2.0/routers/${router.id}`, { user: t.alpha });
     assert.equal(routerBusy.status, 409, 'the router is in use');
 
@@ -120,7 +111,7 @@ describe('the whole flow', () => {
 
     const del = await t.request('DELETE', `/v2.0/floatingips/${fip.id}`, { user: t.alpha });
     assert.equal(del.status, 204, JSON.stringify(del.body));
-    const notified = events.filter((e) => e.type.startsWith('floatingip.') && (e.payload.floatingip?.id ?? e.payload.floatingip_id) === fip.id);
+    const notified = notifications.events.filter((e) => e.type.startsWith('floatingip.') && (e.payload.floatingip?.id ?? e.payload.floatingip_id) === fip.id);
     assert.deepEqual(
       notified.map((e) => e.type),
       ['floatingip.create.end', 'floatingip.update.end', 'floatingip.delete.end'],
@@ -158,8 +149,7 @@ describe('create', () => {
     assert.equal(res.status, 400, JSON.stringify(res.body));
     assert.equal(res.body.NeutronError.message, `Bad floatingip request: Network ${lan.network.id} is not a valid external network.`, 'message');
     const missing = await createFip({ floating_network_id: lan.router.id });
-    assert.equal(missing.status, 404, JSON.stringify(missing.body));
-    assert.equal(err(missing), 'NetworkNotFound', 'NetworkNotFound');
+    expectNeutronError(missing, 404, 'NetworkNotFound');
     const none = await t.request('POST', '/v2.0/floatingips', { user: t.alpha, payload: { floatingip: {} } });
     assert.equal(none.status, 400, 'floating_network_id is required');
     const bad = await createFip({ floating_ip_address: 'x' }, t.admin);
@@ -170,14 +160,12 @@ describe('create', () => {
 
   test('floating_ip_address is for admins; admins get the address they ask for, or 409 when it is taken', async () => {
     const member = await createFip({ floating_ip_address: '172.24.4.150' });
-    assert.equal(member.status, 403, JSON.stringify(member.body));
-    assert.equal(err(member), 'PolicyNotAuthorized', 'PolicyNotAuthorized');
+    expectNeutronError(member, 403, 'PolicyNotAuthorized');
     const admin = await createFip({ floating_ip_address: '172.24.4.150' }, t.admin);
     assert.equal(admin.status, 201, JSON.stringify(admin.body));
     assert.equal(admin.body.floatingip.floating_ip_address, '172.24.4.150', 'the address asked for');
     const again = await createFip({ floating_ip_address: '172.24.4.150' }, t.admin);
-    assert.equal(again.status, 409, JSON.stringify(again.body));
-    assert.equal(err(again), 'IpAddressAlreadyAllocated', 'IpAddressAlreadyAllocated');
+    expectNeutronError(again, 409, 'IpAddressAlreadyAllocated');
     const bySubnet = await createFip({ subnet_id: pub.subnet.id });
     assert.equal(bySubnet.status, 201, 'a subnet may be named');
   });
@@ -197,8 +185,7 @@ describe('create', () => {
     const first = await t.request('POST', '/v2.0/floatingips', { user: t.alpha, payload: { floatingip: { floating_network_id: tiny.network.id } } });
     assert.equal(first.status, 201, JSON.stringify(first.body));
     const second = await t.request('POST', '/v2.0/floatingips', { user: t.alpha, payload: { floatingip: { floating_network_id: tiny.network.id } } });
-    assert.equal(second.status, 409, JSON.stringify(second.body));
-    assert.equal(err(second), 'IpAddressGenerationFailure', 'IpAddressGenerationFailure');
+    expectNeutronError(second, 409, 'IpAddressGenerationFailure');
     const ports = await t.request('GET', `/v2.0/ports?network_id=${tiny.network.id}`, { user: t.admin });
     assert.equal(ports.body.ports.length, 1, 'only the first floating IP holds a port');
   });
@@ -210,7 +197,7 @@ describe('create', () => {
     assert.equal(created.length, 3, `three addresses: ${JSON.stringify(replies.map((r) => r.status))}`);
     assert.deepEqual([...created].sort(), ['192.0.2.18', '192.0.2.19', '192.0.2.20'], 'each address once');
     assert.ok(
-      replies.filter((r) => r.status !== 201).every((r) => r.status === 409 && err(r) === 'IpAddressGenerationFailure'),
+      replies.filter((r) => r.status !== 201).every((r) => r.status === 409 && errorType(r) === 'IpAddressGenerationFailure'),
       'the others are IpAddressGenerationFailure',
     );
   });
@@ -230,8 +217,7 @@ describe('create', () => {
     assert.equal(quota.status, 200, JSON.stringify(quota.body));
     assert.equal((await createFip({}, t.beta)).status, 201, 'the first');
     const over = await createFip({}, t.beta);
-    assert.equal(over.status, 409, JSON.stringify(over.body));
-    assert.equal(err(over), 'OverQuota', 'OverQuota');
+    expectNeutronError(over, 409, 'OverQuota');
     await t.request('PUT', `/v2.0/quotas/${t.beta.projectId}`, { user: t.admin, payload: { quota: { floatingip: 100 } } });
   });
 });
@@ -244,17 +230,16 @@ describe('association', () => {
     const port = await createPort(t, t.alpha, network.id as string);
     const ip = port.fixed_ips[0].ip_address as string;
     const res = await createFip({ port_id: port.id, fixed_ip_address: ip });
-    assert.equal(res.status, 404, JSON.stringify(res.body));
-    assert.equal(err(res), 'ExternalGatewayForFloatingIPNotFound', 'type');
-    assert.equal(
-      res.body.NeutronError.message,
+    expectNeutronError(
+      res,
+      404,
+      'ExternalGatewayForFloatingIPNotFound',
       `External network ${pub.network.id} is not reachable from subnet ${subnet.id}.  Therefore, cannot associate Port ${port.id} with a Floating IP.`,
-      'message',
     );
     const fip = (await createFip({})).body.floatingip;
     const update = await t.request('PUT', `/v2.0/floatingips/${fip.id}`, { user: t.alpha, payload: { floatingip: { port_id: port.id, fixed_ip_address: ip } } });
     assert.equal(update.status, 404, 'nor by update');
-    assert.equal(err(update), 'ExternalGatewayForFloatingIPNotFound', 'type');
+    assert.equal(errorType(update), 'ExternalGatewayForFloatingIPNotFound', 'type');
   });
 
   test('update associates, moves to another port, keeps the association on other updates', async () => {
@@ -291,8 +276,7 @@ describe('association', () => {
     const first = await createFip({ port_id: port.id });
     assert.equal(first.status, 201, JSON.stringify(first.body));
     const second = await createFip({ port_id: port.id });
-    assert.equal(second.status, 409, JSON.stringify(second.body));
-    assert.equal(err(second), 'FloatingIPPortAlreadyAssociated', 'FloatingIPPortAlreadyAssociated');
+    expectNeutronError(second, 409, 'FloatingIPPortAlreadyAssociated');
     const wrong = await createFip({ port_id: port.id, fixed_ip_address: '10.0.0.251' });
     assert.equal(wrong.status, 400, JSON.stringify(wrong.body));
     assert.equal(wrong.body.NeutronError.message, `Bad floatingip request: Port ${port.id} does not have fixed ip 10.0.0.251.`, 'message');
@@ -301,7 +285,7 @@ describe('association', () => {
     assert.equal(noPort.body.NeutronError.message, 'Bad floatingip request: fixed_ip_address cannot be specified without a port_id.', 'message');
     const missing = await createFip({ port_id: lan.router.id });
     assert.equal(missing.status, 404, 'a port that does not exist');
-    assert.equal(err(missing), 'PortNotFound', 'PortNotFound');
+    assert.equal(errorType(missing), 'PortNotFound', 'PortNotFound');
   });
 
   test('a port with two IPv4 addresses needs fixed_ip_address; each address takes its own floating IP', async () => {
@@ -328,8 +312,7 @@ describe('association', () => {
     const hidden = await networkWithSubnet(t, t.beta, '10.52.0.0/24');
     const betaPort = await createPort(t, t.beta, hidden.network.id as string);
     const res = await createFip({ port_id: betaPort.id });
-    assert.equal(res.status, 404, JSON.stringify(res.body));
-    assert.equal(err(res), 'PortNotFound', 'PortNotFound');
+    expectNeutronError(res, 404, 'PortNotFound');
   });
 
   test('deleting the port disassociates its floating IP', async () => {
@@ -349,8 +332,7 @@ describe('association', () => {
     const fip = (await createFip({})).body.floatingip;
     const ports = await t.request('GET', `/v2.0/ports?device_id=${fip.id}`, { user: t.admin });
     const res = await t.request('DELETE', `/v2.0/ports/${ports.body.ports[0].id}`, { user: t.admin });
-    assert.equal(res.status, 409, JSON.stringify(res.body));
-    assert.equal(err(res), 'ServicePortInUse', 'ServicePortInUse');
+    expectNeutronError(res, 409, 'ServicePortInUse');
   });
 });
 
@@ -366,7 +348,7 @@ describe('visibility and policy', () => {
     ] as const) {
       const res = await t.request(method, `/v2.0/floatingips/${mine.id}`, { user: t.beta, payload });
       assert.equal(res.status, 404, `${method}: ${JSON.stringify(res.body)}`);
-      assert.equal(err(res), 'FloatingIPNotFound', 'FloatingIPNotFound');
+      assert.equal(errorType(res), 'FloatingIPNotFound', 'FloatingIPNotFound');
       assert.equal(res.body.NeutronError.message, `Floating IP ${mine.id} could not be found`, 'message');
     }
     const alphaList = (await t.request('GET', '/v2.0/floatingips', { user: t.alpha })).body.floatingips.map((f: any) => f.id);

@@ -1,19 +1,21 @@
-import { notifyComputeNetworkChanged } from '../compute-notifier.js';
 import type { FastifyInstance } from 'fastify';
 import type { Kysely } from 'kysely';
 import type { RequestContext } from '../../core/auth/context.js';
-import { isoNow, isRecord, neutronTime, newUuid, nullableUuid, owner, readBody, str, uuid, type Attrs } from '../common.js';
+import { isoNow, isRecord, newStandardColumns, nullableUuid, owner, readBody, STANDARD_ATTRS, standardView, uuid, type Attrs } from '../common.js';
+import { notifyComputeNetworkChanged } from '../compute-notifier.js';
 import type { FloatingIpRow, NetworkSchema } from '../db/schema.js';
-import { badRequest, conflict, invalidInput, NeutronError, notFound } from '../errors.js';
-import { normalizeIp, parseIp } from '../ipam/addresses.js';
+import { badRequest, conflict, NeutronError, notFound } from '../errors.js';
+import { parseIp } from '../ipam/addresses.js';
 import { retryOnConflict } from '../ipam/allocator.js';
-import { listResponse, parseListQuery, selectFields, showFields, type ListSpec } from '../lists.js';
+import { ipAddressOrNull } from '../ipam/subnet-rules.js';
+import { listResponse, parseListQuery, selectFields, showFields, STANDARD_ATTRIBUTES, type ListSpec } from '../lists.js';
 import { allowed, authorize, isAdmin, type NetworkService } from '../network.js';
 import { findNetwork, networkVisible, saveTags, subnetsOf, tagsAttr } from '../networks.js';
-import { afterPortChange, afterPortDelete, createPortRecord, deletePortRecord, fixedIpsOf, portInfo } from '../ports.js';
+import { afterPortChange, afterPortDelete, createPortRecord, deletePortRecord, fixedIpsOf, loadPortFor, portInfo } from '../ports.js';
 import { checkQuota } from '../quotas.js';
-import { FLOATINGIP_OWNER, loadPortFor, ownerTarget, routerForFloatingIp, routersUpdated } from '../routers.js';
+import { FLOATINGIP_OWNER, ownerTarget, routerForFloatingIp, routersUpdated } from '../routers.js';
 import { deleteTags, loadTags } from '../tags.js';
+
 /**
  * Floating IPs (Neutron's `router` extension, with `fip-port-details`): an
  * address of an external network, held by a `network:floatingip` port, that
@@ -25,44 +27,23 @@ import { deleteTags, loadTags } from '../tags.js';
 
 type Db = Kysely<NetworkSchema>;
 
-/** An IP address or null (neutron-lib's ip_address_or_none), canonical. */
-function ipOrNull(value: unknown, name: string): string | null {
-  if (value === null) return null;
-  const ip = typeof value === 'string' ? normalizeIp(value) : null;
-  if (ip === null) throw invalidInput(name, `'${String(value)}' is not a valid IP address`);
-  return ip;
-}
+// Floating IPs have every standard attribute but a name.
+const { name: _name, ...UNNAMED_ATTRS } = STANDARD_ATTRS;
 
 const FIP_ATTRS: Attrs = {
-  description: { post: true, put: true, default: '', convert: (v, n) => str(v, n, 255) },
-  project_id: { post: true, convert: (v, n) => str(v, n, 255) },
-  tenant_id: { post: true, convert: (v, n) => str(v, n, 255) },
+  ...UNNAMED_ATTRS,
   floating_network_id: { post: true, required: true, convert: uuid },
-  floating_ip_address: { post: true, convert: ipOrNull },
+  floating_ip_address: { post: true, convert: ipAddressOrNull },
   subnet_id: { post: true, convert: nullableUuid },
   port_id: { post: true, put: true, convert: nullableUuid },
-  fixed_ip_address: { post: true, put: true, convert: ipOrNull },
+  fixed_ip_address: { post: true, put: true, convert: ipAddressOrNull },
   tags: { post: true, convert: tagsAttr },
 };
 
 const LIST_SPEC: ListSpec = {
   collection: 'floatingips',
   resource: 'floatingip',
-  attributes: [
-    'id',
-    'tenant_id',
-    'project_id',
-    'description',
-    'floating_ip_address',
-    'floating_network_id',
-    'router_id',
-    'port_id',
-    'fixed_ip_address',
-    'status',
-    'revision_number',
-    'created_at',
-    'updated_at',
-  ],
+  attributes: [...STANDARD_ATTRIBUTES.filter((a) => a !== 'name'), 'floating_ip_address', 'floating_network_id', 'router_id', 'port_id', 'fixed_ip_address', 'status'],
 };
 
 function fipBadRequest(message: string): NeutronError {
@@ -95,18 +76,15 @@ async function floatingIpViews(db: Db, rows: FloatingIpRow[]): Promise<Record<st
   const byId = new Map(ports.map((p) => [p.id, p]));
   return rows.map((row) => {
     const port = row.fixed_port_id ? byId.get(row.fixed_port_id) : undefined;
+    const { name: _unnamed, ...standard } = standardView(row, tags.get(row.id) ?? []);
     return {
-      id: row.id,
-      tenant_id: row.project_id,
-      project_id: row.project_id,
+      ...standard,
       floating_ip_address: row.floating_ip_address,
       floating_network_id: row.floating_network_id,
       router_id: row.router_id,
       port_id: row.fixed_port_id,
       fixed_ip_address: row.fixed_ip_address,
       status: row.status,
-      description: row.description,
-      tags: tags.get(row.id) ?? [],
       port_details: port
         ? {
             name: port.name,
@@ -121,9 +99,6 @@ async function floatingIpViews(db: Db, rows: FloatingIpRow[]): Promise<Record<st
       dns_name: row.dns_name,
       dns_domain: row.dns_domain,
       qos_policy_id: null,
-      created_at: neutronTime(row.created_at),
-      updated_at: neutronTime(row.updated_at),
-      revision_number: Number(row.revision_number),
     };
   });
 }
@@ -159,7 +134,7 @@ async function associate(
   portId: string,
   fixedIp: string | null,
 ): Promise<Association> {
-  const port = await loadPortFor(net, ctx, trx, portId);
+  const port = (await loadPortFor(net, ctx, portId, trx)).row;
   if (port.project_id !== fip.project_id && !isAdmin(net, ctx)) {
     throw fipBadRequest(`Cannot process floating IP association with Port ${port.id}, since that port is owned by a different tenant`);
   }
@@ -213,7 +188,8 @@ export function registerFloatingIps(app: FastifyInstance, net: NetworkService): 
     const request: { subnet_id?: string; ip_address?: string } = {};
     if (typeof item.subnet_id === 'string') request.subnet_id = item.subnet_id;
     if (typeof item.floating_ip_address === 'string') request.ip_address = item.floating_ip_address;
-    const id = newUuid();
+    const standard = newStandardColumns(project, item);
+    const id = standard.id;
     const created = await retryOnConflict(() =>
       net.db.transaction().execute(async (trx) => {
         await checkQuota(trx, net.config.network, project, 'floatingip');
@@ -233,16 +209,12 @@ export function registerFloatingIps(app: FastifyInstance, net: NetworkService): 
         if (address === undefined) throw new NeutronError(400, 'ExternalIpAddressExhausted', `Unable to find any IP address on external network ${networkId}.`);
         const fip = { id, project_id: project, floating_network_id: networkId, floating_ip_address: address };
         const assoc = portId !== null ? await associate(net, ctx, trx, fip, portId, fixedIp) : NONE;
-        const now = isoNow();
         await trx
           .insertInto('floatingip')
           .values({
-            ...fip,
-            name: '',
-            description: item.description as string,
-            created_at: now,
-            updated_at: now,
-            revision_number: 1,
+            ...standard,
+            floating_network_id: networkId,
+            floating_ip_address: address,
             floating_port_id: port.id,
             ...assoc,
             status: assoc.fixed_port_id ? 'ACTIVE' : 'DOWN',
@@ -328,7 +300,7 @@ export function registerFloatingIps(app: FastifyInstance, net: NetworkService): 
       if (!current) throw notFound('floatingip', fip.id);
       await deleteTags(trx, 'floatingips', fip.id);
       await trx.deleteFrom('floatingip').where('id', '=', fip.id).execute();
-      await deletePortRecord(net, trx, fip.floating_port_id);
+      await deletePortRecord(trx, fip.floating_port_id);
       return current.router_id;
     });
     if (info) await afterPortDelete(net, info);

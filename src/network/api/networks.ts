@@ -1,18 +1,19 @@
 import type { FastifyInstance, FastifyRequest } from 'fastify';
 import type { Kysely } from 'kysely';
 import type { RequestContext } from '../../core/auth/context.js';
-import { bool, int, isoNow, newUuid, nullableStr, owner, readBody, readCreate, standardView, STANDARD_ATTRS, type Attrs } from '../common.js';
+import { bool, int, isoNow, newStandardColumns, nullableStr, owner, readBody, readCreate, standardView, STANDARD_ATTRS, type Attrs } from '../common.js';
 import type { NetworkRow, NetworkSchema } from '../db/schema.js';
 import { conflict } from '../errors.js';
 import { retryOnConflict } from '../ipam/allocator.js';
 import { invalidOperation } from '../ipam/subnet-rules.js';
-import { listResponse, parseListQuery, selectFields, showFields, type ListSpec } from '../lists.js';
+import { listResponse, parseListQuery, selectFields, showFields, STANDARD_ATTRIBUTES, type ListSpec } from '../lists.js';
 import { authorize, hideAttributes, isAdmin, type NetworkService } from '../network.js';
 import {
+  AUTO_DELETE_PORT_OWNERS,
   availabilityZoneHints,
   checkAvailabilityZoneHints,
-  lockNetwork,
   loadNetworkFor,
+  lockNetworkFor,
   networkInfo,
   networkTarget,
   networkVisible,
@@ -37,9 +38,6 @@ type Db = Kysely<NetworkSchema>;
 
 /** Smallest MTU a network may have (IPv4's minimum). */
 export const MIN_MTU = 68;
-
-/** Ports a network's deletion removes with it (Neutron's AUTO_DELETE_PORT_OWNERS). */
-const AUTO_DELETE_PORT_OWNERS = ['network:dhcp', 'network:router_interface_distributed', 'network:floatingip_agent_gateway'];
 
 const readOnly = { post: false, put: false };
 
@@ -73,14 +71,7 @@ const LIST_SPEC: ListSpec = {
   collection: 'networks',
   resource: 'network',
   attributes: [
-    'id',
-    'name',
-    'tenant_id',
-    'project_id',
-    'description',
-    'created_at',
-    'updated_at',
-    'revision_number',
+    ...STANDARD_ATTRIBUTES,
     'admin_state_up',
     'status',
     'shared',
@@ -120,8 +111,14 @@ async function loadExtras(db: Db, ids: string[]): Promise<Extras> {
   return { tags: await loadTags(db, 'networks', ids), subnets };
 }
 
+/** The full views of networks (what admins and notifications see), with their subnets and tags read at once. */
+export async function networkViews(net: NetworkService, rows: NetworkRow[]): Promise<Record<string, unknown>[]> {
+  const extras = await loadExtras(net.db, rows.map((r) => r.id));
+  return rows.map((row) => networkView(net, row, extras));
+}
+
 /** The full view of a network (what admins and notifications see). */
-export function networkView(net: NetworkService, row: NetworkRow, extras: Extras): Record<string, unknown> {
+function networkView(net: NetworkService, row: NetworkRow, extras: Extras): Record<string, unknown> {
   const subnets = extras.subnets.get(row.id) ?? [];
   const external = row.router_external === 1;
   return {
@@ -198,16 +195,9 @@ function prepareCreate(net: NetworkService, ctx: RequestContext, item: Record<st
 
 async function insertNetwork(net: NetworkService, trx: Db, prepared: PreparedNetwork): Promise<NetworkRow> {
   const { item, project } = prepared;
-  const now = isoNow();
   const external = item['router:external'] === true;
   const row: NetworkRow = {
-    id: newUuid(),
-    project_id: project,
-    name: item.name as string,
-    description: item.description as string,
-    created_at: now,
-    updated_at: now,
-    revision_number: 1,
+    ...newStandardColumns(project, item),
     admin_state_up: item.admin_state_up === false ? 0 : 1,
     status: 'ACTIVE',
     shared: item.shared === true ? 1 : 0,
@@ -237,7 +227,7 @@ async function createNetworks(net: NetworkService, req: FastifyRequest): Promise
   const ctx = req.ctx;
   const { items, bulk } = readCreate(req.body, 'network', 'networks', NETWORK_ATTRS);
   const prepared = items.map((item) => prepareCreate(net, ctx, item));
-  for (const p of prepared) await checkAvailabilityZoneHints(net, 'network', (p.item.availability_zone_hints as string[] | undefined) ?? []);
+  await checkAvailabilityZoneHints(net, 'network', prepared.flatMap((p) => (p.item.availability_zone_hints as string[] | undefined) ?? []));
   const perProject = new Map<string, number>();
   for (const p of prepared) perProject.set(p.project, (perProject.get(p.project) ?? 0) + 1);
   const rows = await retryOnConflict(() =>
@@ -254,8 +244,7 @@ async function createNetworks(net: NetworkService, req: FastifyRequest): Promise
 async function updateNetwork(net: NetworkService, ctx: RequestContext, id: string, body: Record<string, unknown>): Promise<NetworkRow> {
   return retryOnConflict(() =>
     net.db.transaction().execute(async (trx) => {
-      await lockNetwork(net, trx, id);
-      const row = await loadNetworkFor(net, ctx, id, trx);
+      const row = await lockNetworkFor(net, ctx, id, trx);
       authorize(net, ctx, 'update_network', networkTarget(row), Object.keys(body));
       const next: NetworkRow = { ...row };
       if (body.name !== undefined) next.name = body.name as string;
@@ -320,8 +309,7 @@ async function checkUnshare(trx: Db, row: NetworkRow): Promise<void> {
 async function deleteNetwork(net: NetworkService, ctx: RequestContext, id: string): Promise<{ row: NetworkRow; extras: Extras; floatingips: string[] }> {
   return retryOnConflict(() =>
     net.db.transaction().execute(async (trx) => {
-      await lockNetwork(net, trx, id);
-      const row = await loadNetworkFor(net, ctx, id, trx);
+      const row = await lockNetworkFor(net, ctx, id, trx);
       authorize(net, ctx, 'delete_network', networkTarget(row));
       const extras = await loadExtras(trx, [id]);
       const ports = await trx.selectFrom('port').select(['id', 'device_owner']).where('network_id', '=', id).execute();

@@ -1,7 +1,10 @@
 import assert from 'node:assert/strict';
+import { parse } from 'node:querystring';
 import { after, before, beforeEach, test } from 'node:test';
+import type { FastifyRequest } from 'fastify';
 import { isoNow, newUuid } from '../common.js';
-import { createTestNetwork, type TestNetwork, type TestUser } from '../testing.js';
+import { listResponse, parseListQuery, STANDARD_ATTRIBUTES, type ListSpec } from '../lists.js';
+import { createTestNetwork, errorType, expectNeutronError, type TestNetwork, type TestUser } from '../testing.js';
 
 // Facts from neutron-lib's api-ref (ports.inc) and Tempest's port tests
 // (test_ports.py, admin/test_ports.py, test_allowed_address_pair.py,
@@ -9,14 +12,11 @@ import { createTestNetwork, type TestNetwork, type TestUser } from '../testing.j
 
 let t: TestNetwork;
 let events: { type: string; payload: any }[] = [];
+let clearEvents: () => void;
 
 before(async () => {
   t = await createTestNetwork();
-  const original = t.net.notify.bind(t.net);
-  t.net.notify = (type, payload, ctx) => {
-    events.push({ type, payload });
-    original(type, payload, ctx);
-  };
+  ({ events, clear: clearEvents } = t.recordNotifications());
 });
 
 after(async () => {
@@ -24,7 +24,7 @@ after(async () => {
 });
 
 beforeEach(() => {
-  events = [];
+  clearEvents();
 });
 
 interface NetOptions {
@@ -61,10 +61,6 @@ async function createPort(user: TestUser, body: Record<string, unknown>) {
 async function portCount(networkId: string): Promise<number> {
   const row = await t.net.db.selectFrom('port').select((eb) => eb.fn.countAll<number>().as('n')).where('network_id', '=', networkId).executeTakeFirstOrThrow();
   return Number(row.n);
-}
-
-function errorType(res: { body: Record<string, any> }): string | undefined {
-  return res.body.NeutronError?.type as string | undefined;
 }
 
 test('POST creates a port: DOWN, a MAC under base_mac, an address, the default group, Neutron defaults', async () => {
@@ -178,8 +174,12 @@ test('a reader cannot create, update or delete ports, but can read them', async 
   assert.equal(show.status, 200, 'reader reads');
   const update = await t.request('PUT', `/v2.0/ports/${port.id}`, { user: t.alphaReader, payload: { port: { name: 'x' } } });
   assert.equal(update.status, 403, 'reader cannot update');
+  assert.equal(errorType(update), 'PolicyNotAuthorized', 'update refused by policy');
   const del = await t.request('DELETE', `/v2.0/ports/${port.id}`, { user: t.alphaReader });
   assert.equal(del.status, 403, 'reader cannot delete');
+  assert.equal(errorType(del), 'PolicyNotAuthorized', 'delete refused by policy');
+  const after = await t.request('GET', `/v2.0/ports/${port.id}`, { user: t.alpha });
+  assert.deepEqual(after.body.port, port, 'the port is as it was');
 });
 
 test("another project's port is 404 on show, update and delete; an unknown id is 404 PortNotFound", async () => {
@@ -343,6 +343,8 @@ test('PUT: name, description, admin_state_up, device fields; revision and update
     const bad = await t.request('PUT', `/v2.0/ports/${port.id}`, { user: t.alpha, payload: { port: body } });
     assert.equal(bad.status, 400, `${JSON.stringify(body)}: ${JSON.stringify(bad.body)}`);
   }
+  const unchanged = await t.request('GET', `/v2.0/ports/${port.id}`, { user: t.alpha });
+  assert.deepEqual(unchanged.body.port, updated, 'the refused updates changed nothing');
   const macChange = await t.request('PUT', `/v2.0/ports/${port.id}`, { user: t.alpha, payload: { port: { mac_address: 'fa:16:3e:01:02:03' } } });
   assert.equal(macChange.status, 403, 'only admins change MACs');
   const adminMac = await t.request('PUT', `/v2.0/ports/${port.id}`, { user: t.admin, payload: { port: { mac_address: 'fa:16:3e:01:02:03' } } });
@@ -576,6 +578,64 @@ test('lists: visibility, SQL filters, fixed_ips filters, fields, tags, unknown f
   assert.equal(hostFilter.body.ports.length, 3, 'admin filters on an empty host');
 });
 
+test('paged lists (read in SQL) answer as the whole list paged in memory: items, order, links; an unknown or hidden marker is 404', async () => {
+  const network = await makeNetwork(t.alpha, { subnets: [{ cidr: '10.22.0.0/24' }] });
+  const ports: string[] = [];
+  for (const [i, name] of ['b', 'a', 'c', 'a', 'B', 'd', 'é'].entries()) {
+    const port = await t.insertPort({ network_id: network.id, name, mac_address: `fa:16:3e:22:00:0${i}`, binding_host_id: i % 2 === 0 ? 'host-1' : '', revision_number: [3, 12, 1, 25, 7, 100, 9][i] ?? 1 }, [{ subnet_id: network.subnets[0] ?? '', ip_address: `10.22.0.${10 + i}` }]);
+    ports.push(port.id);
+  }
+  const betaNet = await makeNetwork(t.beta, { subnets: [] });
+  const hidden = (await t.insertPort({ network_id: betaNet.id, project_id: t.beta.projectId, mac_address: 'fa:16:3e:22:01:00' })).id;
+  const spec: ListSpec = { collection: 'ports', resource: 'port', attributes: [...STANDARD_ATTRIBUTES, 'network_id', 'mac_address', 'fixed_ips'] };
+  const headers = { host: 'network.test:9696' };
+  const [first, third, last] = [...ports].sort() as [string, string, string, ...string[]];
+  for (const user of [t.admin, t.alpha]) {
+    const whole = await t.request('GET', `/v2.0/ports?network_id=${network.id}`, { user, headers });
+    assert.equal(whole.body.ports.length, ports.length, 'every port');
+    const n = `network_id=${network.id}`;
+    const queries = [
+      `${n}&limit=2`,
+      `${n}&limit=2&marker=${first}`,
+      `${n}&limit=3&marker=${third}&page_reverse=True`,
+      `${n}&limit=2&page_reverse=True`,
+      `${n}&marker=${third}`,
+      `${n}&limit=10`,
+      `${n}&limit=2&sort_key=name&sort_dir=desc&marker=${last}`,
+      `${n}&limit=3&sort_key=revision_number&sort_dir=desc&sort_key=name&sort_dir=asc`,
+      `${n}&limit=2&fields=name&fields=fixed_ips&sort_key=mac_address`,
+      `${n}&limit=2&name=a&name=B&tenant_id=${t.alpha.projectId}`,
+    ];
+    for (const query of queries) {
+      const res = await t.request('GET', `/v2.0/ports?${query}`, { user, headers });
+      const req = { query: parse(query), headers, protocol: 'http' } as unknown as FastifyRequest;
+      assert.deepEqual(res.body, listResponse(req, spec, whole.body.ports, parseListQuery(req, spec)), `${user === t.admin ? 'admin' : 'member'}: ${query}`);
+    }
+    const byAddress = async (query: string) => ((await t.request('GET', `/v2.0/ports?${n}&limit=2&${query}`, { user })).body.ports as { id: string }[]).map((p) => p.id);
+    assert.deepEqual(await byAddress(`fixed_ips=ip_address%3D10.22.0.11&fixed_ips=subnet_id%3D${network.subnets[0]}`), [ports[1]], 'fixed_ips: address and subnet');
+    assert.deepEqual(await byAddress(`fixed_ips=ip_address%3D10.22.0.11&fixed_ips=subnet_id%3D${newUuid()}`), [], 'fixed_ips: that address, another subnet');
+    // Following next links from the first page, then previous links back, visits every port once each way.
+    const walk = async (url: string, rel: string): Promise<string[]> => {
+      const seen: string[] = [];
+      for (let next: string | undefined = url; next !== undefined; ) {
+        const res = await t.request('GET', next, { user, headers });
+        assert.equal(res.status, 200, JSON.stringify(res.body));
+        seen.push(...(res.body.ports as { id: string }[]).map((p) => p.id));
+        next = (res.body.ports_links as { rel: string; href: string }[] | undefined)?.find((l) => l.rel === rel)?.href.replace('http://network.test:9696', '');
+      }
+      return seen;
+    };
+    assert.deepEqual(await walk(`/v2.0/ports?${n}&limit=3`, 'next'), [...ports].sort(), 'forward, by id');
+    const backward = await walk(`/v2.0/ports?${n}&limit=3&page_reverse=True`, 'previous');
+    assert.deepEqual([...backward].sort(), [...ports].sort(), 'backward, every port');
+    // Unknown, and not in the list (another network's; for the member, not its to see either).
+    for (const marker of [newUuid(), hidden]) {
+      const res = await t.request('GET', `/v2.0/ports?${n}&limit=2&marker=${marker}`, { user });
+      expectNeutronError(res, 404, 'PortNotFound', `Port ${marker} could not be found.`);
+    }
+  }
+});
+
 test('DELETE: 204, the address is free again, the driver is told; twice is 404', async () => {
   const network = await makeNetwork(t.alpha);
   const port = await t.create(t.alpha, 'ports', 'port', { network_id: network.id, fixed_ips: [{ ip_address: '10.0.0.42' }], tags: ['x'] });
@@ -585,7 +645,7 @@ test('DELETE: 204, the address is free again, the driver is told; twice is 404',
   const deleted = events.find((e) => e.type === 'port.delete.end');
   assert.equal(deleted?.payload.port_id, port.id, 'port.delete.end');
   const again = await t.request('DELETE', `/v2.0/ports/${port.id}`, { user: t.alpha });
-  assert.equal(again.status, 404, 'gone');
+  expectNeutronError(again, 404, 'PortNotFound', `Port ${port.id} could not be found.`);
   const reuse = await createPort(t.alpha, { network_id: network.id, fixed_ips: [{ ip_address: '10.0.0.42' }] });
   assert.equal(reuse.status, 201, 'address free again');
   const tags = await t.net.db.selectFrom('tag').selectAll().where('resource_id', '=', port.id).execute();
@@ -628,6 +688,8 @@ test('router and floating IP ports cannot be deleted through the port API (409 S
   const after = await t.request('GET', `/v2.0/floatingips/${fip.id}`, { user: t.alpha });
   assert.equal(after.body.floatingip.port_id, null, 'disassociated');
   assert.equal(after.body.floatingip.fixed_ip_address, null, 'no fixed address');
+  assert.equal(after.body.floatingip.router_id, null, 'no router');
+  assert.equal(after.body.floatingip.revision_number, associated.body.floatingip.revision_number + 1, 'revision bumped once');
 });
 
 test('the port quota: 409 OverQuota, counted inside the transaction, a refused bulk leaves nothing', async () => {
@@ -656,6 +718,9 @@ test('bulk create: all ports or none', async () => {
   assert.equal(ok.status, 201, JSON.stringify(ok.body));
   assert.deepEqual(ok.body.ports.map((p: { name: string; network_id: string }) => [p.name, p.network_id]), [['a', n1.id], ['b', n2.id]], 'both, in order');
   assert.equal(events.filter((e) => e.type === 'port.create.end').length, 2, 'a notification each');
+  for (const port of ok.body.ports as { id: string }[]) {
+    assert.equal(t.driver.calls.filter((c) => c.method === 'portUpdated' && (c.args[0] as { id: string }).id === port.id).length, 1, 'the driver heard of each port once');
+  }
   const bad = await t.request('POST', '/v2.0/ports', { user: t.alpha, payload: { ports: [{ network_id: n1.id, name: 'c' }, { network_id: n2.id, fixed_ips: [{ ip_address: '10.0.0.5' }] }] } });
   assert.equal(bad.status, 400, JSON.stringify(bad.body));
   assert.equal(await portCount(n1.id), 1, 'the first of a failed bulk was not kept');
@@ -751,6 +816,10 @@ test('lists of 10,000 ports stay fast, narrowed in SQL by network, device and pr
     const allMs = Date.now() - started;
     assert.equal(all.body.ports.length, 10_000, 'all of them');
     assert.ok(allMs < 5000, `10,000 ports listed in ${allMs} ms`);
+    const page = await t.request('GET', `/v2.0/ports?network_id=${network.id}&limit=100&sort_key=name&sort_dir=desc`, { user: t.beta });
+    const byName = (all.body.ports as { id: string; name: string }[]).sort((a, b) => (a.name < b.name ? 1 : a.name > b.name ? -1 : 0));
+    assert.deepEqual(page.body.ports.map((p: { id: string }) => p.id), byName.slice(0, 100).map((p) => p.id), 'a page of 100, by name descending');
+    assert.deepEqual(page.body.ports_links.map((l: { rel: string }) => l.rel), ['next'], 'with a next link');
   } finally {
     await t.net.db.deleteFrom('port').where('network_id', '=', network.id).execute();
   }

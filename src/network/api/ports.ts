@@ -1,25 +1,26 @@
 import { notifyComputeNetworkChanged } from '../compute-notifier.js';
-import type { FastifyInstance, FastifyRequest } from 'fastify';
+import type { FastifyInstance } from 'fastify';
 import type { RequestContext } from '../../core/auth/context.js';
 import { bool, dict, isRecord, list, mac, oneOf, readBody, readCreate, owner, STANDARD_ATTRS, str, uuid, type Attrs } from '../common.js';
-import type { PortRow } from '../db/schema.js';
+import type { NetworkRow, PortRow } from '../db/schema.js';
 import { ensureDefaultSecurityGroup } from '../default-security-group.js';
 import { badRequest, invalidInput, notFound } from '../errors.js';
 import { normalizeIp, parseCidr, parseIp } from '../ipam/addresses.js';
 import { retryOnConflict, type FixedIpRequest } from '../ipam/allocator.js';
-import { listResponse, parseListQuery, selectFields, showFields, type ListSpec } from '../lists.js';
+import { listResponse, parseListQuery, selectFields, showFields, sqlListResponse, STANDARD_ATTRIBUTES, type ListSpec, type SortColumn } from '../lists.js';
 import { allowed, authorize, isAdmin, type NetworkService } from '../network.js';
 import { loadNetworkFor } from '../networks.js';
 import {
   afterPortChange,
   afterPortDelete,
+  afterPortsChange,
   checkPortDeletable,
   createPortRecord,
   deletePortRecord,
   deviceOwnerPrefix,
-  fixedIpsOf,
+  loadPortFor,
   networksById,
-  portInfo,
+  portInfoOf,
   portTarget,
   portViews,
   updatePortRecord,
@@ -155,12 +156,8 @@ const LIST_SPEC: ListSpec = {
   collection: 'ports',
   resource: 'port',
   attributes: [
-    'id',
-    'name',
-    'description',
+    ...STANDARD_ATTRIBUTES,
     'network_id',
-    'project_id',
-    'tenant_id',
     'admin_state_up',
     'mac_address',
     'device_id',
@@ -168,9 +165,6 @@ const LIST_SPEC: ListSpec = {
     'status',
     'port_security_enabled',
     'dns_name',
-    'created_at',
-    'updated_at',
-    'revision_number',
     'binding:host_id',
     'binding:vif_type',
     'binding:vnic_type',
@@ -180,6 +174,28 @@ const LIST_SPEC: ListSpec = {
     mac_address: (item, values) => values.some((v) => v.toLowerCase() === item.mac_address),
     security_groups: (item, values) => values.some((v) => (item.security_groups as string[] | undefined)?.includes(v) ?? false),
   },
+};
+
+/**
+ * The sort keys a page of ports is read in SQL by: the columns every caller
+ * sees as stored (not the times, shown to the second; not `binding:*`,
+ * hidden from members).
+ */
+const SORT_COLUMNS: Record<string, SortColumn> & { id: SortColumn } = {
+  id: { column: 'id', text: true },
+  name: { column: 'name', text: true },
+  description: { column: 'description', text: true },
+  project_id: { column: 'project_id', text: true },
+  tenant_id: { column: 'project_id', text: true },
+  network_id: { column: 'network_id', text: true },
+  mac_address: { column: 'mac_address', text: true },
+  device_id: { column: 'device_id', text: true },
+  device_owner: { column: 'device_owner', text: true },
+  status: { column: 'status', text: true },
+  dns_name: { column: 'dns_name', text: true },
+  admin_state_up: { column: 'admin_state_up', text: false },
+  port_security_enabled: { column: 'port_security_enabled', text: false },
+  revision_number: { column: 'revision_number', text: false },
 };
 
 interface FixedIpFilter {
@@ -231,16 +247,6 @@ function rawItems(body: unknown, bulk: boolean): Record<string, unknown>[] {
   if (!isRecord(body)) return [];
   if (bulk) return (body.ports as unknown[]).filter(isRecord);
   return isRecord(body.port) ? [body.port] : [];
-}
-
-/** The port as the caller may see it; 404 `PortNotFound` when it does not exist or is not visible. */
-async function loadPortFor(net: NetworkService, ctx: RequestContext, id: string): Promise<{ row: PortRow; target: Record<string, unknown> }> {
-  const row = await net.db.selectFrom('port').selectAll().where('id', '=', id).executeTakeFirst();
-  if (!row) throw notFound('port', id);
-  const network = (await networksById(net.db, [row.network_id])).get(row.network_id);
-  const target = portTarget(row, network);
-  if (!allowed(net, ctx, 'get_port', target)) throw notFound('port', id);
-  return { row, target };
 }
 
 async function loadRows(net: NetworkService, ids: string[]): Promise<PortRow[]> {
@@ -299,31 +305,47 @@ async function membersChanged(net: NetworkService, groups: string[]): Promise<vo
   }
 }
 
-/** Lists narrowed in SQL by what the caller may see and the cheap filters, so that big clouds list fast. */
-async function listRows(net: NetworkService, req: FastifyRequest, filters: Map<string, string[]>): Promise<PortRow[]> {
-  let query = net.db.selectFrom('port').selectAll();
-  if (!isAdmin(net, req.ctx)) {
-    const project = req.ctx.projectId ?? '';
-    query = query.where((eb) => eb.or([eb('project_id', '=', project), eb('network_id', 'in', eb.selectFrom('network').select('id').where('project_id', '=', project))]));
+/**
+ * The ports a list reads, narrowed in SQL to those the caller may see (its
+ * project's, and those on its networks; policy decides the rest) and by the
+ * filters SQL applies as the views would (`filtersInSql`), so that big clouds
+ * list fast. Not ordered, not limited.
+ */
+function portRows(net: NetworkService, ctx: RequestContext, filters: Map<string, string[]>) {
+  let rows = net.db.selectFrom('port').selectAll();
+  if (!isAdmin(net, ctx)) {
+    const project = ctx.projectId ?? '';
+    rows = rows.where((eb) => eb.or([eb('project_id', '=', project), eb('network_id', 'in', eb.selectFrom('network').select('id').where('project_id', '=', project))]));
   }
-  for (const key of ['id', 'network_id', 'device_id', 'device_owner', 'status', 'name'] as const) {
-    const values = filters.get(key);
-    if (values && values.length > 0) query = query.where(key, 'in', values);
-  }
-  const projects = [...(filters.get('project_id') ?? []), ...(filters.get('tenant_id') ?? [])];
-  if (filters.has('project_id') && filters.has('tenant_id')) {
-    // Both given: each must match; the view filter applies that.
-  } else if (projects.length > 0) {
-    query = query.where('project_id', 'in', projects);
-  }
-  const macs = filters.get('mac_address');
-  if (macs && macs.length > 0) query = query.where('mac_address', 'in', macs.map((m) => m.toLowerCase()));
+  const filtersInSql = new Set<string>();
+  const where = (key: string, column: 'id' | 'network_id' | 'device_id' | 'device_owner' | 'status' | 'name' | 'project_id' | 'mac_address', values: string[] | undefined) => {
+    if (!values || values.length === 0) return;
+    rows = rows.where(column, 'in', values);
+    filtersInSql.add(key);
+  };
+  for (const key of ['id', 'network_id', 'device_id', 'device_owner', 'status', 'name', 'project_id'] as const) where(key, key, filters.get(key));
+  where('tenant_id', 'project_id', filters.get('tenant_id'));
+  where('mac_address', 'mac_address', filters.get('mac_address')?.map((m) => m.toLowerCase()));
   const fixed = filters.get('fixed_ips');
   if (fixed) {
-    const ips = parseFixedIpFilter(fixed).ips;
-    if (ips.length > 0) query = query.where('id', 'in', (eb) => eb.selectFrom('ip_allocation').select('port_id').where('ip_address', 'in', ips));
+    const { ips, subnets, substrings } = parseFixedIpFilter(fixed);
+    rows = rows.where('id', 'in', (eb) => {
+      let addresses = eb.selectFrom('ip_allocation').select('port_id');
+      if (ips.length > 0) addresses = addresses.where('ip_address', 'in', ips);
+      if (subnets.length > 0) addresses = addresses.where('subnet_id', 'in', subnets);
+      return addresses;
+    });
+    // Substrings are matched on the views.
+    if (substrings.length === 0) filtersInSql.add('fixed_ips');
   }
-  return query.execute();
+  return { rows, filtersInSql };
+}
+
+/** The rows the caller may see (policy `get_port`, which reads each port's network). */
+async function visiblePorts(net: NetworkService, ctx: RequestContext, rows: PortRow[]): Promise<PortRow[]> {
+  if (isAdmin(net, ctx)) return rows;
+  const networks = await networksById(net.db, [...new Set(rows.map((r) => r.network_id))]);
+  return rows.filter((row) => allowed(net, ctx, 'get_port', portTarget(row, networks.get(row.network_id))));
 }
 
 /** Ports: `/v2.0/ports` (also bulk create) and `/v2.0/ports/<id>`. */
@@ -332,15 +354,23 @@ export function registerPorts(app: FastifyInstance, net: NetworkService): void {
     const { items, bulk } = readCreate(req.body, 'port', 'ports', PORT_ATTRS);
     const raws = rawItems(req.body, bulk);
     const specs: (InternalPortSpec & PortExtras)[] = [];
+    // A bulk create often names one network and one project many times: read and prepare each once.
+    const networks = new Map<string, NetworkRow>();
+    const withDefaultGroup = new Set<string>();
     for (const [i, item] of items.entries()) {
       const projectId = owner(req.ctx, item);
-      const network = await loadNetworkFor(net, req.ctx, item.network_id as string);
+      const networkId = item.network_id as string;
+      const network = networks.get(networkId) ?? (await loadNetworkFor(net, req.ctx, networkId));
+      networks.set(networkId, network);
       const target = portTarget({ project_id: projectId, device_owner: item.device_owner as string, network_id: network.id }, network);
       authorize(net, req.ctx, 'create_port', target, policyAttributes(raws[i] ?? {}));
       const spec = createSpec(item, projectId);
       const portSecurity = spec.port_security_enabled ?? Number(network.port_security_enabled) === 1;
       // The default group is made in its own transaction, before the port's.
-      if (spec.security_groups === undefined && portSecurity && !spec.device_owner.startsWith('network:')) await ensureDefaultSecurityGroup(net.db, projectId);
+      if (spec.security_groups === undefined && portSecurity && !spec.device_owner.startsWith('network:') && !withDefaultGroup.has(projectId)) {
+        await ensureDefaultSecurityGroup(net.db, projectId);
+        withDefaultGroup.add(projectId);
+      }
       specs.push(spec);
     }
     const created = await retryOnConflict(() => net.db.transaction().execute(async (trx) => {
@@ -348,24 +378,32 @@ export function registerPorts(app: FastifyInstance, net: NetworkService): void {
       for (const spec of specs) ports.push(await createPortRecord(net, trx, spec));
       return ports;
     }));
-    for (const port of created) await afterPortChange(net, port.id);
-    const rows = await loadRows(net, created.map((p) => p.id));
-    const views = await portViews(net, req.ctx, rows);
+    await afterPortsChange(net, created.map((p) => p.id));
+    const views = await portViews(net, req.ctx, await loadRows(net, created.map((p) => p.id)));
+    const groupsWithMembers = new Set<string>();
     for (const [i, view] of views.entries()) {
       net.notify('port.create.end', { port: view }, req.ctx);
-      const groups = (view.security_groups as string[] | undefined) ?? [];
-      if ((created[i]?.fixed_ips.length ?? 0) > 0) await membersChanged(net, groups);
+      if ((created[i]?.fixed_ips.length ?? 0) > 0) for (const group of (view.security_groups as string[] | undefined) ?? []) groupsWithMembers.add(group);
     }
+    await membersChanged(net, [...groupsWithMembers]);
     reply.code(201);
     return bulk ? { ports: views } : { port: views[0] };
   });
 
   app.get('/v2.0/ports', async (req) => {
     const query = parseListQuery(req, LIST_SPEC, net.config.network.pagination_max_limit);
-    const rows = await listRows(net, req, query.filters);
-    const networks = await networksById(net.db, [...new Set(rows.map((r) => r.network_id))]);
-    const visible = isAdmin(net, req.ctx) ? rows : rows.filter((row) => allowed(net, req.ctx, 'get_port', portTarget(row, networks.get(row.network_id))));
-    return listResponse(req, LIST_SPEC, await portViews(net, req.ctx, visible), query);
+    const { rows, filtersInSql } = portRows(net, req.ctx, query.filters);
+    const page = await sqlListResponse(req, LIST_SPEC, query, {
+      rows,
+      filtersInSql,
+      sortColumns: SORT_COLUMNS,
+      dialect: net.dialect,
+      views: async (found) => {
+        const visible = await visiblePorts(net, req.ctx, found);
+        return visible.length === found.length ? portViews(net, req.ctx, visible) : null;
+      },
+    });
+    return page ?? listResponse(req, LIST_SPEC, await portViews(net, req.ctx, await visiblePorts(net, req.ctx, await rows.execute())), query);
   });
 
   app.get<{ Params: { id: string } }>('/v2.0/ports/:id', async (req) => {
@@ -394,21 +432,18 @@ export function registerPorts(app: FastifyInstance, net: NetworkService): void {
   app.delete<{ Params: { id: string } }>('/v2.0/ports/:id', async (req, reply) => {
     const { row, target } = await loadPortFor(net, req.ctx, req.params.id);
     authorize(net, req.ctx, 'delete_port', target);
-    const fixed = (await fixedIpsOf(net.db, [row.id])).get(row.id) ?? [];
-    await checkPortDeletable(net.db, row, fixed);
+    const info = await portInfoOf(net.db, row);
+    await checkPortDeletable(net.db, row, info.fixed_ips);
     const [view] = await portViews(net, req.ctx, [row]);
-    const info = await portInfo(net, row.id);
     const routers = await net.db.selectFrom('floatingip').select('router_id').where('fixed_port_id', '=', row.id).where('router_id', 'is not', null).execute();
     await net.db.transaction().execute(async (trx) => {
       // Of two racing deletions, the second finds nothing and says so.
       const still = await trx.selectFrom('port').select('id').where('id', '=', row.id).executeTakeFirst();
       if (!still) throw notFound('port', row.id);
-      await deletePortRecord(net, trx, row.id);
+      await deletePortRecord(trx, row.id);
     });
-    if (info) {
-      await afterPortDelete(net, info);
-      if (info.fixed_ips.length > 0) await membersChanged(net, info.security_groups);
-    }
+    await afterPortDelete(net, info);
+    if (info.fixed_ips.length > 0) await membersChanged(net, info.security_groups);
     for (const routerId of new Set(routers.map((r) => r.router_id))) {
       if (routerId) await net.driver.routerUpdated(routerId).catch((err: unknown) => net.log.warn({ err, router: routerId }, 'telling the driver about a router failed'));
     }

@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
 import { after, before, describe, test } from 'node:test';
-import { createTestNetwork, type TestNetwork } from '../testing.js';
+import { createTestNetwork, errorType, expectNeutronError, type TestNetwork } from '../testing.js';
 import { createPort, createRouter, createSubnet, externalNetwork, networkWithSubnet, routerAction } from './l3.test-util.js';
 
 // Facts from neutron-lib's api-ref (routers.inc) and Tempest's
@@ -8,15 +8,11 @@ import { createPort, createRouter, createSubnet, externalNetwork, networkWithSub
 
 let t: TestNetwork;
 let pub: { network: Record<string, any>; subnet: Record<string, any> };
-const events: { type: string; payload: any }[] = [];
+let notifications: ReturnType<TestNetwork['recordNotifications']>;
 
 before(async () => {
   t = await createTestNetwork();
-  const original = t.net.notify.bind(t.net);
-  t.net.notify = (type, payload, ctx) => {
-    events.push({ type, payload });
-    original(type, payload, ctx);
-  };
+  notifications = t.recordNotifications();
   for (const user of [t.alpha, t.admin]) {
     const res = await t.request('PUT', `/v2.0/quotas/${user.projectId}`, { user: t.admin, payload: { quota: { router: 100, port: 1000 } } });
     assert.equal(res.status, 200, JSON.stringify(res.body));
@@ -27,8 +23,6 @@ before(async () => {
 after(async () => {
   await t.close();
 });
-
-const err = (res: { body: Record<string, any> }): string => res.body.NeutronError?.type as string;
 
 describe('create, show, list, update, delete', () => {
   test('a member creates a router: ACTIVE, no gateway, no routes, standard attributes', async () => {
@@ -75,7 +69,7 @@ describe('create, show, list, update, delete', () => {
     ] as const) {
       const res = await t.request(method, `/v2.0/routers/${r.id}`, { user: t.beta, payload });
       assert.equal(res.status, 404, `${method} by another project: ${JSON.stringify(res.body)}`);
-      assert.equal(err(res), 'RouterNotFound', 'RouterNotFound');
+      assert.equal(errorType(res), 'RouterNotFound', 'RouterNotFound');
       assert.equal(res.body.NeutronError.message, `Router ${r.id} could not be found`, 'message');
     }
     const betaList = await t.request('GET', '/v2.0/routers', { user: t.beta });
@@ -86,7 +80,7 @@ describe('create, show, list, update, delete', () => {
     assert.equal(read.status, 200, 'a reader reads');
     const change = await t.request('PUT', `/v2.0/routers/${r.id}`, { user: t.alphaReader, payload: { router: { name: 'x' } } });
     assert.equal(change.status, 403, 'a reader may not change');
-    assert.equal(err(change), 'PolicyNotAuthorized', 'PolicyNotAuthorized');
+    assert.equal(errorType(change), 'PolicyNotAuthorized', 'PolicyNotAuthorized');
     const action = await routerAction(t, t.alphaReader, r.id as string, 'add_extraroutes', { router: { routes: [] } });
     assert.equal(action.status, 403, 'nor use the actions');
   });
@@ -109,13 +103,13 @@ describe('create, show, list, update, delete', () => {
 
   test('each committed change is notified with the view', async () => {
     const { subnet } = await networkWithSubnet(t, t.alpha, '10.8.0.0/24');
-    events.length = 0;
+    notifications.clear();
     const r = await createRouter(t, t.alpha);
     await t.request('PUT', `/v2.0/routers/${r.id}`, { user: t.alpha, payload: { router: { name: 'n2' } } });
     const added = await routerAction(t, t.alpha, r.id as string, 'add_router_interface', { subnet_id: subnet.id });
     await routerAction(t, t.alpha, r.id as string, 'remove_router_interface', { subnet_id: subnet.id });
     await t.request('DELETE', `/v2.0/routers/${r.id}`, { user: t.alpha });
-    const mine = events.filter((e) => e.type.startsWith('router.'));
+    const mine = notifications.events.filter((e) => e.type.startsWith('router.'));
     assert.deepEqual(
       mine.map((e) => e.type),
       ['router.create.end', 'router.update.end', 'router.interface.create', 'router.interface.delete', 'router.delete.end'],
@@ -151,7 +145,7 @@ describe('create, show, list, update, delete', () => {
     assert.equal(afterCount, before, 'nothing created');
     const hint = await t.request('POST', '/v2.0/routers', { user: t.alpha, payload: { router: { availability_zone_hints: ['nowhere'] } } });
     assert.equal(hint.status, 404, 'an unknown zone');
-    assert.equal(err(hint), 'AvailabilityZoneNotFound', 'AvailabilityZoneNotFound');
+    assert.equal(errorType(hint), 'AvailabilityZoneNotFound', 'AvailabilityZoneNotFound');
     const ok = await createRouter(t, t.alpha, undefined, { availability_zone_hints: ['nova'] });
     assert.deepEqual(ok.availability_zone_hints, ['nova'], 'a known zone is kept');
   });
@@ -183,8 +177,7 @@ describe('create, show, list, update, delete', () => {
     const have = (await t.request('GET', '/v2.0/routers', { user: t.beta })).body.routers.length;
     for (let i = have; i < 2; i++) await createRouter(t, t.beta);
     const res = await t.request('POST', '/v2.0/routers', { user: t.beta, payload: { router: {} } });
-    assert.equal(res.status, 409, JSON.stringify(res.body));
-    assert.equal(err(res), 'OverQuota', 'OverQuota');
+    expectNeutronError(res, 409, 'OverQuota');
     await t.request('PUT', `/v2.0/quotas/${t.beta.projectId}`, { user: t.admin, payload: { quota: { router: 10 } } });
   });
 });
@@ -249,8 +242,7 @@ describe('external gateway', () => {
     assert.equal(internal.status, 400, JSON.stringify(internal.body));
     assert.equal(internal.body.NeutronError.message, `Bad router request: Network ${network.id} is not an external network.`, 'message');
     const missing = await t.request('PUT', `/v2.0/routers/${r.id}`, { user: t.alpha, payload: { router: { external_gateway_info: { network_id: r.id } } } });
-    assert.equal(missing.status, 404, JSON.stringify(missing.body));
-    assert.equal(err(missing), 'NetworkNotFound', 'NetworkNotFound');
+    expectNeutronError(missing, 404, 'NetworkNotFound');
     const { network: hidden } = await networkWithSubnet(t, t.beta, '10.9.1.0/24');
     const other = await t.request('PUT', `/v2.0/routers/${r.id}`, { user: t.alpha, payload: { router: { external_gateway_info: { network_id: hidden.id } } } });
     assert.equal(other.status, 404, "another project's network is not found");
@@ -262,8 +254,7 @@ describe('external gateway', () => {
     const port = await createPort(t, t.admin, pub.network.id as string);
     const used = port.fixed_ips[0];
     const taken = await t.request('POST', '/v2.0/routers', { user: t.admin, payload: { router: { external_gateway_info: { network_id: pub.network.id, external_fixed_ips: [used] } } } });
-    assert.equal(taken.status, 409, JSON.stringify(taken.body));
-    assert.equal(err(taken), 'IpAddressAlreadyAllocated', 'IpAddressAlreadyAllocated');
+    expectNeutronError(taken, 409, 'IpAddressAlreadyAllocated');
     await t.request('DELETE', `/v2.0/ports/${port.id}`, { user: t.admin });
     const res = await t.request('POST', '/v2.0/routers', { user: t.admin, payload: { router: { external_gateway_info: { network_id: pub.network.id, external_fixed_ips: [used] } } } });
     assert.equal(res.status, 201, JSON.stringify(res.body));
@@ -308,9 +299,7 @@ describe('interfaces', () => {
     const direct = await t.request('DELETE', `/v2.0/ports/${info.port_id}`, { user: t.alpha });
     assert.equal(direct.status, 409, 'an interface port is not deleted through the port API');
     const busy = await t.request('DELETE', `/v2.0/routers/${r.id}`, { user: t.alpha });
-    assert.equal(busy.status, 409, JSON.stringify(busy.body));
-    assert.equal(err(busy), 'RouterInUse', 'RouterInUse');
-    assert.equal(busy.body.NeutronError.message, `Router ${r.id} has ports still attached: ${info.port_id}`, 'message');
+    expectNeutronError(busy, 409, 'RouterInUse', `Router ${r.id} has ports still attached: ${info.port_id}`);
     const shown = await t.request('GET', `/v2.0/routers/${r.id}`, { user: t.alpha });
     assert.equal(shown.body.router.revision_number, 2, 'adding an interface bumps the revision');
 
@@ -320,10 +309,9 @@ describe('interfaces', () => {
     assert.equal(removed.body.subnet_id, subnet.id, 'subnet_id');
     const portGone = await t.request('GET', `/v2.0/ports/${info.port_id}`, { user: t.alpha });
     assert.equal(portGone.status, 404, 'the interface port is deleted');
+    assert.ok(t.driver.calls.some((c) => c.method === 'portDeleted' && (c.args[0] as { id: string }).id === info.port_id), 'the driver heard of the deleted port');
     const again = await routerAction(t, t.alpha, r.id as string, 'remove_router_interface', { subnet_id: subnet.id });
-    assert.equal(again.status, 404, JSON.stringify(again.body));
-    assert.equal(err(again), 'RouterInterfaceNotFoundForSubnet', 'RouterInterfaceNotFoundForSubnet');
-    assert.equal(again.body.NeutronError.message, `Router ${r.id} has no interface on subnet ${subnet.id}`, 'message');
+    expectNeutronError(again, 404, 'RouterInterfaceNotFoundForSubnet', `Router ${r.id} has no interface on subnet ${subnet.id}`);
     const del = await t.request('DELETE', `/v2.0/routers/${r.id}`, { user: t.alpha });
     assert.equal(del.status, 204, 'deletable once the interface is gone');
   });
@@ -361,18 +349,17 @@ describe('interfaces', () => {
     }
     const missing = await routerAction(t, t.alpha, r.id as string, 'add_router_interface', { subnet_id: r.id });
     assert.equal(missing.status, 404, 'a subnet that does not exist');
-    assert.equal(err(missing), 'SubnetNotFound', 'SubnetNotFound');
+    assert.equal(errorType(missing), 'SubnetNotFound', 'SubnetNotFound');
     const notMine = await routerAction(t, t.beta, r.id as string, 'add_router_interface', { subnet_id: r.id });
     assert.equal(notMine.status, 404, "another project's router");
-    assert.equal(err(notMine), 'RouterNotFound', 'RouterNotFound');
+    assert.equal(errorType(notMine), 'RouterNotFound', 'RouterNotFound');
   });
 
   test("another project's subnet is not found; a shared network's subnet is not the member's to route", async () => {
     const r = await createRouter(t, t.alpha);
     const hidden = await networkWithSubnet(t, t.beta, '10.23.0.0/24');
     const res = await routerAction(t, t.alpha, r.id as string, 'add_router_interface', { subnet_id: hidden.subnet.id });
-    assert.equal(res.status, 404, JSON.stringify(res.body));
-    assert.equal(err(res), 'SubnetNotFound', 'SubnetNotFound');
+    expectNeutronError(res, 404, 'SubnetNotFound');
     const shared = await networkWithSubnet(t, t.admin, '10.24.0.0/24', {}, { shared: true });
     const sharedRes = await routerAction(t, t.alpha, r.id as string, 'add_router_interface', { subnet_id: shared.subnet.id });
     assert.equal(sharedRes.status, 400, JSON.stringify(sharedRes.body));
@@ -392,26 +379,23 @@ describe('interfaces', () => {
     assert.equal(shown.body.port.device_owner, 'network:router_interface', 'device_owner');
     const r2 = await createRouter(t, t.alpha);
     const inUse = await routerAction(t, t.alpha, r2.id as string, 'add_router_interface', { port_id: port.id });
-    assert.equal(inUse.status, 409, JSON.stringify(inUse.body));
-    assert.equal(err(inUse), 'PortInUse', 'PortInUse');
+    expectNeutronError(inUse, 409, 'PortInUse');
     const vm = await createPort(t, t.alpha, network.id as string, { device_id: 'a-server' });
     const vmRes = await routerAction(t, t.alpha, r2.id as string, 'add_router_interface', { port_id: vm.id });
     assert.equal(vmRes.status, 409, 'a port with a device');
     const mismatch = await routerAction(t, t.alpha, r.id as string, 'remove_router_interface', { port_id: port.id, subnet_id: r.id });
-    assert.equal(mismatch.status, 400, JSON.stringify(mismatch.body));
-    assert.equal(err(mismatch), 'SubnetMismatchForPort', 'SubnetMismatchForPort');
+    expectNeutronError(mismatch, 400, 'SubnetMismatchForPort');
     const notThere = await routerAction(t, t.alpha, r2.id as string, 'remove_router_interface', { port_id: port.id });
-    assert.equal(notThere.status, 404, JSON.stringify(notThere.body));
-    assert.equal(err(notThere), 'RouterInterfaceNotFound', 'RouterInterfaceNotFound');
-    assert.equal(notThere.body.NeutronError.message, `Router ${r2.id} does not have an interface with id ${port.id}`, 'message');
+    expectNeutronError(notThere, 404, 'RouterInterfaceNotFound', `Router ${r2.id} does not have an interface with id ${port.id}`);
     const removed = await routerAction(t, t.alpha, r.id as string, 'remove_router_interface', { port_id: port.id });
     assert.equal(removed.status, 200, JSON.stringify(removed.body));
     assert.equal((await t.request('GET', `/v2.0/ports/${port.id}`, { user: t.alpha })).status, 404, 'the port is deleted');
+    assert.ok(t.driver.calls.some((c) => c.method === 'portDeleted' && (c.args[0] as { id: string }).id === port.id), 'the driver heard of the deleted port');
     const hidden = await networkWithSubnet(t, t.beta, '10.26.0.0/24');
     const betaPort = await createPort(t, t.beta, hidden.network.id as string);
     const notVisible = await routerAction(t, t.alpha, r.id as string, 'add_router_interface', { port_id: betaPort.id });
     assert.equal(notVisible.status, 404, "another project's port");
-    assert.equal(err(notVisible), 'PortNotFound', 'PortNotFound');
+    assert.equal(errorType(notVisible), 'PortNotFound', 'PortNotFound');
   });
 
   test('a port without addresses cannot be an interface', async () => {
@@ -440,12 +424,10 @@ describe('extra routes', () => {
     assert.equal(ok.status, 200, JSON.stringify(ok.body));
     assert.deepEqual(ok.body.router.routes, routes, 'routes set');
     const far = await t.request('PUT', `/v2.0/routers/${r.id}`, { user: t.alpha, payload: { router: { routes: [{ destination: '192.168.51.0/24', nexthop: '10.99.0.5' }] } } });
-    assert.equal(far.status, 400, JSON.stringify(far.body));
-    assert.equal(err(far), 'InvalidRoutes', 'InvalidRoutes');
-    assert.equal(far.body.NeutronError.message, "Invalid format for routes: [{'destination': '192.168.51.0/24', 'nexthop': '10.99.0.5'}], the nexthop is not connected with router", 'message');
+    expectNeutronError(far, 400, 'InvalidRoutes', "Invalid format for routes: [{'destination': '192.168.51.0/24', 'nexthop': '10.99.0.5'}], the nexthop is not connected with router");
     const own = await t.request('PUT', `/v2.0/routers/${r.id}`, { user: t.alpha, payload: { router: { routes: [{ destination: '192.168.51.0/24', nexthop: '10.30.0.1' }] } } });
     assert.equal(own.status, 400, 'the router own address');
-    assert.equal(err(own), 'InvalidRoutes', 'InvalidRoutes');
+    assert.equal(errorType(own), 'InvalidRoutes', 'InvalidRoutes');
     const bad = await t.request('PUT', `/v2.0/routers/${r.id}`, { user: t.alpha, payload: { router: { routes: [{ destination: '192.168.51.1/24', nexthop: '10.30.0.5' }] } } });
     assert.equal(bad.status, 400, 'a destination with host bits');
     const keys = await t.request('PUT', `/v2.0/routers/${r.id}`, { user: t.alpha, payload: { router: { routes: [{ destination: '192.168.51.0/24' }] } } });
@@ -453,8 +435,7 @@ describe('extra routes', () => {
     const unchanged = await t.request('GET', `/v2.0/routers/${r.id}`, { user: t.alpha });
     assert.deepEqual(unchanged.body.router.routes, routes, 'refused updates changed nothing');
     const inUse = await routerAction(t, t.alpha, r.id as string, 'remove_router_interface', { subnet_id: subnet.id });
-    assert.equal(inUse.status, 409, JSON.stringify(inUse.body));
-    assert.equal(err(inUse), 'RouterInterfaceInUseByRoute', 'RouterInterfaceInUseByRoute');
+    expectNeutronError(inUse, 409, 'RouterInterfaceInUseByRoute');
     const cleared = await t.request('PUT', `/v2.0/routers/${r.id}`, { user: t.alpha, payload: { router: { routes: null } } });
     assert.deepEqual(cleared.body.router.routes, [], 'null clears the routes');
     const removed = await routerAction(t, t.alpha, r.id as string, 'remove_router_interface', { subnet_id: subnet.id });
@@ -487,8 +468,7 @@ describe('extra routes', () => {
     const ok = await t.request('PUT', `/v2.0/routers/${r.id}`, { user: t.admin, payload: { router: { routes } } });
     assert.equal(ok.status, 200, JSON.stringify(ok.body));
     const clear = await t.request('PUT', `/v2.0/routers/${r.id}`, { user: t.admin, payload: { router: { external_gateway_info: {} } } });
-    assert.equal(clear.status, 400, JSON.stringify(clear.body));
-    assert.equal(err(clear), 'InvalidRoutes', 'InvalidRoutes');
+    expectNeutronError(clear, 400, 'InvalidRoutes');
     const both = await t.request('PUT', `/v2.0/routers/${r.id}`, { user: t.admin, payload: { router: { external_gateway_info: {}, routes: [] } } });
     assert.equal(both.status, 200, JSON.stringify(both.body));
     assert.equal(both.body.router.external_gateway_info, null, 'cleared together with the routes');

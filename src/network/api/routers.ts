@@ -1,14 +1,14 @@
 import type { FastifyInstance } from 'fastify';
 import type { RequestContext } from '../../core/auth/context.js';
-import { bool, isoNow, isRecord, json, newUuid, owner, readBody, STANDARD_ATTRS, UUID_PATTERN, type Attrs } from '../common.js';
+import { bool, isRecord, json, newStandardColumns, owner, readBody, STANDARD_ATTRS, UUID_PATTERN, type Attrs } from '../common.js';
 import type { PortRow, RouterRow, SubnetRow } from '../db/schema.js';
 import type { PortInfo } from '../drivers/driver.js';
 import { badRequest, conflict, NeutronError } from '../errors.js';
 import { contains, parseCidr, parseIp } from '../ipam/addresses.js';
 import { poolsOf, retryOnConflict } from '../ipam/allocator.js';
-import { listResponse, parseListQuery, selectFields, showFields, type ListSpec } from '../lists.js';
+import { listResponse, parseListQuery, selectFields, showFields, STANDARD_ATTRIBUTES, type ListSpec } from '../lists.js';
 import { allowed, authorize, isAdmin, type NetworkService } from '../network.js';
-import { afterPortChange, afterPortDelete, createPortRecord, deletePortRecord, fixedIpsOf, portInfo, updatePortRecord } from '../ports.js';
+import { afterPortChange, afterPortDelete, createPortRecord, deletePortRecord, fixedIpsOf, loadPortFor, portInfo, updatePortRecord } from '../ports.js';
 import { availabilityZoneHints, checkAvailabilityZoneHints, saveTags, tagsAttr } from '../networks.js';
 import { checkQuota } from '../quotas.js';
 import {
@@ -17,9 +17,7 @@ import {
   checkDuplicateSubnets,
   checkRoutes,
   floatingIpsBehind,
-  loadPortFor,
   loadRouterFor,
-  loadSubnetFor,
   lockRouter,
   ownerTarget,
   readGatewayInfo,
@@ -36,6 +34,7 @@ import {
   type Route,
 } from '../routers.js';
 import { deleteTags, loadTags } from '../tags.js';
+import { loadSubnetFor } from './subnets.js';
 
 /**
  * Routers (Neutron's `router`, `extraroute`, `extraroute-atomic`,
@@ -66,7 +65,7 @@ const ROUTES_ATTRS: Attrs = { routes: { put: true, convert: (v, n) => readRoutes
 const LIST_SPEC: ListSpec = {
   collection: 'routers',
   resource: 'router',
-  attributes: ['id', 'name', 'tenant_id', 'project_id', 'description', 'admin_state_up', 'status', 'revision_number', 'created_at', 'updated_at', 'distributed', 'ha', 'availability_zone_hints'],
+  attributes: [...STANDARD_ATTRIBUTES, 'admin_state_up', 'status', 'distributed', 'ha', 'availability_zone_hints'],
 };
 
 /**
@@ -106,19 +105,13 @@ export function registerRouters(app: FastifyInstance, net: NetworkService): void
     const hints = item.availability_zone_hints as string[];
     await checkAvailabilityZoneHints(net, 'router', hints);
     const gateway = (item.external_gateway_info ?? null) as GatewayInfo | null;
-    const id = newUuid();
+    const standard = newStandardColumns(project, item);
+    const id = standard.id;
     const change = await retryOnConflict(() =>
       net.db.transaction().execute(async (trx) => {
         await checkQuota(trx, net.config.network, project, 'router');
-        const now = isoNow();
         const row: RouterRow = {
-          id,
-          project_id: project,
-          name: item.name as string,
-          description: item.description as string,
-          created_at: now,
-          updated_at: now,
-          revision_number: 1,
+          ...standard,
           admin_state_up: item.admin_state_up ? 1 : 0,
           status: 'ACTIVE',
           gw_port_id: null,
@@ -203,7 +196,7 @@ export function registerRouters(app: FastifyInstance, net: NetworkService): void
       if (current.gw_port_id) await applyGateway(net, ctx, trx, current, null, []);
       const used = await trx.selectFrom('floatingip').select('id').where('router_id', '=', router.id).executeTakeFirst();
       if (used) throw conflict('RouterInUse', `Router ${router.id} still has floating IPs associated`);
-      for (const p of await trx.selectFrom('router_port').select('port_id').where('router_id', '=', router.id).execute()) await deletePortRecord(net, trx, p.port_id);
+      for (const p of await trx.selectFrom('router_port').select('port_id').where('router_id', '=', router.id).execute()) await deletePortRecord(trx, p.port_id);
       await deleteTags(trx, 'routers', router.id);
       await trx.deleteFrom('router').where('id', '=', router.id).execute();
     });
@@ -243,15 +236,16 @@ export function registerRouters(app: FastifyInstance, net: NetworkService): void
     const router = await loadRouterFor(net, ctx, req.params.id);
     authorize(net, ctx, 'remove_router_interface', ownerTarget(router));
     const wanted = readInterfaceInfo(req.body, true);
-    const candidates = await net.db.selectFrom('router_port').select('port_id').where('router_id', '=', router.id).where('port_type', '=', ROUTER_INTERFACE).execute();
     const infos = new Map<string, PortInfo>();
-    for (const c of candidates) {
-      const info = await portInfo(net, c.port_id);
-      if (info) infos.set(c.port_id, info);
+    for (const portId of await removalCandidates(net, router.id, wanted)) {
+      const info = await portInfo(net, portId);
+      if (info) infos.set(portId, info);
     }
     const result = await net.db.transaction().execute(async (trx) => {
       await lockRouter(net, trx, router.id);
-      return wanted.port_id !== undefined ? detachPort(net, trx, router, wanted.port_id, wanted.subnet_id) : detachSubnet(net, ctx, trx, router, wanted.subnet_id ?? '');
+      const detached = wanted.port_id !== undefined ? await detachPort(net, trx, router, wanted.port_id, wanted.subnet_id) : await detachSubnet(net, ctx, trx, router, wanted.subnet_id ?? '');
+      await touchRouter(trx, router.id);
+      return detached;
     });
     const gone = infos.get(result.port.id);
     if (result.deleted && gone) await afterPortDelete(net, gone);
@@ -333,7 +327,7 @@ async function subnetsByIds(trx: Db, ids: string[]): Promise<SubnetRow[]> {
 
 /** add_router_interface with `port_id`: an unbound port with addresses becomes the router's. */
 async function attachPort(net: NetworkService, ctx: RequestContext, trx: Db, router: RouterRow, portId: string): Promise<Attached> {
-  const port = await loadPortFor(net, ctx, trx, portId);
+  const port = (await loadPortFor(net, ctx, portId, trx)).row;
   if (port.device_id !== '') {
     throw conflict('PortInUse', `Unable to complete operation on port ${port.id} for network ${port.network_id}. Port already has an attached device ${port.device_id}.`);
   }
@@ -375,7 +369,7 @@ async function attachPort(net: NetworkService, ctx: RequestContext, trx: Db, rou
 
 /** add_router_interface with `subnet_id`: a new port holding the subnet's gateway address. */
 async function attachSubnet(net: NetworkService, ctx: RequestContext, trx: Db, router: RouterRow, subnetId: string): Promise<Attached> {
-  const subnet = await loadSubnetFor(net, ctx, trx, subnetId);
+  const subnet = await loadSubnetFor(net, ctx, subnetId, trx);
   if (!subnet.gateway_ip) throw routerBadRequest('Subnet for router interface must have a gateway IP');
   if (subnet.project_id !== ctx.projectId && !isAdmin(net, ctx)) {
     throw routerBadRequest(`Cannot add interface to router because subnet ${subnet.id} is not owned by project making the request`);
@@ -425,6 +419,24 @@ interface Detached extends Attached {
   deleted: boolean;
 }
 
+/**
+ * The interface ports a remove_router_interface may delete: the named port,
+ * or the router's interfaces with an address on the named subnet. Read before
+ * the transaction, so that the driver can be told of the deleted one after it.
+ */
+async function removalCandidates(net: NetworkService, routerId: string, wanted: { port_id?: string; subnet_id?: string }): Promise<string[]> {
+  if (wanted.port_id !== undefined) return [wanted.port_id];
+  const rows = await net.db
+    .selectFrom('router_port')
+    .innerJoin('ip_allocation', 'ip_allocation.port_id', 'router_port.port_id')
+    .select('router_port.port_id as port_id')
+    .where('router_port.router_id', '=', routerId)
+    .where('router_port.port_type', '=', ROUTER_INTERFACE)
+    .where('ip_allocation.subnet_id', '=', wanted.subnet_id ?? '')
+    .execute();
+  return [...new Set(rows.map((r) => r.port_id))];
+}
+
 /** remove_router_interface with `port_id` (and maybe `subnet_id`): the port goes. */
 async function detachPort(net: NetworkService, trx: Db, router: RouterRow, portId: string, subnetId: string | undefined): Promise<Detached> {
   const link = await trx.selectFrom('router_port').select('port_id').where('router_id', '=', router.id).where('port_id', '=', portId).where('port_type', '=', ROUTER_INTERFACE).executeTakeFirst();
@@ -436,14 +448,13 @@ async function detachPort(net: NetworkService, trx: Db, router: RouterRow, portI
   }
   const subnets = await subnetsByIds(trx, [...new Set(ips.map((ip) => ip.subnet_id))]);
   for (const subnet of subnets) await checkInterfaceNotInUse(trx, router, subnet);
-  await deletePortRecord(net, trx, port.id);
-  await touchRouter(trx, router.id);
+  await deletePortRecord(trx, port.id);
   return { port, subnets, deleted: true };
 }
 
 /** remove_router_interface with `subnet_id`: the router's port there goes, or only its address there when it has others. */
 async function detachSubnet(net: NetworkService, ctx: RequestContext, trx: Db, router: RouterRow, subnetId: string): Promise<Detached> {
-  const subnet = await loadSubnetFor(net, ctx, trx, subnetId);
+  const subnet = await loadSubnetFor(net, ctx, subnetId, trx);
   const ports = await trx
     .selectFrom('router_port')
     .innerJoin('port', 'port.id', 'router_port.port_id')
@@ -463,11 +474,9 @@ async function detachSubnet(net: NetworkService, ctx: RequestContext, trx: Db, r
     const rest = mine.filter((ip) => ip.subnet_id !== subnetId);
     if (rest.length > 0) {
       await updatePortRecord(net, trx, port.id, { fixed_ips: rest.map((ip) => ({ subnet_id: ip.subnet_id, ip_address: ip.ip_address })) });
-      await touchRouter(trx, router.id);
       return { port, subnets: [subnet], deleted: false };
     }
-    await deletePortRecord(net, trx, port.id);
-    await touchRouter(trx, router.id);
+    await deletePortRecord(trx, port.id);
     return { port, subnets: [subnet], deleted: true };
   }
   throw new NeutronError(404, 'RouterInterfaceNotFoundForSubnet', `Router ${router.id} has no interface on subnet ${subnetId}`);

@@ -1,22 +1,18 @@
 import assert from 'node:assert/strict';
 import { after, before, describe, test } from 'node:test';
-import { isoNow, newUuid } from '../common.js';
-import { createTestNetwork, type TestNetwork, type TestUser } from '../testing.js';
+import { newUuid } from '../common.js';
+import { createTestNetwork, errorType, expectNeutronError, type TestNetwork, type TestUser } from '../testing.js';
 
 // Facts from neutron-lib's api-ref (security-groups.inc, security-group-rules.inc),
 // Tempest (test_security_groups*.py) and Neutron Zed (db/securitygroups_db.py,
 // extensions/securitygroup.py).
 
 let t: TestNetwork;
-const events: { type: string; payload: any }[] = [];
+let notifications: ReturnType<TestNetwork['recordNotifications']>;
 
 before(async () => {
   t = await createTestNetwork({ 'network.default_quotas.security_group': 1000, 'network.default_quotas.security_group_rule': 10000 });
-  const notify = t.net.notify.bind(t.net);
-  t.net.notify = (type, payload, ctx) => {
-    events.push({ type, payload });
-    notify(type, payload, ctx);
-  };
+  notifications = t.recordNotifications();
 });
 
 after(async () => {
@@ -37,60 +33,16 @@ async function createRule(user: TestUser, rule: Record<string, unknown>): Promis
   return res.body.security_group_rule as Record<string, any>;
 }
 
-function errorType(res: { body: Record<string, any> }): string | undefined {
-  return res.body.NeutronError?.type as string | undefined;
+/** `POST /v2.0/security-group-rules` of a bulk create. */
+function postRules(user: TestUser, rules: Record<string, unknown>[], net: TestNetwork = t): ReturnType<TestNetwork['request']> {
+  return net.request('POST', '/v2.0/security-group-rules', { user, payload: { security_group_rules: rules } });
 }
 
-/** A network and a port on it, straight into the tables, with the port using `groupId`. */
-async function portUsing(groupId: string, projectId: string): Promise<string> {
-  const now = isoNow();
-  const std = { project_id: projectId, name: '', description: '', created_at: now, updated_at: now, revision_number: 1 };
-  const networkId = newUuid();
-  await t.net.db
-    .insertInto('network')
-    .values({
-      id: networkId,
-      ...std,
-      admin_state_up: 1,
-      status: 'ACTIVE',
-      shared: 0,
-      router_external: 0,
-      is_default: 0,
-      mtu: 1450,
-      port_security_enabled: 1,
-      network_type: 'vxlan',
-      physical_network: null,
-      segmentation_id: null,
-      availability_zone_hints: '[]',
-      dns_domain: '',
-    })
-    .execute();
-  const portId = newUuid();
-  const mac = `fa:16:3e:${[1, 2, 3].map(() => Math.floor(Math.random() * 256).toString(16).padStart(2, '0')).join(':')}`;
-  await t.net.db
-    .insertInto('port')
-    .values({
-      id: portId,
-      ...std,
-      network_id: networkId,
-      mac_address: mac,
-      admin_state_up: 1,
-      status: 'DOWN',
-      device_id: '',
-      device_owner: '',
-      binding_host_id: '',
-      binding_vif_type: 'unbound',
-      binding_vif_details: '{}',
-      binding_vnic_type: 'normal',
-      binding_profile: '{}',
-      port_security_enabled: 1,
-      allowed_address_pairs: '[]',
-      extra_dhcp_opts: '[]',
-      dns_name: '',
-    })
-    .execute();
-  await t.net.db.insertInto('port_security_group').values({ port_id: portId, security_group_id: groupId }).execute();
-  return portId;
+/** A port of `user`'s project, on a network of its own, that uses `groupId`. */
+async function portUsing(groupId: string, user: TestUser): Promise<string> {
+  const network = await t.create(user, 'networks', 'network', { name: 'sg-in-use' });
+  const port = await t.create(user, 'ports', 'port', { network_id: network.id, security_groups: [groupId] });
+  return port.id as string;
 }
 
 describe('security groups', () => {
@@ -115,7 +67,7 @@ describe('security groups', () => {
   });
 
   test('create returns 201 with stateful, two egress rules, timestamps and revision', async () => {
-    events.length = 0;
+    notifications.clear();
     const res = await t.request('POST', '/v2.0/security-groups', { user: t.alpha, payload: { security_group: { name: 'web', description: 'for web servers' } } });
     assert.equal(res.status, 201, JSON.stringify(res.body));
     const sg = res.body.security_group;
@@ -133,11 +85,11 @@ describe('security groups', () => {
       'open egress rules of this group',
     );
     assert.deepEqual(
-      events.map((e) => e.type),
+      notifications.events.map((e) => e.type),
       ['security_group.create.end'],
       'one create notification',
     );
-    assert.equal(events[0]?.payload.security_group.id, sg.id, 'notification carries the view');
+    assert.equal(notifications.events[0]?.payload.security_group.id, sg.id, 'notification carries the view');
     const call = t.driver.calls.findLast((c) => c.method === 'securityGroupsUpdated');
     assert.deepEqual(call?.args, [[sg.id]], 'driver told about the new group');
   });
@@ -237,7 +189,7 @@ describe('security groups', () => {
 
   test('update name, description and stateful bumps the revision; names to and from default are refused', async () => {
     const sg = await createGroup(t.alpha);
-    events.length = 0;
+    notifications.clear();
     const res = await t.request('PUT', `/v2.0/security-groups/${sg.id}`, { user: t.alpha, payload: { security_group: { name: 'renamed', description: 'new', stateful: false } } });
     assert.equal(res.status, 200, JSON.stringify(res.body));
     assert.equal(res.body.security_group.name, 'renamed', 'name updated');
@@ -245,7 +197,7 @@ describe('security groups', () => {
     assert.equal(res.body.security_group.stateful, false, 'stateful updated');
     assert.equal(res.body.security_group.revision_number, sg.revision_number + 1, 'revision bumped');
     assert.deepEqual(
-      events.map((e) => e.type),
+      notifications.events.map((e) => e.type),
       ['security_group.update.end'],
       'update notification',
     );
@@ -269,15 +221,15 @@ describe('security groups', () => {
   test('delete: 204 and its rules go; the default group only by an admin; in use is 409', async () => {
     const sg = await createGroup(t.alpha);
     const rule = await createRule(t.alpha, { security_group_id: sg.id, protocol: 'tcp' });
-    events.length = 0;
+    notifications.clear();
     const del = await t.request('DELETE', `/v2.0/security-groups/${sg.id}`, { user: t.alpha });
     assert.equal(del.status, 204, JSON.stringify(del.body));
     assert.deepEqual(
-      events.map((e) => e.type),
+      notifications.events.map((e) => e.type),
       ['security_group.delete.end'],
       'delete notification',
     );
-    assert.equal(events[0]?.payload.security_group_id, sg.id, 'payload names the group');
+    assert.equal(notifications.events[0]?.payload.security_group_id, sg.id, 'payload names the group');
     const gone = await t.request('GET', `/v2.0/security-groups/${sg.id}`, { user: t.alpha });
     assert.equal(gone.status, 404, 'deleted group is gone');
     const ruleGone = await t.request('GET', `/v2.0/security-group-rules/${rule.id}`, { user: t.alpha });
@@ -293,7 +245,7 @@ describe('security groups', () => {
     assert.equal(member.body.NeutronError.message, 'Insufficient rights for removing default security group.', 'message');
 
     const used = await createGroup(t.beta);
-    await portUsing(used.id, t.beta.projectId);
+    await portUsing(used.id, t.beta);
     const inUse = await t.request('DELETE', `/v2.0/security-groups/${used.id}`, { user: t.beta });
     assert.equal(inUse.status, 409, 'in use by a port');
     assert.equal(errorType(inUse), 'SecurityGroupInUse', 'type');
@@ -328,9 +280,7 @@ describe('security groups', () => {
       const first = await q.request('POST', '/v2.0/security-groups', { user: q.alpha, payload: { security_group: { name: 'one' } } });
       assert.equal(first.status, 201, 'default + one = 2');
       const second = await q.request('POST', '/v2.0/security-groups', { user: q.alpha, payload: { security_group: { name: 'two' } } });
-      assert.equal(second.status, 409, 'third group over quota');
-      assert.equal(errorType(second), 'OverQuota', 'type');
-      assert.equal(second.body.NeutronError.message, "Quota exceeded for resources: ['security_group'].", 'message');
+      expectNeutronError(second, 409, 'OverQuota', "Quota exceeded for resources: ['security_group'].");
       const beta = await q.request('POST', '/v2.0/security-groups', { user: q.beta, payload: { security_group: { name: 'one' } } });
       assert.equal(beta.status, 201, 'another project is unaffected');
     } finally {
@@ -342,7 +292,7 @@ describe('security groups', () => {
 describe('security group rules', () => {
   test('create shows every attribute, normalizes the prefix and revises the group', async () => {
     const sg = await createGroup(t.alpha);
-    events.length = 0;
+    notifications.clear();
     const rule = await createRule(t.alpha, { security_group_id: sg.id, protocol: 'TCP', port_range_min: 22, port_range_max: 22, remote_ip_prefix: '10.0.0.5/24', ethertype: 'ipv4', description: 'ssh' });
     assert.deepEqual(
       Object.keys(rule).sort(),
@@ -376,7 +326,7 @@ describe('security group rules', () => {
     assert.equal(rule.description, 'ssh', 'description');
     assert.equal(rule.project_id, t.alpha.projectId, 'owner');
     assert.deepEqual(
-      events.map((e) => e.type),
+      notifications.events.map((e) => e.type),
       ['security_group_rule.create.end'],
       'rule notification',
     );
@@ -552,49 +502,27 @@ describe('security group rules', () => {
   test('bulk create: all or nothing, one group, no duplicates in the request', async () => {
     const sg = await createGroup(t.alpha);
     const other = await createGroup(t.alpha);
-    const ok = await t.request('POST', '/v2.0/security-group-rules', {
-      user: t.alpha,
-      payload: {
-        security_group_rules: [
-          { security_group_id: sg.id, direction: 'ingress', protocol: 'tcp', port_range_min: 80, port_range_max: 80 },
-          { security_group_id: sg.id, direction: 'ingress', protocol: 'tcp', port_range_min: 443, port_range_max: 443 },
-        ],
-      },
-    });
+    const ok = await postRules(t.alpha, [
+      { security_group_id: sg.id, direction: 'ingress', protocol: 'tcp', port_range_min: 80, port_range_max: 80 },
+      { security_group_id: sg.id, direction: 'ingress', protocol: 'tcp', port_range_min: 443, port_range_max: 443 },
+    ]);
     assert.equal(ok.status, 201, JSON.stringify(ok.body));
     assert.equal(ok.body.security_group_rules.length, 2, 'both created');
-    const twoGroups = await t.request('POST', '/v2.0/security-group-rules', {
-      user: t.alpha,
-      payload: {
-        security_group_rules: [
-          { security_group_id: sg.id, direction: 'ingress', protocol: 'udp' },
-          { security_group_id: other.id, direction: 'ingress', protocol: 'udp' },
-        ],
-      },
-    });
-    assert.equal(twoGroups.status, 400, 'one group per request');
-    assert.equal(errorType(twoGroups), 'SecurityGroupNotSingleGroupRules', 'type');
-    const dup = await t.request('POST', '/v2.0/security-group-rules', {
-      user: t.alpha,
-      payload: {
-        security_group_rules: [
-          { security_group_id: sg.id, direction: 'ingress', protocol: 'udp' },
-          { security_group_id: sg.id, direction: 'ingress', protocol: '17' },
-        ],
-      },
-    });
-    assert.equal(dup.status, 409, 'duplicate within the request');
-    assert.equal(errorType(dup), 'DuplicateSecurityGroupRuleInPost', 'type');
-    const partlyExisting = await t.request('POST', '/v2.0/security-group-rules', {
-      user: t.alpha,
-      payload: {
-        security_group_rules: [
-          { security_group_id: sg.id, direction: 'ingress', protocol: 'sctp' },
-          { security_group_id: sg.id, direction: 'ingress', protocol: 'tcp', port_range_min: 80, port_range_max: 80 },
-        ],
-      },
-    });
-    assert.equal(partlyExisting.status, 409, 'one already exists');
+    const twoGroups = await postRules(t.alpha, [
+      { security_group_id: sg.id, direction: 'ingress', protocol: 'udp' },
+      { security_group_id: other.id, direction: 'ingress', protocol: 'udp' },
+    ]);
+    expectNeutronError(twoGroups, 400, 'SecurityGroupNotSingleGroupRules');
+    const dup = await postRules(t.alpha, [
+      { security_group_id: sg.id, direction: 'ingress', protocol: 'udp' },
+      { security_group_id: sg.id, direction: 'ingress', protocol: '17' },
+    ]);
+    expectNeutronError(dup, 409, 'DuplicateSecurityGroupRuleInPost');
+    const partlyExisting = await postRules(t.alpha, [
+      { security_group_id: sg.id, direction: 'ingress', protocol: 'sctp' },
+      { security_group_id: sg.id, direction: 'ingress', protocol: 'tcp', port_range_min: 80, port_range_max: 80 },
+    ]);
+    expectNeutronError(partlyExisting, 409, 'SecurityGroupRuleExists');
     const rules = await t.request('GET', `/v2.0/security-group-rules?security_group_id=${sg.id}&protocol=sctp`, { user: t.alpha });
     assert.equal(rules.body.security_group_rules.length, 0, 'nothing of the refused bulk was created');
   });
@@ -630,11 +558,11 @@ describe('security group rules', () => {
     const put = await t.request('PUT', `/v2.0/security-group-rules/${rule.id}`, { user: t.alpha, payload: { security_group_rule: { description: 'x' } } });
     assert.ok(put.status >= 400, 'rules cannot be updated');
     const before = (await t.request('GET', `/v2.0/security-groups/${sg.id}`, { user: t.alpha })).body.security_group;
-    events.length = 0;
+    notifications.clear();
     const del = await t.request('DELETE', `/v2.0/security-group-rules/${rule.id}`, { user: t.alpha });
     assert.equal(del.status, 204, 'deleted');
     assert.deepEqual(
-      events.map((e) => [e.type, e.payload.security_group_rule_id]),
+      notifications.events.map((e) => [e.type, e.payload.security_group_rule_id]),
       [['security_group_rule.delete.end', rule.id]],
       'delete notification',
     );
@@ -653,15 +581,14 @@ describe('security group rules', () => {
     try {
       // default group (4 rules) + this group (2 rules) = 6
       const sg = await q.create(q.alpha, 'security-groups', 'security_group', { name: 'q' });
-      const bulk = (ports: number[]): Promise<{ status: number; body: Record<string, any> }> =>
-        q.request('POST', '/v2.0/security-group-rules', {
-          user: q.alpha,
-          payload: { security_group_rules: ports.map((p) => ({ security_group_id: sg.id, direction: 'ingress', protocol: 'tcp', port_range_min: p, port_range_max: p })) },
-        });
+      const bulk = (ports: number[]): ReturnType<TestNetwork['request']> =>
+        postRules(
+          q.alpha,
+          ports.map((p) => ({ security_group_id: sg.id, direction: 'ingress', protocol: 'tcp', port_range_min: p, port_range_max: p })),
+          q,
+        );
       const over = await bulk([1, 2, 3]);
-      assert.equal(over.status, 409, '6 + 3 > 8');
-      assert.equal(errorType(over), 'OverQuota', 'type');
-      assert.equal(over.body.NeutronError.message, "Quota exceeded for resources: ['security_group_rule'].", 'message');
+      expectNeutronError(over, 409, 'OverQuota', "Quota exceeded for resources: ['security_group_rule'].");
       const fits = await bulk([1, 2]);
       assert.equal(fits.status, 201, '6 + 2 = 8');
       const full = await q.request('POST', '/v2.0/security-groups', { user: q.alpha, payload: { security_group: { name: 'still' } } });

@@ -1,67 +1,22 @@
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import type { Kysely } from 'kysely';
 import type { RequestContext } from '../../core/auth/context.js';
-import { bool, isoNow, neutronTime, newUuid, owner, readBody, readCreate, standardView, str, type Attrs } from '../common.js';
+import { bool, isoNow, newStandardColumns, owner, readBody, readCreate, STANDARD_ATTRS, standardView, str, type Attrs } from '../common.js';
 import type { NetworkSchema, SecurityGroupRow, SecurityGroupRuleRow } from '../db/schema.js';
 import { ensureDefaultSecurityGroup } from '../default-security-group.js';
-import { badRequest, conflict, invalidInput, NeutronError, notFound } from '../errors.js';
-import { formatCidr, formatIp, parseCidr, parseIp } from '../ipam/addresses.js';
-import { listResponse, parseListQuery, selectFields, showFields, type ListSpec } from '../lists.js';
+import { conflict, NeutronError, notFound } from '../errors.js';
+import { listResponse, parseListQuery, selectFields, showFields, STANDARD_ATTRIBUTES, type ListSpec } from '../lists.js';
 import { allowed, authorize, isAdmin, type NetworkService } from '../network.js';
 import { checkLimit, checkQuota } from '../quotas.js';
+import { checkRule, ETHERTYPES, newRuleRow, readRules, ruleKey, ruleView } from '../security-group-rules.js';
 import { deleteTags, loadTags } from '../tags.js';
 
 // Neutron's security-group, stateful-security-group and standard-attr-*
 // extensions: groups with their rules, a `default` group per project, and
-// rules checked and compared as Neutron does (neutron/db/securitygroups_db.py).
+// rules checked and compared as Neutron does (neutron/db/securitygroups_db.py;
+// the rules themselves are read and checked in ../security-group-rules.ts).
 
 type Db = Kysely<NetworkSchema>;
-
-/** IP protocol names Neutron accepts in rules, with their numbers, in Neutron's order. */
-const PROTOCOLS: Record<string, number> = {
-  ah: 51,
-  dccp: 33,
-  egp: 8,
-  esp: 50,
-  gre: 47,
-  hopopt: 0,
-  icmp: 1,
-  igmp: 2,
-  ip: 0,
-  ipip: 4,
-  'ipv6-encap': 41,
-  'ipv6-frag': 44,
-  'ipv6-icmp': 58,
-  icmpv6: 58,
-  'ipv6-nonxt': 59,
-  'ipv6-opts': 60,
-  'ipv6-route': 43,
-  ospf: 89,
-  pgm: 113,
-  rsvp: 46,
-  sctp: 132,
-  tcp: 6,
-  udp: 17,
-  udplite: 136,
-  vrrp: 112,
-};
-
-/** Number to name; `icmpv6` is only an alias, and for 0 the later name (`ip`) wins, as in neutron-lib. */
-const PROTOCOL_NAMES = new Map(Object.entries(PROTOCOLS).filter(([name]) => name !== 'icmpv6').map(([name, n]) => [String(n), name]));
-
-/** Protocols whose rules may name ports. */
-const PORT_PROTOCOLS = new Set([33, 132, 6, 17, 136]);
-/** Protocols only IPv6 carries: a rule with one of these cannot be IPv4. */
-const IPV6_ONLY = new Set(['ipv6-encap', 'ipv6-frag', 'ipv6-icmp', 'icmpv6', 'ipv6-nonxt', 'ipv6-opts', 'ipv6-route', '41', '44', '58', '59', '60', '43']);
-const ETHERTYPES = ['IPv4', 'IPv6'] as const;
-
-const SUPPORTED_PROTOCOLS = `[None, ${Object.keys(PROTOCOLS)
-  .map((p) => `'${p}'`)
-  .join(', ')}]`;
-
-function refuse(type: string, message: string): never {
-  throw badRequest(message, type);
-}
 
 /** A group's name: a string, and never `default` (that one is made by the service). */
 function groupName(value: unknown, name: string): string {
@@ -70,93 +25,23 @@ function groupName(value: unknown, name: string): string {
   return text;
 }
 
-/** Neutron's `convert_protocol`: a known name (any case), a number 0-255 (kept as text), or null. `any` means null. */
-function protocol(value: unknown): string | null {
-  if (value === null) return null;
-  const text = typeof value === 'number' || typeof value === 'string' ? String(value).trim() : null;
-  if (text !== null && /^[-+]?\d+$/.test(text)) {
-    const n = Number(text);
-    if (n >= 0 && n <= 255) return String(n);
-  } else if (text !== null) {
-    const lower = text.toLowerCase();
-    if (lower === 'any') return null;
-    if (lower in PROTOCOLS) return lower;
-  }
-  refuse('SecurityGroupRuleInvalidProtocol', `Security group rule protocol ${String(value)} not supported. Only protocol values ${SUPPORTED_PROTOCOLS} and integer representations [0 to 255] are supported.`);
-}
-
-/** Neutron's `convert_validate_port_value`: null or an integer 0-65535. */
-function portValue(value: unknown): number | null {
-  if (value === null) return null;
-  const n = typeof value === 'string' && /^\s*[-+]?\d+\s*$/.test(value) ? Number(value) : value;
-  if (typeof n !== 'number' || !Number.isInteger(n) || n < 0 || n > 65535) refuse('SecurityGroupInvalidPortValue', `Invalid value for port ${String(value)}`);
-  return n;
-}
-
-function ethertype(value: unknown): string {
-  const match = typeof value === 'string' ? ETHERTYPES.find((e) => e.toLowerCase() === value.toLowerCase()) : undefined;
-  if (!match) refuse('SecurityGroupRuleInvalidEtherType', `Security group rule for ethertype '${String(value)}' not supported. Allowed values are ['IPv4', 'IPv6'].`);
-  return match;
-}
-
-function direction(value: unknown, name: string): string {
-  if (value !== 'ingress' && value !== 'egress') throw invalidInput(name, `${String(value)} is not in ['ingress', 'egress']`);
-  return value;
-}
-
-/**
- * `remote_ip_prefix`: an address or CIDR in canonical text, host bits kept
- * (`10.0.0.5/24` stays, `10.0.0.5` becomes `10.0.0.5/32`); empty means none.
- */
-function ipPrefix(value: unknown): string | null {
-  if (value === null || value === '') return null;
-  const text = typeof value === 'string' ? value : '';
-  const slash = text.indexOf('/');
-  const ip = parseIp(slash < 0 ? text : text.slice(0, slash));
-  const cidr = parseCidr(text);
-  if (!ip || !cidr) throw new NeutronError(400, 'InvalidCIDR', `Invalid CIDR ${String(value)} given as IP prefix.`);
-  return `${formatIp(ip.version, ip.value)}/${cidr.prefix}`;
-}
-
-/** A remote's id: null or '' for none; not checked further here (an unknown one is a 404 later). */
-function remoteId(value: unknown, name: string): string | null {
-  return value === null || value === '' ? null : str(value, name, 36);
-}
-
 const GROUP_ATTRS: Attrs = {
-  name: { post: true, put: true, default: '', convert: groupName },
-  description: { post: true, put: true, default: '', convert: (v, n) => str(v, n, 255) },
-  project_id: { post: true, convert: (v, n) => str(v, n, 255) },
-  tenant_id: { post: true, convert: (v, n) => str(v, n, 255) },
+  ...STANDARD_ATTRS,
+  name: { ...STANDARD_ATTRS.name, convert: groupName },
   stateful: { post: true, put: true, default: true, convert: bool },
-};
-
-const RULE_ATTRS: Attrs = {
-  security_group_id: { post: true, required: true, convert: (v, n) => str(v, n, 36) },
-  remote_group_id: { post: true, default: null, convert: remoteId },
-  remote_address_group_id: { post: true, default: null, convert: remoteId },
-  direction: { post: true, required: true, convert: direction },
-  protocol: { post: true, default: null, convert: protocol },
-  port_range_min: { post: true, default: null, convert: portValue },
-  port_range_max: { post: true, default: null, convert: portValue },
-  ethertype: { post: true, default: 'IPv4', convert: ethertype },
-  remote_ip_prefix: { post: true, default: null, convert: ipPrefix },
-  description: { post: true, default: '', convert: (v, n) => str(v, n, 255) },
-  project_id: { post: true, convert: (v, n) => str(v, n, 255) },
-  tenant_id: { post: true, convert: (v, n) => str(v, n, 255) },
 };
 
 const GROUP_LIST: ListSpec = {
   collection: 'security_groups',
   resource: 'security_group',
-  attributes: ['id', 'name', 'description', 'project_id', 'tenant_id', 'stateful', 'revision_number', 'created_at', 'updated_at'],
+  attributes: [...STANDARD_ATTRIBUTES, 'stateful'],
 };
 
 const RULE_LIST: ListSpec = {
   collection: 'security_group_rules',
   resource: 'security_group_rule',
   attributes: [
-    'id',
+    ...STANDARD_ATTRIBUTES.filter((a) => a !== 'name'),
     'security_group_id',
     'remote_group_id',
     'remote_address_group_id',
@@ -167,39 +52,10 @@ const RULE_LIST: ListSpec = {
     'ethertype',
     'remote_ip_prefix',
     'normalized_cidr',
-    'project_id',
-    'tenant_id',
-    'description',
-    'revision_number',
-    'created_at',
-    'updated_at',
   ],
 };
 
 // ---------------------------------------------------------------- views
-
-function ruleView(row: SecurityGroupRuleRow): Record<string, unknown> {
-  const cidr = row.remote_ip_prefix ? parseCidr(row.remote_ip_prefix) : null;
-  return {
-    id: row.id,
-    tenant_id: row.project_id,
-    project_id: row.project_id,
-    security_group_id: row.security_group_id,
-    ethertype: row.ethertype,
-    direction: row.direction,
-    protocol: row.protocol,
-    port_range_min: row.port_range_min === null ? null : Number(row.port_range_min),
-    port_range_max: row.port_range_max === null ? null : Number(row.port_range_max),
-    remote_ip_prefix: row.remote_ip_prefix,
-    remote_address_group_id: row.remote_address_group_id,
-    normalized_cidr: cidr ? formatCidr(cidr) : null,
-    remote_group_id: row.remote_group_id,
-    description: row.description,
-    created_at: neutronTime(row.created_at),
-    updated_at: neutronTime(row.updated_at),
-    revision_number: Number(row.revision_number),
-  };
-}
 
 async function rulesOf(db: Db, groupIds: string[]): Promise<Map<string, SecurityGroupRuleRow[]>> {
   const byGroup = new Map<string, SecurityGroupRuleRow[]>();
@@ -330,16 +186,7 @@ async function createGroups(net: NetworkService, req: FastifyRequest, reply: Fas
   const projects = [...new Set(groups.map((g) => g.projectId))];
   for (const projectId of projects) await ensureDefault(net, ctx, projectId);
   const now = isoNow();
-  const rows: SecurityGroupRow[] = groups.map(({ projectId, item }) => ({
-    id: newUuid(),
-    project_id: projectId,
-    name: item.name as string,
-    description: item.description as string,
-    stateful: item.stateful === false ? 0 : 1,
-    created_at: now,
-    updated_at: now,
-    revision_number: 1,
-  }));
+  const rows: SecurityGroupRow[] = groups.map(({ projectId, item }) => ({ ...newStandardColumns(projectId, item, now), stateful: item.stateful === false ? 0 : 1 }));
   await net.db.transaction().execute(async (trx) => {
     for (const projectId of projects) {
       await checkQuota(trx, net.config.network, projectId, 'security_group', rows.filter((r) => r.project_id === projectId).length);
@@ -354,27 +201,6 @@ async function createGroups(net: NetworkService, req: FastifyRequest, reply: Fas
   groupsChanged(net, rows.map((r) => r.id));
   reply.code(201);
   return bulk ? { security_groups: views } : { security_group: views[0] };
-}
-
-function newRuleRow(groupId: string, projectId: string, rule: Partial<SecurityGroupRuleRow>, now: string): SecurityGroupRuleRow {
-  return {
-    id: newUuid(),
-    project_id: projectId,
-    security_group_id: groupId,
-    direction: 'ingress',
-    ethertype: 'IPv4',
-    protocol: null,
-    port_range_min: null,
-    port_range_max: null,
-    remote_ip_prefix: null,
-    remote_group_id: null,
-    remote_address_group_id: null,
-    description: '',
-    created_at: now,
-    updated_at: now,
-    revision_number: 0,
-    ...rule,
-  };
 }
 
 async function listGroups(net: NetworkService, req: FastifyRequest): Promise<unknown> {
@@ -461,115 +287,31 @@ async function deleteGroup(net: NetworkService, req: FastifyRequest<{ Params: { 
 
 // ---------------------------------------------------------------- rules
 
-interface RuleInput {
-  project_id: string;
-  security_group_id: string;
-  direction: string;
-  ethertype: string;
-  protocol: string | null;
-  port_range_min: number | null;
-  port_range_max: number | null;
-  remote_ip_prefix: string | null;
-  remote_group_id: string | null;
-  remote_address_group_id: string | null;
-  description: string;
-}
-
-function protocolNumber(name: string): number {
-  return PROTOCOLS[name] ?? Number(name);
-}
-
-/**
- * The checks Neutron makes of one rule before looking anything up, in its
- * order; also puts the rule in canonical form (IPv6 ICMP by its proper name,
- * the whole port range 1-65535 as no range).
- */
-function checkRule(rule: RuleInput): void {
-  if (rule.ethertype === 'IPv6' && (rule.protocol === 'icmp' || rule.protocol === 'icmpv6')) rule.protocol = 'ipv6-icmp';
-  else if (rule.ethertype === 'IPv6' && rule.protocol === '1') rule.protocol = '58';
-  if (rule.port_range_min === 1 && rule.port_range_max === 65535) rule.port_range_min = rule.port_range_max = null;
-  checkPorts(rule);
-  if (rule.remote_ip_prefix) {
-    const version = rule.remote_ip_prefix.includes(':') ? 'IPv6' : 'IPv4';
-    if (version !== rule.ethertype) refuse('SecurityGroupRuleParameterConflict', `Conflicting value ethertype ${rule.ethertype} for CIDR ${rule.remote_ip_prefix}`);
-  }
-  if (rule.protocol !== null && IPV6_ONLY.has(rule.protocol) && rule.ethertype === 'IPv4') {
-    refuse('SecurityGroupEthertypeConflictWithProtocol', `Invalid ethertype ${rule.ethertype} for protocol ${rule.protocol}.`);
-  }
-  const remotes = [rule.remote_ip_prefix, rule.remote_group_id, rule.remote_address_group_id].filter((r) => r !== null && r !== '');
-  if (remotes.length > 1) refuse('SecurityGroupMultipleRemoteEntites', 'Only one of remote_ip_prefix or remote_group_id or remote_address_group_id may be provided.');
-}
-
-function checkPorts(rule: RuleInput): void {
-  const { port_range_min: min, port_range_max: max } = rule;
-  if (min === null && max === null) return;
-  if (!rule.protocol) refuse('SecurityGroupProtocolRequiredWithPorts', 'Must also specify protocol if port range is given.');
-  const number = protocolNumber(rule.protocol);
-  if (PORT_PROTOCOLS.has(number)) {
-    if (min === 0 || max === 0) refuse('SecurityGroupInvalidPortValue', 'Invalid value for port 0');
-    if (min === null || max === null || min > max) refuse('SecurityGroupInvalidPortRange', 'For TCP/UDP protocols, port_range_min must be <= port_range_max');
-  } else if (number === 1 || number === 58) {
-    for (const [attr, field, value] of [
-      ['port_range_min', 'type', min],
-      ['port_range_max', 'code', max],
-    ] as const) {
-      if (value !== null && (value < 0 || value > 255)) refuse('SecurityGroupInvalidIcmpValue', `Invalid value for ICMP ${field} (${attr}) ${value}. It must be 0 to 255.`);
-    }
-    if (min === null && max !== null) refuse('SecurityGroupMissingIcmpType', `ICMP code (port-range-max) ${max} is provided but ICMP type (port-range-min) is missing.`);
-  } else {
-    refuse('SecurityGroupInvalidProtocolForPort', `Ports cannot be specified for protocol ${number}. Ports are only supported for DCCP, SCTP, TCP, UDP, UDPLITE.`);
-  }
-}
-
-/** What makes two rules the same for Neutron: protocols by name and number, "everywhere" prefixes as none. */
-function ruleKey(rule: Omit<RuleInput, 'project_id' | 'description'>): string {
-  let proto = rule.protocol;
-  if (proto !== null && rule.ethertype === 'IPv6') {
-    if (proto === 'icmp' || proto === 'icmpv6') proto = 'ipv6-icmp';
-    else if (proto === '1') proto = '58';
-  }
-  const protoKey = proto === null ? '+' : proto in PROTOCOLS ? `${proto}/${PROTOCOLS[proto]}` : PROTOCOL_NAMES.has(proto) ? `${PROTOCOL_NAMES.get(proto)}/${proto}` : `${proto}/${proto}`;
-  const prefix = rule.remote_ip_prefix === null || rule.remote_ip_prefix === '0.0.0.0/0' || rule.remote_ip_prefix === '::/0' ? '+' : rule.remote_ip_prefix;
-  const text = (v: unknown): string => (v === null || v === undefined ? '+' : String(v));
-  return [rule.direction, rule.ethertype, text(rule.port_range_max), text(rule.port_range_min), protoKey, text(rule.remote_group_id), text(rule.remote_address_group_id), prefix, rule.security_group_id].join('_');
-}
-
-/** Reads a rule create (one or bulk), with Neutron's checks that need no lookup. */
-function readRules(ctx: RequestContext, body: unknown): { rules: RuleInput[]; bulk: boolean } {
-  const { items, bulk } = readCreate(body, 'security_group_rule', 'security_group_rules', RULE_ATTRS);
-  const rules = items.map((item) => {
-    const projectId = owner(ctx, item);
-    return { ...(item as Omit<RuleInput, 'project_id'>), project_id: projectId };
-  });
-  if (bulk) {
-    if (new Set(rules.map((r) => r.security_group_id)).size > 1) refuse('SecurityGroupNotSingleGroupRules', 'Only allowed to update rules for one security profile at a time');
-    if (new Set(rules.map((r) => r.project_id)).size > 1) refuse('SecurityGroupRulesNotSingleTenant', 'Multiple tenant_ids in bulk security group rule create not allowed');
-  }
-  return { rules, bulk };
-}
-
-/** A group a rule may name (as its own group or as remote): any for an admin, else one of the rule's project. */
-async function ruleGroup(net: NetworkService, ctx: RequestContext, id: string, projectId: string): Promise<SecurityGroupRow> {
-  const row = await net.db.selectFrom('security_group').selectAll().where('id', '=', id).executeTakeFirst();
+/** A group a rule may name (as its own group or as remote): any for an admin, else one of the rule's project; 404 otherwise. */
+function checkRuleGroup(net: NetworkService, ctx: RequestContext, row: SecurityGroupRow | undefined, id: string, projectId: string): void {
   if (!row || (row.project_id !== projectId && !isAdmin(net, ctx))) throw notFound('security_group', id);
-  return row;
 }
 
 async function createRules(net: NetworkService, req: FastifyRequest, reply: FastifyReply): Promise<unknown> {
   const ctx = req.ctx;
   const { rules, bulk } = readRules(ctx, req.body);
-  const groups = new Map<string, SecurityGroupRow | undefined>();
+  // Each group named (own or remote) is read once, however many rules name it.
+  const groups = new Map<string, Promise<SecurityGroupRow | undefined>>();
+  const group = (id: string): Promise<SecurityGroupRow | undefined> => {
+    let row = groups.get(id);
+    if (!row) groups.set(id, (row = net.db.selectFrom('security_group').selectAll().where('id', '=', id).executeTakeFirst()));
+    return row;
+  };
   for (const rule of rules) {
-    if (!groups.has(rule.security_group_id)) groups.set(rule.security_group_id, await net.db.selectFrom('security_group').selectAll().where('id', '=', rule.security_group_id).executeTakeFirst());
-    const groupProject = groups.get(rule.security_group_id)?.project_id ?? '';
+    const groupProject = (await group(rule.security_group_id))?.project_id ?? '';
     const attributes = Object.keys(rule).filter((k) => k !== 'project_id');
     authorize(net, ctx, 'create_security_group_rule', ruleTarget(rule, groupProject), attributes);
   }
   for (const rule of rules) {
     checkRule(rule);
-    if (rule.remote_group_id) await ruleGroup(net, ctx, rule.remote_group_id, rule.project_id);
+    if (rule.remote_group_id) checkRuleGroup(net, ctx, await group(rule.remote_group_id), rule.remote_group_id, rule.project_id);
     if (rule.remote_address_group_id) throw new NeutronError(404, 'AddressGroupNotFound', `Address group ${rule.remote_address_group_id} could not be found.`);
-    await ruleGroup(net, ctx, rule.security_group_id, rule.project_id);
+    checkRuleGroup(net, ctx, await group(rule.security_group_id), rule.security_group_id, rule.project_id);
   }
   const seen = new Set<string>();
   for (const rule of rules) {

@@ -1,7 +1,7 @@
 import assert from 'node:assert/strict';
 import { after, before, test } from 'node:test';
 import { newUuid } from '../common.js';
-import { createTestNetwork, type TestNetwork, type TestUser } from '../testing.js';
+import { createTestNetwork, expectNeutronError, type TestNetwork, type TestUser } from '../testing.js';
 
 // Facts from neutron-lib's api-ref (subnetpools.inc), Tempest's
 // test_subnetpools_extensions.py, and Neutron's SubnetPoolReader and
@@ -29,12 +29,6 @@ async function network(user: TestUser = t.alpha): Promise<string> {
   return (await t.create(user, 'networks', 'network', {})).id as string;
 }
 
-function expectError(res: { status: number; body: Record<string, any> }, status: number, type: string, message?: string): void {
-  assert.equal(res.status, status, JSON.stringify(res.body));
-  assert.equal(res.body.NeutronError?.type, type, JSON.stringify(res.body));
-  if (message !== undefined) assert.equal(res.body.NeutronError.message, message, 'message');
-}
-
 test('create, show, update, delete (Tempest’s flow); defaults and compaction', async () => {
   const res = await postPool({ name: 'p1', prefixes: ['10.10.0.0/24', '10.10.1.0/24', '10.10.0.128/25'] });
   assert.equal(res.status, 201, JSON.stringify(res.body));
@@ -60,19 +54,19 @@ test('create, show, update, delete (Tempest’s flow); defaults and compaction',
   assert.equal(v6.body.subnetpool.min_prefixlen, 64, 'IPv6 min default');
   assert.equal(v6.body.subnetpool.max_prefixlen, 128, 'IPv6 max default');
   assert.equal((await t.request('DELETE', `/v2.0/subnetpools/${p.id}`, { user: t.alpha })).status, 204, 'deleted');
-  expectError(await t.request('GET', `/v2.0/subnetpools/${p.id}`, { user: t.alpha }), 404, 'SubnetPoolNotFound', `Subnet pool ${p.id} could not be found.`);
+  expectNeutronError(await t.request('GET', `/v2.0/subnetpools/${p.id}`, { user: t.alpha }), 404, 'SubnetPoolNotFound', `Subnet pool ${p.id} could not be found.`);
 });
 
 test('bad pools are 400 with Neutron’s errors', async () => {
-  expectError(await postPool({ prefixes: [] }), 400, 'EmptySubnetPoolPrefixList', 'Empty subnet pool prefix list.');
-  expectError(await postPool({ prefixes: ['10.0.0.0/8', '2001:db8::/32'] }), 400, 'PrefixVersionMismatch', 'Cannot mix IPv4 and IPv6 prefixes in a subnet pool.');
-  expectError(await postPool({ prefixes: ['10.0.0.0/8'], min_prefixlen: 24, max_prefixlen: 16 }), 400, 'IllegalSubnetPoolPrefixBounds', 'Illegal prefix bounds: min_prefixlen=24, max_prefixlen=16.');
-  expectError(await postPool({ prefixes: ['10.0.0.0/8'], max_prefixlen: 33 }), 400, 'IllegalSubnetPoolPrefixBounds', 'Illegal prefix bounds: max_prefixlen=33, ip_version_max=32.');
-  expectError(await postPool({ prefixes: ['10.0.0.0/8'], min_prefixlen: 16, default_prefixlen: 8 }), 400, 'IllegalSubnetPoolPrefixBounds', 'Illegal prefix bounds: default_prefixlen=8, min_prefixlen=16.');
-  expectError(await postPool({ prefixes: ['banana'] }), 400, 'HTTPBadRequest');
-  expectError(await postPool({}), 400, 'HTTPBadRequest', "Failed to parse request. Required attribute 'prefixes' not specified");
-  expectError(await postPool({ prefixes: ['10.0.0.0/8'], address_scope_id: newUuid() }), 404, 'AddressScopeNotFound');
-  expectError(await postPool({ prefixes: ['10.0.0.0/8'], ip_version: 4 }), 400, 'HTTPBadRequest');
+  expectNeutronError(await postPool({ prefixes: [] }), 400, 'EmptySubnetPoolPrefixList', 'Empty subnet pool prefix list.');
+  expectNeutronError(await postPool({ prefixes: ['10.0.0.0/8', '2001:db8::/32'] }), 400, 'PrefixVersionMismatch', 'Cannot mix IPv4 and IPv6 prefixes in a subnet pool.');
+  expectNeutronError(await postPool({ prefixes: ['10.0.0.0/8'], min_prefixlen: 24, max_prefixlen: 16 }), 400, 'IllegalSubnetPoolPrefixBounds', 'Illegal prefix bounds: min_prefixlen=24, max_prefixlen=16.');
+  expectNeutronError(await postPool({ prefixes: ['10.0.0.0/8'], max_prefixlen: 33 }), 400, 'IllegalSubnetPoolPrefixBounds', 'Illegal prefix bounds: max_prefixlen=33, ip_version_max=32.');
+  expectNeutronError(await postPool({ prefixes: ['10.0.0.0/8'], min_prefixlen: 16, default_prefixlen: 8 }), 400, 'IllegalSubnetPoolPrefixBounds', 'Illegal prefix bounds: default_prefixlen=8, min_prefixlen=16.');
+  expectNeutronError(await postPool({ prefixes: ['banana'] }), 400, 'HTTPBadRequest');
+  expectNeutronError(await postPool({}), 400, 'HTTPBadRequest', "Failed to parse request. Required attribute 'prefixes' not specified");
+  expectNeutronError(await postPool({ prefixes: ['10.0.0.0/8'], address_scope_id: newUuid() }), 404, 'AddressScopeNotFound');
+  expectNeutronError(await postPool({ prefixes: ['10.0.0.0/8'], ip_version: 4 }), 400, 'HTTPBadRequest');
 });
 
 test('subnets from a pool: first free prefix, specific CIDRs, bounds, exhaustion', async () => {
@@ -90,21 +84,21 @@ test('subnets from a pool: first free prefix, specific CIDRs, bounds, exhaustion
   const specific = await postSubnet({ network_id: net3, ip_version: 4, subnetpool_id: pool.id, cidr: '10.20.2.0/24' });
   assert.equal(specific.status, 201, JSON.stringify(specific.body));
   const net4 = await network();
-  expectError(await postSubnet({ network_id: net4, ip_version: 4, subnetpool_id: pool.id, cidr: '10.20.2.0/25' }), 409, 'SubnetAllocationError', 'Failed to allocate subnet: Cannot allocate requested subnet from the available set of prefixes.');
-  expectError(await postSubnet({ network_id: net4, ip_version: 4, subnetpool_id: pool.id, cidr: '192.168.0.0/24' }), 409, 'SubnetAllocationError');
-  expectError(await postSubnet({ network_id: net4, ip_version: 4, subnetpool_id: pool.id, prefixlen: 29 }), 400, 'MaxPrefixSubnetAllocationError', 'Unable to allocate subnet with prefix length 29, maximum allowed prefix is 28.');
-  expectError(await postSubnet({ network_id: net4, ip_version: 4, subnetpool_id: pool.id, prefixlen: 22 }), 400, 'MinPrefixSubnetAllocationError', 'Unable to allocate subnet with prefix length 22, minimum allowed prefix is 23.');
-  expectError(await postSubnet({ network_id: net4, ip_version: 6, subnetpool_id: pool.id }), 400, 'BadRequest', 'Bad subnets request: Cannot allocate IPv6 subnet from IPv4 subnet pool.');
-  expectError(await postSubnet({ network_id: net4, ip_version: 4, subnetpool_id: pool.id, allocation_pools: [{ start: '10.20.3.2', end: '10.20.3.9' }] }), 400, 'BadRequest', 'Bad subnets request: allocation_pools allowed only for specific subnet requests..'); // sic: Neutron's message ends in a period too
+  expectNeutronError(await postSubnet({ network_id: net4, ip_version: 4, subnetpool_id: pool.id, cidr: '10.20.2.0/25' }), 409, 'SubnetAllocationError', 'Failed to allocate subnet: Cannot allocate requested subnet from the available set of prefixes.');
+  expectNeutronError(await postSubnet({ network_id: net4, ip_version: 4, subnetpool_id: pool.id, cidr: '192.168.0.0/24' }), 409, 'SubnetAllocationError');
+  expectNeutronError(await postSubnet({ network_id: net4, ip_version: 4, subnetpool_id: pool.id, prefixlen: 29 }), 400, 'MaxPrefixSubnetAllocationError', 'Unable to allocate subnet with prefix length 29, maximum allowed prefix is 28.');
+  expectNeutronError(await postSubnet({ network_id: net4, ip_version: 4, subnetpool_id: pool.id, prefixlen: 22 }), 400, 'MinPrefixSubnetAllocationError', 'Unable to allocate subnet with prefix length 22, minimum allowed prefix is 23.');
+  expectNeutronError(await postSubnet({ network_id: net4, ip_version: 6, subnetpool_id: pool.id }), 400, 'BadRequest', 'Bad subnets request: Cannot allocate IPv6 subnet from IPv4 subnet pool.');
+  expectNeutronError(await postSubnet({ network_id: net4, ip_version: 4, subnetpool_id: pool.id, allocation_pools: [{ start: '10.20.3.2', end: '10.20.3.9' }] }), 400, 'BadRequest', 'Bad subnets request: allocation_pools allowed only for specific subnet requests..'); // sic: Neutron's message ends in a period too
   const last = await postSubnet({ network_id: net4, ip_version: 4, subnetpool_id: pool.id });
   assert.equal(last.body.subnet.cidr, '10.20.3.0/24', 'the last /24');
   const net5 = await network();
-  expectError(await postSubnet({ network_id: net5, ip_version: 4, subnetpool_id: pool.id }), 409, 'SubnetAllocationError', 'Failed to allocate subnet: Insufficient prefix space to allocate subnet size /24.');
+  expectNeutronError(await postSubnet({ network_id: net5, ip_version: 4, subnetpool_id: pool.id }), 409, 'SubnetAllocationError', 'Failed to allocate subnet: Insufficient prefix space to allocate subnet size /24.');
   const small = await postSubnet({ network_id: net5, ip_version: 4, subnetpool_id: pool.id, prefixlen: 26 });
   assert.equal(small.body.subnet.cidr, '10.20.1.128/26', 'a smaller prefix still fits in the gap');
   const mixed = await postSubnet({ network_id: net, ip_version: 4, cidr: '172.16.0.0/24' });
-  expectError(mixed, 400, 'NetworkSubnetPoolAffinityError', 'Subnets hosted on the same network must be allocated from the same subnet pool.');
-  expectError(await t.request('DELETE', `/v2.0/subnetpools/${pool.id}`, { user: t.alpha }), 400, 'SubnetPoolDeleteError', 'Unable to delete subnet pool: Subnet pool has existing allocations.');
+  expectNeutronError(mixed, 400, 'NetworkSubnetPoolAffinityError', 'Subnets hosted on the same network must be allocated from the same subnet pool.');
+  expectNeutronError(await t.request('DELETE', `/v2.0/subnetpools/${pool.id}`, { user: t.alpha }), 400, 'SubnetPoolDeleteError', 'Unable to delete subnet pool: Subnet pool has existing allocations.');
 });
 
 test('concurrent subnets from one pool get distinct prefixes', async () => {
@@ -117,37 +111,37 @@ test('concurrent subnets from one pool get distinct prefixes', async () => {
 });
 
 test('default pools: admin only, one per IP version, use_default_subnetpool', async () => {
-  expectError(await postPool({ prefixes: ['10.40.0.0/16'], is_default: true }), 403, 'PolicyNotAuthorized');
-  expectError(await postPool({ prefixes: ['10.40.0.0/16'], shared: true }), 403, 'PolicyNotAuthorized');
+  expectNeutronError(await postPool({ prefixes: ['10.40.0.0/16'], is_default: true }), 403, 'PolicyNotAuthorized');
+  expectNeutronError(await postPool({ prefixes: ['10.40.0.0/16'], shared: true }), 403, 'PolicyNotAuthorized');
   const net = await network();
-  expectError(await postSubnet({ network_id: net, ip_version: 4, use_default_subnetpool: true }), 400, 'BadRequest', 'Bad subnets request: No default subnetpool found for IPv4.');
+  expectNeutronError(await postSubnet({ network_id: net, ip_version: 4, use_default_subnetpool: true }), 400, 'BadRequest', 'Bad subnets request: No default subnetpool found for IPv4.');
   const def = await postPool({ prefixes: ['10.40.0.0/16'], is_default: true, shared: true, default_prefixlen: 26 }, t.admin);
   assert.equal(def.status, 201, JSON.stringify(def.body));
   assert.equal(def.body.subnetpool.is_default, true, 'default');
-  expectError(await postPool({ prefixes: ['10.41.0.0/16'], is_default: true }, t.admin), 400, 'InvalidInput', 'Invalid input for operation: A default subnetpool for this IP family has already been set. Only one default may exist per IP family.');
+  expectNeutronError(await postPool({ prefixes: ['10.41.0.0/16'], is_default: true }, t.admin), 400, 'InvalidInput', 'Invalid input for operation: A default subnetpool for this IP family has already been set. Only one default may exist per IP family.');
   const v6default = await postPool({ prefixes: ['2001:db8:40::/48'], is_default: true }, t.admin);
   assert.equal(v6default.status, 201, 'a default for IPv6 too');
   const res = await postSubnet({ network_id: net, ip_version: 4, use_default_subnetpool: true });
   assert.equal(res.status, 201, JSON.stringify(res.body));
   assert.equal(res.body.subnet.cidr, '10.40.0.0/26', 'from the default pool');
   assert.equal(res.body.subnet.subnetpool_id, def.body.subnetpool.id, 'pool recorded');
-  expectError(await postSubnet({ network_id: net, ip_version: 4, use_default_subnetpool: true, subnetpool_id: def.body.subnetpool.id }), 400, 'BadRequest', 'Bad subnets request: subnetpool_id and use_default_subnetpool cannot both be specified.');
+  expectNeutronError(await postSubnet({ network_id: net, ip_version: 4, use_default_subnetpool: true, subnetpool_id: def.body.subnetpool.id }), 400, 'BadRequest', 'Bad subnets request: subnetpool_id and use_default_subnetpool cannot both be specified.');
   const other = await postPool({ prefixes: ['10.42.0.0/16'] }, t.admin);
   const upd = await t.request('PUT', `/v2.0/subnetpools/${other.body.subnetpool.id}`, { user: t.admin, payload: { subnetpool: { is_default: true } } });
-  expectError(upd, 400, 'InvalidInput');
+  expectNeutronError(upd, 400, 'InvalidInput');
 });
 
 test('visibility: owner, admin, shared; others 404; members may not change what they do not own', async () => {
   const mine = (await postPool({ prefixes: ['10.50.0.0/16'] })).body.subnetpool;
   const shared = (await postPool({ prefixes: ['10.51.0.0/16'], shared: true }, t.admin)).body.subnetpool;
-  expectError(await t.request('GET', `/v2.0/subnetpools/${mine.id}`, { user: t.beta }), 404, 'SubnetPoolNotFound');
+  expectNeutronError(await t.request('GET', `/v2.0/subnetpools/${mine.id}`, { user: t.beta }), 404, 'SubnetPoolNotFound');
   assert.equal((await t.request('GET', `/v2.0/subnetpools/${shared.id}`, { user: t.beta })).status, 200, 'shared pool visible');
   const list = (await t.request('GET', '/v2.0/subnetpools', { user: t.beta })).body.subnetpools.map((p: { id: string }) => p.id);
   assert.ok(!list.includes(mine.id) && list.includes(shared.id), 'list follows visibility');
-  expectError(await t.request('PUT', `/v2.0/subnetpools/${shared.id}`, { user: t.beta, payload: { subnetpool: { name: 'x' } } }), 403, 'PolicyNotAuthorized');
-  expectError(await t.request('DELETE', `/v2.0/subnetpools/${mine.id}`, { user: t.beta }), 404, 'SubnetPoolNotFound');
+  expectNeutronError(await t.request('PUT', `/v2.0/subnetpools/${shared.id}`, { user: t.beta, payload: { subnetpool: { name: 'x' } } }), 403, 'PolicyNotAuthorized');
+  expectNeutronError(await t.request('DELETE', `/v2.0/subnetpools/${mine.id}`, { user: t.beta }), 404, 'SubnetPoolNotFound');
   const net = await network(t.beta);
-  expectError(await postSubnet({ network_id: net, ip_version: 4, subnetpool_id: mine.id }, t.beta), 404, 'SubnetPoolNotFound');
+  expectNeutronError(await postSubnet({ network_id: net, ip_version: 4, subnetpool_id: mine.id }, t.beta), 404, 'SubnetPoolNotFound');
   const fromShared = await postSubnet({ network_id: net, ip_version: 4, subnetpool_id: shared.id, prefixlen: 24 }, t.beta);
   assert.equal(fromShared.status, 201, JSON.stringify(fromShared.body));
 });
@@ -157,7 +151,7 @@ test('prefix updates must keep the existing prefixes; per-project quota of a poo
   const grow = await t.request('PUT', `/v2.0/subnetpools/${pool.id}`, { user: t.alpha, payload: { subnetpool: { prefixes: ['10.60.0.0/24', '10.60.1.0/24'] } } });
   assert.equal(grow.status, 200, JSON.stringify(grow.body));
   assert.deepEqual(grow.body.subnetpool.prefixes, ['10.60.0.0/23'], 'grown and compacted');
-  expectError(
+  expectNeutronError(
     await t.request('PUT', `/v2.0/subnetpools/${pool.id}`, { user: t.alpha, payload: { subnetpool: { prefixes: ['10.60.1.0/24'] } } }),
     400,
     'IllegalSubnetPoolPrefixUpdate',
@@ -168,5 +162,5 @@ test('prefix updates must keep the existing prefixes; per-project quota of a poo
   const n3 = await network();
   assert.equal((await postSubnet({ network_id: n1, ip_version: 4, subnetpool_id: pool.id })).status, 201, '64 addresses');
   assert.equal((await postSubnet({ network_id: n2, ip_version: 4, subnetpool_id: pool.id })).status, 201, '128 addresses');
-  expectError(await postSubnet({ network_id: n3, ip_version: 4, subnetpool_id: pool.id }), 409, 'SubnetPoolQuotaExceeded', 'Per-tenant subnet pool prefix quota exceeded.');
+  expectNeutronError(await postSubnet({ network_id: n3, ip_version: 4, subnetpool_id: pool.id }), 409, 'SubnetPoolQuotaExceeded', 'Per-tenant subnet pool prefix quota exceeded.');
 });

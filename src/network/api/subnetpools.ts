@@ -1,15 +1,15 @@
 import type { FastifyInstance, FastifyRequest } from 'fastify';
 import type { Kysely } from 'kysely';
 import type { RequestContext } from '../../core/auth/context.js';
-import { bool, int, isoNow, json, newUuid, owner, readBody, readCreate, standardView, STANDARD_ATTRS, type Attrs } from '../common.js';
+import { bool, int, isoNow, json, newStandardColumns, owner, readBody, readCreate, standardView, STANDARD_ATTRS, type Attrs } from '../common.js';
 import type { NetworkSchema, SubnetpoolRow } from '../db/schema.js';
 import { invalidInput, NeutronError, notFound } from '../errors.js';
 import { BITS, formatCidr, parseCidr, type Cidr, type IpVersion } from '../ipam/addresses.js';
 import { retryOnConflict } from '../ipam/allocator.js';
-import { poolPrefixes } from '../ipam/pools.js';
+import { lockSubnetpool, poolPrefixes } from '../ipam/pools.js';
 import { compactPrefixes, coveredBy } from '../ipam/prefixes.js';
 import { invalidOperation, subnetCidr } from '../ipam/subnet-rules.js';
-import { listResponse, parseListQuery, selectFields, showFields, type ListSpec } from '../lists.js';
+import { listResponse, parseListQuery, selectFields, showFields, STANDARD_ATTRIBUTES, type ListSpec } from '../lists.js';
 import { allowed, authorize, isAdmin, type NetworkService } from '../network.js';
 import { saveTags, tagsAttr } from '../networks.js';
 import { checkQuota } from '../quotas.js';
@@ -48,14 +48,7 @@ const LIST_SPEC: ListSpec = {
   collection: 'subnetpools',
   resource: 'subnetpool',
   attributes: [
-    'id',
-    'name',
-    'tenant_id',
-    'project_id',
-    'description',
-    'created_at',
-    'updated_at',
-    'revision_number',
+    ...STANDARD_ATTRIBUTES,
     'ip_version',
     'default_prefixlen',
     'min_prefixlen',
@@ -148,12 +141,8 @@ async function createSubnetpools(net: NetworkService, req: FastifyRequest): Prom
     authorize(net, ctx, 'create_subnetpool', { project_id: project, tenant_id: project, shared: item.shared === true }, explicit);
     const pool = readPool(item.prefixes as string[], { min: item.min_prefixlen as number | undefined, max: item.max_prefixlen as number | undefined, default: item.default_prefixlen as number | undefined });
     const row: SubnetpoolRow = {
-      id: newUuid(),
-      project_id: project,
-      name: item.name as string,
-      description: item.description as string,
-      created_at: now,
-      updated_at: now,
+      ...newStandardColumns(project, item, now),
+      // Neutron shows a new subnet pool at revision 0.
       revision_number: 0,
       ip_version: pool.version,
       prefixes: JSON.stringify(pool.prefixes.map(formatCidr)),
@@ -223,8 +212,7 @@ async function deleteSubnetpool(net: NetworkService, ctx: RequestContext, id: st
   return net.db.transaction().execute(async (trx) => {
     const row = await loadSubnetpoolFor(net, ctx, id, trx);
     authorize(net, ctx, 'delete_subnetpool', subnetpoolTarget(row));
-    const locked = trx.selectFrom('subnetpool').select('id').where('id', '=', id);
-    await (net.dialect === 'sqlite' ? locked.executeTakeFirst() : locked.forUpdate().executeTakeFirst());
+    await lockSubnetpool(trx, net.dialect, id);
     const used = await trx.selectFrom('subnet').select('id').where('subnetpool_id', '=', id).executeTakeFirst();
     if (used) throw new NeutronError(400, 'SubnetPoolDeleteError', 'Unable to delete subnet pool: Subnet pool has existing allocations.');
     await trx.deleteFrom('tag').where('resource_type', '=', 'subnetpools').where('resource_id', '=', id).execute();

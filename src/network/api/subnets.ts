@@ -1,11 +1,11 @@
 import type { FastifyInstance, FastifyRequest } from 'fastify';
 import type { Kysely } from 'kysely';
 import type { RequestContext } from '../../core/auth/context.js';
-import { bool, int, isoNow, json, newUuid, nullableUuid, owner, readBody, readCreate, standardView, STANDARD_ATTRS, uuid, type Attrs } from '../common.js';
+import { bool, int, isoNow, json, newStandardColumns, nullableUuid, owner, readBody, readCreate, standardView, STANDARD_ATTRS, uuid, type Attrs } from '../common.js';
 import type { NetworkRow, NetworkSchema, SubnetpoolRow, SubnetRow } from '../db/schema.js';
 import { conflict, invalidInput, NeutronError, notFound } from '../errors.js';
 import { defaultPools, firstHost, formatCidr, formatIp, overlaps, parseCidr, parseIp, type Cidr, type IpVersion, type Range } from '../ipam/addresses.js';
-import { cidrOf, isAutoAddressSubnet, poolsOf, retryOnConflict } from '../ipam/allocator.js';
+import { cidrOf, isAutoAddressSubnet, poolsOf, retryOnConflict, ROUTER_INTERFACE_OWNERS_SNAT } from '../ipam/allocator.js';
 import { allocateFromPool } from '../ipam/pools.js';
 import {
   badResourceRequest,
@@ -25,9 +25,9 @@ import {
   type Ipv6Mode,
   type PoolText,
 } from '../ipam/subnet-rules.js';
-import { listResponse, parseListQuery, selectFields, showFields, type ListSpec } from '../lists.js';
+import { listResponse, parseListQuery, selectFields, showFields, STANDARD_ATTRIBUTES, type ListSpec } from '../lists.js';
 import { allowed, authorize, hideAttributes, isAdmin, type NetworkService } from '../network.js';
-import { findNetwork, lockNetwork, networkInfo, networkVisible, onNetworkTarget, saveTags, tagsAttr } from '../networks.js';
+import { AUTO_DELETE_PORT_OWNERS, findNetwork, lockNetwork, lockNetworkFor, networkInfo, onNetworkTarget, saveTags, tagsAttr } from '../networks.js';
 import { checkQuota } from '../quotas.js';
 import { loadTags } from '../tags.js';
 import { defaultSubnetpoolFor, loadSubnetpoolFor } from './subnetpools.js';
@@ -44,10 +44,7 @@ type Db = Kysely<NetworkSchema>;
 
 const readOnly = { post: false, put: false };
 
-/** Ports that do not keep a subnet in use: its deletion takes their addresses (Neutron's AUTO_DELETE_PORT_OWNERS). */
-const AUTO_DELETE_PORT_OWNERS = ['network:dhcp', 'network:router_interface_distributed', 'network:floatingip_agent_gateway'];
-const ROUTER_INTERFACE_OWNERS = ['network:router_interface', 'network:router_interface_distributed', 'network:ha_router_replicated_interface', 'network:router_centralized_snat'];
-const ROUTER_PORT_OWNERS = [...ROUTER_INTERFACE_OWNERS, 'network:router_gateway'];
+const ROUTER_PORT_OWNERS = [...ROUTER_INTERFACE_OWNERS_SNAT, 'network:router_gateway'];
 
 function ipVersion(value: unknown, name: string): IpVersion {
   const n = int(value, name);
@@ -94,14 +91,7 @@ const LIST_SPEC: ListSpec = {
   collection: 'subnets',
   resource: 'subnet',
   attributes: [
-    'id',
-    'name',
-    'tenant_id',
-    'project_id',
-    'description',
-    'created_at',
-    'updated_at',
-    'revision_number',
+    ...STANDARD_ATTRIBUTES,
     'network_id',
     'ip_version',
     'cidr',
@@ -122,6 +112,10 @@ const LIST_SPEC: ListSpec = {
 /** The policy target of a subnet: its owner and its network's (`network:project_id`, `network:shared`). */
 export function subnetTarget(subnet: SubnetRow, network: Pick<NetworkRow, 'id' | 'project_id' | 'shared' | 'router_external'>): Record<string, unknown> {
   return { id: subnet.id, project_id: subnet.project_id, tenant_id: subnet.project_id, ...onNetworkTarget(network) };
+}
+
+function withNetwork(row: SubnetRow, network: Pick<NetworkRow, 'project_id' | 'shared' | 'router_external'>): SubnetWithNetwork {
+  return { ...row, network_project_id: network.project_id, network_shared: network.shared, network_router_external: network.router_external };
 }
 
 function withNetworkTarget(row: SubnetWithNetwork): Record<string, unknown> {
@@ -241,11 +235,10 @@ function layout(item: Record<string, unknown>, version: IpVersion, cidr: Cidr, e
   return { gateway, pools };
 }
 
-async function insertSubnet(net: NetworkService, ctx: RequestContext, trx: Db, p: PreparedSubnet): Promise<SubnetRow> {
+async function insertSubnet(net: NetworkService, ctx: RequestContext, trx: Db, p: PreparedSubnet): Promise<SubnetWithNetwork> {
   const { item, project, version } = p;
   const networkId = item.network_id as string;
-  const network = await lockNetwork(net, trx, networkId);
-  if (!network || !networkVisible(net, ctx, network)) throw notFound('network', networkId);
+  const network = await lockNetworkFor(net, ctx, networkId, trx);
   // Neutron hides a network the caller may see (external) but not use from subnet creation.
   if (!isAdmin(net, ctx) && network.shared !== 1 && network.project_id !== project) throw new NeutronError(404, 'HTTPNotFound', 'The resource could not be found.');
   const explicit = ['service_types', 'segment_id'].filter((a) => item[a] !== undefined && item[a] !== null);
@@ -260,14 +253,9 @@ async function insertSubnet(net: NetworkService, ctx: RequestContext, trx: Db, p
   if (!cidr) throw badResourceRequest('subnets', 'a subnetpool must be specified in the absence of a cidr');
   const cidrText = formatCidr(cidr);
   const { gateway, pools } = layout(item, version, cidr, existing, networkId);
-  const now = isoNow();
   const row: SubnetRow = {
-    id: newUuid(),
-    project_id: project,
-    name: item.name as string,
-    description: item.description as string,
-    created_at: now,
-    updated_at: now,
+    ...newStandardColumns(project, item),
+    // Neutron shows a new subnet at revision 0.
     revision_number: 0,
     network_id: networkId,
     ip_version: version,
@@ -285,10 +273,10 @@ async function insertSubnet(net: NetworkService, ctx: RequestContext, trx: Db, p
   };
   await trx.insertInto('subnet').values(row).execute();
   await saveTags(trx, 'subnets', row.id, (item.tags as string[] | undefined) ?? []);
-  return row;
+  return withNetwork(row, network);
 }
 
-async function createSubnets(net: NetworkService, req: FastifyRequest): Promise<{ rows: SubnetRow[]; bulk: boolean }> {
+async function createSubnets(net: NetworkService, req: FastifyRequest): Promise<{ rows: SubnetWithNetwork[]; bulk: boolean }> {
   const ctx = req.ctx;
   const { items, bulk } = readCreate(req.body, 'subnet', 'subnets', SUBNET_ATTRS);
   const prepared = items.map((item) => prepareCreate(ctx, item));
@@ -297,7 +285,7 @@ async function createSubnets(net: NetworkService, req: FastifyRequest): Promise<
   const rows = await retryOnConflict(() =>
     net.db.transaction().execute(async (trx) => {
       for (const [project, count] of perProject) await checkQuota(trx, net.config.network, project, 'subnet', count);
-      const out: SubnetRow[] = [];
+      const out: SubnetWithNetwork[] = [];
       for (const p of prepared) out.push(await insertSubnet(net, ctx, trx, p));
       return out;
     }),
@@ -307,7 +295,7 @@ async function createSubnets(net: NetworkService, req: FastifyRequest): Promise<
 
 // --- update ---
 
-async function updateSubnet(net: NetworkService, ctx: RequestContext, id: string, body: Record<string, unknown>): Promise<SubnetRow> {
+async function updateSubnet(net: NetworkService, ctx: RequestContext, id: string, body: Record<string, unknown>): Promise<SubnetWithNetwork> {
   return net.db.transaction().execute(async (trx) => {
     const seen = await loadSubnetFor(net, ctx, id, trx);
     await lockNetwork(net, trx, seen.network_id);
@@ -342,8 +330,8 @@ async function updateSubnet(net: NetworkService, ctx: RequestContext, id: string
     let pools = poolsOf(row);
     if (body.allocation_pools !== undefined) pools = checkAllocationPools(body.allocation_pools as PoolText[], cidr);
     if (gatewayChanged || body.allocation_pools !== undefined) checkGatewayOutOfPools(version, gateway, pools);
-    const next: SubnetRow = {
-      ...(row as SubnetRow),
+    const next: SubnetWithNetwork = {
+      ...row,
       name: (body.name as string | undefined) ?? row.name,
       description: (body.description as string | undefined) ?? row.description,
       gateway_ip: gateway,
@@ -355,16 +343,15 @@ async function updateSubnet(net: NetworkService, ctx: RequestContext, id: string
       revision_number: Number(row.revision_number) + 1,
       updated_at: isoNow(),
     };
-    const { network_project_id: _a, network_shared: _b, network_router_external: _c, ...plain } = next as SubnetWithNetwork;
-    const { id: _id, ...changes } = plain;
+    const { id: _id, network_project_id: _a, network_shared: _b, network_router_external: _c, ...changes } = next;
     await trx.updateTable('subnet').set(changes).where('id', '=', id).execute();
-    return plain;
+    return next;
   });
 }
 
 // --- delete ---
 
-async function deleteSubnet(net: NetworkService, ctx: RequestContext, id: string): Promise<SubnetRow> {
+async function deleteSubnet(net: NetworkService, ctx: RequestContext, id: string): Promise<SubnetWithNetwork> {
   return net.db.transaction().execute(async (trx) => {
     const seen = await loadSubnetFor(net, ctx, id, trx);
     await lockNetwork(net, trx, seen.network_id);
@@ -372,29 +359,22 @@ async function deleteSubnet(net: NetworkService, ctx: RequestContext, id: string
     authorize(net, ctx, 'delete_subnet', withNetworkTarget(row));
     const owners = await trx.selectFrom('ip_allocation').innerJoin('port', 'port.id', 'ip_allocation.port_id').select('port.device_owner').where('ip_allocation.subnet_id', '=', id).execute();
     const inUse = (): NeutronError => conflict('SubnetInUse', `Unable to complete operation on subnet ${id}: One or more ports have an IP allocation from this subnet.`);
-    if (owners.some((o) => ROUTER_INTERFACE_OWNERS.includes(o.device_owner))) throw inUse();
+    if (owners.some((o) => ROUTER_INTERFACE_OWNERS_SNAT.includes(o.device_owner))) throw inUse();
     // Addresses of SLAAC subnets are computed, not chosen: they go with the subnet.
     if (!isAutoAddressSubnet(row) && owners.some((o) => !AUTO_DELETE_PORT_OWNERS.includes(o.device_owner))) throw inUse();
     await trx.deleteFrom('ip_allocation').where('subnet_id', '=', id).execute();
     await trx.deleteFrom('tag').where('resource_type', '=', 'subnets').where('resource_id', '=', id).execute();
     await trx.deleteFrom('subnet').where('id', '=', id).execute();
-    const { network_project_id: _a, network_shared: _b, network_router_external: _c, ...plain } = row;
-    return plain;
+    return row;
   });
 }
 
 // --- routes ---
 
 function callerView(net: NetworkService, ctx: RequestContext, row: SubnetWithNetwork, tags: Map<string, string[]>): Record<string, unknown> {
-  const { network_project_id: _a, network_shared: _b, network_router_external: _c, ...plain } = row;
-  const view = hideAttributes(net, ctx, 'subnet', subnetView(plain, tags.get(row.id) ?? []), withNetworkTarget(row));
+  const view = hideAttributes(net, ctx, 'subnet', subnetView(row, tags.get(row.id) ?? []), withNetworkTarget(row));
   sharedOf.set(view, Number(row.network_shared) === 1);
   return view;
-}
-
-async function withNetworkOf(net: NetworkService, row: SubnetRow): Promise<SubnetWithNetwork> {
-  const network = await findNetwork(net.db, row.network_id);
-  return { ...row, network_project_id: network?.project_id ?? '', network_shared: network?.shared ?? 0, network_router_external: network?.router_external ?? 0 };
 }
 
 export function registerSubnets(app: FastifyInstance, net: NetworkService): void {
@@ -424,11 +404,8 @@ export function registerSubnets(app: FastifyInstance, net: NetworkService): void
   app.post('/v2.0/subnets', async (req, reply) => {
     const { rows, bulk } = await createSubnets(net, req);
     const tags = await loadTags(net.db, 'subnets', rows.map((r) => r.id));
-    const views: Record<string, unknown>[] = [];
-    for (const row of rows) {
-      net.notify('subnet.create.end', { subnet: subnetView(row, tags.get(row.id) ?? []) }, req.ctx);
-      views.push(callerView(net, req.ctx, await withNetworkOf(net, row), tags));
-    }
+    for (const row of rows) net.notify('subnet.create.end', { subnet: subnetView(row, tags.get(row.id) ?? []) }, req.ctx);
+    const views = rows.map((row) => callerView(net, req.ctx, row, tags));
     for (const networkId of new Set(rows.map((r) => r.network_id))) await tellDriver(net, networkId);
     reply.code(201);
     return bulk ? { subnets: views } : { subnet: views[0] };
@@ -440,7 +417,7 @@ export function registerSubnets(app: FastifyInstance, net: NetworkService): void
     const tags = await loadTags(net.db, 'subnets', [row.id]);
     net.notify('subnet.update.end', { subnet: subnetView(row, tags.get(row.id) ?? []) }, req.ctx);
     await tellDriver(net, row.network_id);
-    return { subnet: callerView(net, req.ctx, await withNetworkOf(net, row), tags) };
+    return { subnet: callerView(net, req.ctx, row, tags) };
   });
 
   app.delete<{ Params: { id: string } }>('/v2.0/subnets/:id', async (req, reply) => {

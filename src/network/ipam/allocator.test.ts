@@ -1,6 +1,5 @@
 import assert from 'node:assert/strict';
 import { after, before, test } from 'node:test';
-import { isoNow, newUuid } from '../common.js';
 import type { SubnetRow } from '../db/schema.js';
 import { subnetsOf } from '../networks.js';
 import { createTestNetwork, type TestNetwork } from '../testing.js';
@@ -20,19 +19,8 @@ after(async () => {
   await t.close();
 });
 
-async function insertPort(networkId: string, deviceOwner = 'compute:nova'): Promise<PortForIpam> {
-  const id = newUuid();
-  const now = isoNow();
-  const mac = `fa:16:3e:${id.slice(0, 2)}:${id.slice(2, 4)}:${id.slice(4, 6)}`;
-  await t.net.db
-    .insertInto('port')
-    .values({
-      id, project_id: t.alpha.projectId, name: '', description: '', created_at: now, updated_at: now, revision_number: 1, network_id: networkId,
-      mac_address: mac, admin_state_up: 1, status: 'DOWN', device_id: '', device_owner: deviceOwner, binding_host_id: '', binding_vif_type: 'unbound',
-      binding_vif_details: '{}', binding_vnic_type: 'normal', binding_profile: '{}', port_security_enabled: 1, allowed_address_pairs: '[]', extra_dhcp_opts: '[]', dns_name: '',
-    })
-    .execute();
-  return { id, network_id: networkId, mac_address: mac, device_owner: deviceOwner };
+function insertPort(networkId: string): Promise<PortForIpam> {
+  return t.insertPort({ network_id: networkId, device_owner: 'compute:nova' });
 }
 
 async function subnetOn(cidr: string, extra: Record<string, unknown> = {}): Promise<{ networkId: string; subnets: SubnetRow[] }> {
@@ -77,4 +65,40 @@ test('SLAAC subnets give the EUI-64 address', async () => {
   const expected = formatIp(6, eui64({ version: 6, network: parseIp('2001:db8:5::')?.value ?? 0n, prefix: 64 }, port.mac_address));
   assert.deepEqual(got.map((g) => g.ip_address), [expected], 'EUI-64 from the MAC');
   assert.ok(expected.startsWith('2001:db8:5:0:f816:3eff:fe'), expected);
+});
+
+test('many small subnets: each port gets an address of the first subnet with room, full ones are passed', async () => {
+  const networkId = (await t.create(t.alpha, 'networks', 'network', {})).id as string;
+  for (const third of [0, 8, 16]) {
+    await t.create(t.alpha, 'subnets', 'subnet', { network_id: networkId, ip_version: 4, cidr: `10.3.0.${third}/29`, allocation_pools: [{ start: `10.3.0.${third + 2}`, end: `10.3.0.${third + 5}` }] });
+  }
+  const subnets = await subnetsOf(t.net.db, networkId);
+  const pool = (s: SubnetRow): string[] => [2, 3, 4, 5].map((i) => formatIp(4, (parseIp(s.cidr.split('/')[0] ?? '')?.value ?? 0n) + BigInt(i)));
+  // The first two also hold addresses outside their pools (the gateway, an
+  // address asked for): they do not make a subnet full before its pool is.
+  for (const s of subnets.slice(0, 2)) {
+    const base = parseIp(s.cidr.split('/')[0] ?? '')?.value ?? 0n;
+    await t.insertPort({ network_id: networkId, device_owner: 'network:router_interface' }, [{ subnet_id: s.id, ip_address: formatIp(4, base + 1n) }]);
+    await t.insertPort({ network_id: networkId, device_owner: 'compute:nova' }, [{ subnet_id: s.id, ip_address: formatIp(4, base + 6n) }]);
+  }
+  const got: { subnet_id: string; ip_address: string }[] = [];
+  for (let i = 0; i < 12; i++) {
+    const port = await insertPort(networkId);
+    const [allocation, ...more] = await t.net.db.transaction().execute((trx) => allocate(trx, port, subnets, undefined));
+    assert.ok(allocation && more.length === 0, 'one address');
+    got.push(allocation);
+  }
+  subnets.forEach((s, i) => {
+    const mine = got.slice(4 * i, 4 * i + 4);
+    assert.ok(mine.every((a) => a.subnet_id === s.id), `ports ${4 * i}-${4 * i + 3} on subnet ${i}: ${JSON.stringify(got)}`);
+    assert.deepEqual(mine.map((a) => a.ip_address).sort(), pool(s), `subnet ${i} hands out its whole pool, nothing else`);
+  });
+  const extra = await insertPort(networkId);
+  await assert.rejects(t.net.db.transaction().execute((trx) => allocate(trx, extra, subnets, undefined)), { type: 'IpAddressGenerationFailure' } as object, 'all full');
+  // A pool address given back in the first subnet is found again, past nothing.
+  const back = got[1];
+  assert.ok(back, 'an allocation');
+  await t.net.db.deleteFrom('ip_allocation').where('subnet_id', '=', back.subnet_id).where('ip_address', '=', back.ip_address).execute();
+  const again = await t.net.db.transaction().execute((trx) => allocate(trx, extra, subnets, undefined));
+  assert.deepEqual(again, [back], 'the freed address');
 });

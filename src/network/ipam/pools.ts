@@ -15,6 +15,16 @@ import { firstFreePrefix, isFreeInPool } from './prefixes.js';
 
 type Db = Kysely<NetworkSchema>;
 
+/**
+ * Locks the pool's row until the caller's transaction ends (`SELECT ... FOR
+ * UPDATE`; SQLite runs one write transaction at a time, so a read does), so
+ * that subnets cut from it, and its deletion, happen one after another.
+ */
+export async function lockSubnetpool(db: Db, dialect: DialectName, id: string): Promise<void> {
+  const query = db.selectFrom('subnetpool').select('id').where('id', '=', id);
+  await (dialect === 'sqlite' ? query.executeTakeFirst() : query.forUpdate().executeTakeFirst());
+}
+
 /** A pool's prefixes as CIDRs. */
 export function poolPrefixes(pool: SubnetpoolRow): Cidr[] {
   return json<string[]>(pool.prefixes, []).flatMap((p) => {
@@ -44,8 +54,7 @@ function allocationError(reason: string): NeutronError {
  * `SubnetPoolQuotaExceeded`).
  */
 export async function allocateFromPool(db: Db, dialect: DialectName, pool: SubnetpoolRow, project: string, request: { cidr: Cidr | null; prefixlen?: number }): Promise<Cidr> {
-  const locked = db.selectFrom('subnetpool').select('id').where('id', '=', pool.id);
-  await (dialect === 'sqlite' ? locked.executeTakeFirst() : locked.forUpdate().executeTakeFirst());
+  await lockSubnetpool(db, dialect, pool.id);
   const version = pool.ip_version as IpVersion;
   const prefixlen = request.cidr?.prefix ?? request.prefixlen ?? Number(pool.default_prefixlen);
   if (prefixlen > Number(pool.max_prefixlen)) {

@@ -138,7 +138,7 @@ export function hostRoutes(value: unknown, name: string): HostRoute[] {
     const cidr = typeof destination === 'string' ? parseCidr(destination) : null;
     if (typeof destination !== 'string' || !cidr) throw invalidInput(name, `'${String(destination)}' is not a valid CIDR`);
     if (!destination.includes('/') || !parseCidr(destination, true)) throw invalidInput(name, `'${destination}' is not a recognized CIDR, '${formatCidr(cidr)}' is recommended`);
-    if (isLoopback(cidr) || (cidr.version === 4 && cidr.network >> 24n === 127n)) throw invalidInput(name, `'${destination}' is not a routable CIDR`);
+    if (isLoopback(cidr)) throw invalidInput(name, `'${destination}' is not a routable CIDR`);
     const nexthop = ipAddress(route.nexthop, name);
     const normal = { destination: formatCidr(cidr), nexthop };
     if (out.some((r) => r.destination === normal.destination && r.nexthop === normal.nexthop)) throw invalidInput(name, `Duplicate hostroute '${pyRepr(route)}'`);
@@ -204,7 +204,7 @@ export function checkSubnet(spec: SubnetSpec, current?: CurrentSubnet): void {
   if (spec.enable_dhcp && !dhcpWasEnabled) {
     if ((version === 4 && cidr.prefix > 30) || (version === 6 && cidr.prefix > 126)) throw invalidOperation('Subnet has a prefix length that is incompatible with DHCP service enabled');
     if (isMulticast(cidr)) throw invalidOperation('Multicast IP subnet is not supported if enable_dhcp is True');
-    if (isLoopback(cidr) || (version === 4 && cidr.network >> 24n === 127n)) throw invalidOperation('Loopback IP subnet is not supported if enable_dhcp is True');
+    if (isLoopback(cidr)) throw invalidOperation('Loopback IP subnet is not supported if enable_dhcp is True');
     if (version === 4 && cidr.network === 0n) throw invalidOperation("First IP '0.0.0.0' of network is not supported if enable_dhcp is True.");
   }
   if (spec.gateway_ip !== undefined && spec.gateway_ip !== null) {

@@ -74,3 +74,10 @@ export function portOpen(port: number, host = '127.0.0.1'): Promise<boolean> {
     socket.once('error', () => done(false));
   });
 }
+
+/** Throws, naming the setting that changes the port, when something listens on one of `ports` already. */
+export async function assertPortsFree(ports: [port: number, setting: string][]): Promise<void> {
+  for (const [port, setting] of ports) {
+    if (await portOpen(port)) throw new Error(`port ${port} is in use by another process; choose another one with ${setting}=...`);
+  }
+}

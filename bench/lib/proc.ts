@@ -6,6 +6,19 @@ export function sleep(ms: number): Promise<void> {
   return new Promise((resolve) => setTimeout(resolve, ms));
 }
 
+/** Waits for `promise` at most `ms`; rejects with `what` on the timeout. */
+export async function within<T>(promise: Promise<T>, ms: number, what: string): Promise<T> {
+  let timer: NodeJS.Timeout | undefined;
+  const timeout = new Promise<never>((_, reject) => {
+    timer = setTimeout(() => reject(new Error(`${what}: no result within ${Math.round(ms / 1000)} s`)), ms);
+  });
+  try {
+    return await Promise.race([promise, timeout]);
+  } finally {
+    clearTimeout(timer);
+  }
+}
+
 /** Seconds since an arbitrary origin (monotonic clock). */
 export function now(): number {
   return performance.now() / 1000;
@@ -184,6 +197,21 @@ export function runCommand(command: string, args: string[], options: { env?: Nod
   });
 }
 
+/** The last `lines` lines of a command's output (for error messages). */
+export function outputTail(r: CommandResult, lines = 15): string {
+  return `${r.stdout}${r.stderr}`.trim().split('\n').slice(-lines).join('\n');
+}
+
+/** The PID on the first line of a PID file, when that process is alive; null otherwise. */
+export function readPidFile(file: string): number | null {
+  try {
+    const pid = Number(fs.readFileSync(file, 'utf8').split('\n')[0]?.trim());
+    return Number.isInteger(pid) && pid > 0 && fs.existsSync(`/proc/${pid}`) ? pid : null;
+  } catch {
+    return null;
+  }
+}
+
 /** True when `name` is an executable on PATH (or an executable path). */
 export function haveCommand(name: string): boolean {
   return spawnSync('bash', ['-c', 'command -v "$1"', 'bash', name], { stdio: 'ignore' }).status === 0;
@@ -195,4 +223,9 @@ export function commandLine(command: string, args: string[], cwd?: string): stri
   if (r.error) return null;
   const line = `${r.stdout ?? ''}${r.stderr ?? ''}`.split('\n').find((l) => l.trim() !== '');
   return line ? line.trim() : null;
+}
+
+/** The installed version of a Debian package, or null. */
+export function debVersion(pkg: string): string | null {
+  return commandLine('dpkg-query', ['-W', '-f=${Version}', pkg]);
 }
