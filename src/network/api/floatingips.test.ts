@@ -37,6 +37,12 @@ async function createFip(body: Record<string, unknown>, user = t.alpha): Promise
   return t.request('POST', '/v2.0/floatingips', { user, payload: { floatingip: { floating_network_id: pub.network.id, ...body } } });
 }
 
+/** An address of `lan`'s subnet that `port` does not hold (addresses are handed out at random). */
+function addressNotOn(port: Record<string, any> | undefined): string {
+  const held = new Set((port?.fixed_ips ?? []).map((ip: { ip_address: string }) => ip.ip_address));
+  return held.has('10.0.0.251') ? '10.0.0.252' : '10.0.0.251';
+}
+
 describe('the whole flow', () => {
   test('network, subnet, public, router with gateway and interface, port; a floating IP associated, disassociated, deleted', async () => {
     const ext = await externalNetwork(t, '198.51.100.0/24');
@@ -204,7 +210,7 @@ describe('create', () => {
 
   test('a refused association creates nothing', async () => {
     const before = (await t.request('GET', '/v2.0/floatingips', { user: t.admin })).body.floatingips.length;
-    const res = await createFip({ port_id: lan.ports[0]?.id, fixed_ip_address: '10.0.0.250' });
+    const res = await createFip({ port_id: lan.ports[0]?.id, fixed_ip_address: addressNotOn(lan.ports[0]) });
     assert.equal(res.status, 400, JSON.stringify(res.body));
     const afterCount = (await t.request('GET', '/v2.0/floatingips', { user: t.admin })).body.floatingips.length;
     assert.equal(afterCount, before, 'no floating IP');
@@ -277,10 +283,11 @@ describe('association', () => {
     assert.equal(first.status, 201, JSON.stringify(first.body));
     const second = await createFip({ port_id: port.id });
     expectNeutronError(second, 409, 'FloatingIPPortAlreadyAssociated');
-    const wrong = await createFip({ port_id: port.id, fixed_ip_address: '10.0.0.251' });
+    const notHeld = addressNotOn(port);
+    const wrong = await createFip({ port_id: port.id, fixed_ip_address: notHeld });
     assert.equal(wrong.status, 400, JSON.stringify(wrong.body));
-    assert.equal(wrong.body.NeutronError.message, `Bad floatingip request: Port ${port.id} does not have fixed ip 10.0.0.251.`, 'message');
-    const noPort = await createFip({ fixed_ip_address: '10.0.0.251' });
+    assert.equal(wrong.body.NeutronError.message, `Bad floatingip request: Port ${port.id} does not have fixed ip ${notHeld}.`, 'message');
+    const noPort = await createFip({ fixed_ip_address: notHeld });
     assert.equal(noPort.status, 400, JSON.stringify(noPort.body));
     assert.equal(noPort.body.NeutronError.message, 'Bad floatingip request: fixed_ip_address cannot be specified without a port_id.', 'message');
     const missing = await createFip({ port_id: lan.router.id });
