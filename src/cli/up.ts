@@ -10,6 +10,8 @@ import { startIdentity, type IdentityService } from '../identity/service.js';
 import { startImage, type RunningImage } from '../image/service.js';
 import { ensurePublicNetwork } from '../network/bootstrap.js';
 import { startNetwork, type RunningNetwork } from '../network/service.js';
+import { startPlacement, type RunningPlacement } from '../placement/service.js';
+import { startCompute, type RunningCompute } from '../compute/service.js';
 import { writeCloudFiles } from './cloud-files.js';
 import { ensurePackages } from './packages.js';
 import { servicePassword } from './service-passwords.js';
@@ -19,6 +21,8 @@ export interface RunningCloud {
   identity: IdentityService;
   image: RunningImage | null;
   network: RunningNetwork | null;
+  placement: RunningPlacement | null;
+  compute: RunningCompute | null;
   bus: Bus;
   stop(): Promise<void>;
 }
@@ -34,6 +38,8 @@ function catalogServices(config: StratusConfig, identityPort: number): CatalogSe
     catalogEntry('identity', 'keystone', 'Stratus Identity (Keystone v3)', `http://${host}:${identityPort}/v3`),
     ...(config.services.includes('image') ? [catalogEntry('image', 'glance', 'Stratus Image (Glance v2)', `http://${host}:${config.image.port}`)] : []),
     ...(config.services.includes('network') ? [catalogEntry('network', 'neutron', 'Stratus Networking (Neutron v2.0)', `http://${host}:${config.network.port}`)] : []),
+    ...(config.services.includes('placement') ? [catalogEntry('placement', 'placement', 'Stratus Placement', `http://${host}:${config.placement.port}`)] : []),
+    ...(config.services.includes('compute') ? [catalogEntry('compute', 'nova', 'Stratus Compute (Nova v2.1)', `http://${host}:${config.compute.port}/v2.1`)] : []),
   ];
 }
 
@@ -45,6 +51,8 @@ function catalogServices(config: StratusConfig, identityPort: number): CatalogSe
 export async function up(config: StratusConfig, out: (line: string) => void): Promise<RunningCloud> {
   const withImage = config.services.includes('image');
   const withNetwork = config.services.includes('network');
+  const withPlacement = config.services.includes('placement');
+  const withCompute = config.services.includes('compute');
   // The image service checks and converts image data with qemu-img (Debian's qemu-utils).
   if (withImage) ensurePackages([[config.image.qemu_img, 'qemu-utils']], out);
   const started = process.hrtime.bigint();
@@ -57,18 +65,27 @@ export async function up(config: StratusConfig, out: (line: string) => void): Pr
   const identity = await startIdentity(config, bus);
   const glancePassword = withImage ? servicePassword(config.data_dir, 'glance', config.image.service_password) : '';
   const neutronPassword = withNetwork ? servicePassword(config.data_dir, 'neutron', config.network.service_password) : '';
+  const placementPassword = withPlacement ? servicePassword(config.data_dir, 'placement', config.placement.service_password) : '';
+  const novaPassword = withCompute ? servicePassword(config.data_dir, 'nova', config.compute.service_password) : '';
   const result = await bootstrap(identity.identity, {
     adminUser: config.identity.admin_user,
     adminProject: config.identity.admin_project,
     adminPassword: config.identity.admin_password,
     region: config.region,
     services: catalogServices(config, identity.port),
-    serviceUsers: [...(withImage ? [{ name: 'glance', password: glancePassword }] : []), ...(withNetwork ? [{ name: 'neutron', password: neutronPassword }] : [])],
+    serviceUsers: [
+      ...(withImage ? [{ name: 'glance', password: glancePassword }] : []),
+      ...(withNetwork ? [{ name: 'neutron', password: neutronPassword }] : []),
+      ...(withPlacement ? [{ name: 'placement', password: placementPassword }] : []),
+      ...(withCompute ? [{ name: 'nova', password: novaPassword }] : []),
+    ],
   });
   const authUrl = `http://${config.public_host}:${identity.port}/v3`;
   const image = withImage ? await startImage(config, bus, { identity: { authUrl, password: glancePassword } }) : null;
   const network = withNetwork ? await startNetwork(config, bus, { identity: { authUrl, password: neutronPassword } }) : null;
   if (network) await ensurePublicNetwork(network.database.db, config.network, result.adminProjectId);
+  const placement = withPlacement ? await startPlacement(config, { identity: { authUrl, password: placementPassword } }) : null;
+  const compute = withCompute ? await startCompute(config, bus, { identity: { authUrl, password: novaPassword } }) : null;
   const cloudsYaml = path.join(config.data_dir, 'clouds.yaml');
   const password = config.identity.admin_password || result.adminPassword;
   if (password) {
@@ -84,7 +101,7 @@ export async function up(config: StratusConfig, out: (line: string) => void): Pr
     });
   }
   const ms = Number(process.hrtime.bigint() - started) / 1e6;
-  const urls = [`identity ${authUrl}`, ...(image ? [`image http://${config.public_host}:${image.port}`] : []), ...(network ? [`network http://${config.public_host}:${network.port}`] : [])];
+  const urls = [`identity ${authUrl}`, ...(image ? [`image http://${config.public_host}:${image.port}`] : []), ...(network ? [`network http://${config.public_host}:${network.port}`] : []), ...(placement ? [`placement http://${config.public_host}:${placement.port}`] : []), ...(compute ? [`compute http://${config.public_host}:${compute.api.port}/v2.1`] : [])];
   out(`Stratus is up (${Math.round(ms)} ms): ${urls.join(', ')}`);
   if (result.created && result.adminPassword) out(`Generated admin password (shown once, also in clouds.yaml and openrc): ${result.adminPassword}`);
   out(`Use it:  export OS_CLIENT_CONFIG_FILE=${cloudsYaml} OS_CLOUD=stratus; openstack token issue`);
@@ -94,8 +111,12 @@ export async function up(config: StratusConfig, out: (line: string) => void): Pr
     identity,
     image,
     network,
+    placement,
+    compute,
     bus,
     async stop() {
+      await compute?.stop();
+      await placement?.stop();
       await network?.stop();
       await image?.stop();
       await identity.stop();

@@ -33,6 +33,8 @@ export interface StratusConfig {
   identity: IdentityConfig;
   image: ImageConfig;
   network: NetworkConfig;
+  placement: PlacementConfig;
+  compute: ComputeConfig;
   /** Services whose roles `up` runs and whose endpoints bootstrap registers. */
   services: string[];
   /** Optional `policy.yaml` overrides per service (file paths). */
@@ -142,6 +144,59 @@ export interface NetworkConfig {
   public_network: { enabled: boolean; name: string; physical_network: string; cidr: string; gateway_ip: string; allocation_pool: string; cidr_v6: string };
 }
 
+export interface PlacementConfig {
+  port: number;
+  /** Identity's v3 URL, where placement checks tokens (empty: `http://<public_host>:<identity.port>/v3`). */
+  auth_url: string;
+  /** Password of the `placement` service user; empty: generated once and kept in the data directory. */
+  service_password: string;
+}
+
+export interface ComputeConfig {
+  port: number;
+  /** Identity's v3 URL, where compute checks tokens (empty: `http://<public_host>:<identity.port>/v3`). */
+  auth_url: string;
+  /** Password of the `nova` service user; empty: generated once and kept in the data directory. */
+  service_password: string;
+  /** The virt driver of the compute agents: `fake` (no guests) or `qemu`. */
+  virt_driver: string;
+  /** Fake hypervisor hosts that `up` runs in its process (`fake-<n>`); 0: one, named after this machine. */
+  fake_hosts: number;
+  /** What each fake host reports to placement. */
+  fake_host_resources: { vcpus: number; memory_mb: number; local_gb: number };
+  /** Allocation ratios of new hosts' inventories (Nova's `initial_*_allocation_ratio`) and what is reserved. */
+  cpu_allocation_ratio: number;
+  ram_allocation_ratio: number;
+  disk_allocation_ratio: number;
+  reserved_host_memory_mb: number;
+  reserved_host_disk_mb: number;
+  /** The availability zone of hosts not in an aggregate that names one (Nova's `default_availability_zone`). */
+  default_availability_zone: string;
+  /** The zone servers land in when they ask for none (empty: any). */
+  default_schedule_zone: string;
+  /** Seconds between agent heartbeats, and without one after which a service is down (Nova's `report_interval`, `service_down_time`). */
+  report_interval: number;
+  service_down_time: number;
+  /** Seconds an agent waits for `network-vif-plugged`; 0 does not wait (Nova's `vif_plugging_timeout`). */
+  vif_plugging_timeout: number;
+  /** A missing `network-vif-plugged` fails the boot rather than going on (Nova's `vif_plugging_is_fatal`). */
+  vif_plugging_is_fatal: boolean;
+  /** Seconds between the agents' power-state syncs (Nova's `sync_power_state_interval`; 0: never). */
+  sync_power_state_interval: number;
+  /** Hosts tried per server before it goes to ERROR (Nova's `[scheduler]max_attempts`). */
+  max_attempts: number;
+  /** `spread` (fewest used first, Nova's default) or `pack` (fullest first). */
+  weigher: string;
+  /** Seconds after which an unconfirmed resize is confirmed by itself (0: never). */
+  resize_confirm_window: number;
+  /** Largest `limit` honoured on lists (Nova's `max_limit`). */
+  max_limit: number;
+  /** Quotas of a project for which none is set (Nova's `[quota]`; -1: unlimited). */
+  default_quotas: Record<string, number>;
+  /** The flavors bootstrap creates when there are none (`m1.tiny`, ...). */
+  bootstrap_flavors: boolean;
+}
+
 export const DEFAULTS: StratusConfig = {
   data_dir: './data',
   bind_host: '127.0.0.1',
@@ -201,6 +256,44 @@ export const DEFAULTS: StratusConfig = {
     pagination_max_limit: -1,
     default_quotas: { network: 100, subnet: 100, subnetpool: -1, port: 500, router: 10, floatingip: 50, security_group: 10, security_group_rule: 100, rbac_policy: 10 },
     public_network: { enabled: true, name: 'public', physical_network: 'public', cidr: '172.24.4.0/24', gateway_ip: '172.24.4.1', allocation_pool: '172.24.4.10-172.24.4.250', cidr_v6: '' },
+  },
+  placement: { port: 8778, auth_url: '', service_password: '' },
+  compute: {
+    port: 8774,
+    auth_url: '',
+    service_password: '',
+    virt_driver: 'fake',
+    fake_hosts: 0,
+    fake_host_resources: { vcpus: 8, memory_mb: 16384, local_gb: 200 },
+    cpu_allocation_ratio: 4.0,
+    ram_allocation_ratio: 1.0,
+    disk_allocation_ratio: 1.0,
+    reserved_host_memory_mb: 512,
+    reserved_host_disk_mb: 0,
+    default_availability_zone: 'nova',
+    default_schedule_zone: '',
+    report_interval: 10,
+    service_down_time: 60,
+    vif_plugging_timeout: 300,
+    vif_plugging_is_fatal: true,
+    sync_power_state_interval: 600,
+    max_attempts: 3,
+    weigher: 'spread',
+    resize_confirm_window: 0,
+    max_limit: 1000,
+    default_quotas: {
+      instances: 10,
+      cores: 20,
+      ram: 51200,
+      metadata_items: 128,
+      injected_files: 5,
+      injected_file_content_bytes: 10240,
+      injected_file_path_bytes: 255,
+      key_pairs: 100,
+      server_groups: 10,
+      server_group_members: 10,
+    },
+    bootstrap_flavors: true,
   },
   services: ['identity', 'image', 'network'],
   policy_files: {},

@@ -112,7 +112,7 @@ export interface LoopbackIdentity {
 export async function startLoopbackIdentity(
   config: StratusConfig,
   bus: Bus,
-  options: { services: { type: string; name: string; url: string }[]; serviceUser: { name: string; password: string } },
+  options: { services: { type: string; name: string; url: string }[]; serviceUser: { name: string; password: string }; moreServiceUsers?: { name: string; password: string }[] },
 ): Promise<LoopbackIdentity> {
   const { identity, app, database } = await createIdentity(config, bus);
   const port = await listen(app, '127.0.0.1', 0);
@@ -125,7 +125,7 @@ export async function startLoopbackIdentity(
     adminPassword: 'admin-secret',
     region: 'RegionOne',
     services: [{ type: 'identity', name: 'keystone', url: authUrl }, ...options.services].map((s) => ({ type: s.type, name: s.name, description: s.type, urls: { public: s.url, internal: s.url, admin: s.url } })),
-    serviceUsers: [options.serviceUser],
+    serviceUsers: [options.serviceUser, ...(options.moreServiceUsers ?? [])],
   });
   const ks = async (method: string, url: string, token: string | null, body?: unknown): Promise<{ status: number; body: any; headers: Headers }> => {
     const response = await fetch(`${base}${url}`, {

@@ -1,0 +1,104 @@
+import type { AgentAction, InstanceValues } from '../rpc.js';
+import type { ComputeAgent } from './agent.js';
+
+/** What each simple power action does: the driver call and the states it ends in. */
+const POWER_ACTIONS: Partial<Record<AgentAction['kind'], { event: string; run: (agent: ComputeAgent, uuid: string) => Promise<void>; done: InstanceValues }>> = {
+  stop: { event: 'compute_stop_instance', run: (a, u) => a.driver.powerOff(u), done: { vm_state: 'stopped', power_state: 4 } },
+  start: { event: 'compute_start_instance', run: (a, u) => a.driver.powerOn(u), done: { vm_state: 'active', power_state: 1 } },
+  pause: { event: 'compute_pause_instance', run: (a, u) => a.driver.pause(u), done: { vm_state: 'paused', power_state: 3 } },
+  unpause: { event: 'compute_unpause_instance', run: (a, u) => a.driver.unpause(u), done: { vm_state: 'active', power_state: 1 } },
+  suspend: { event: 'compute_suspend_instance', run: (a, u) => a.driver.suspend(u), done: { vm_state: 'suspended', power_state: 4 } },
+  resume: { event: 'compute_resume_instance', run: (a, u) => a.driver.resume(u), done: { vm_state: 'active', power_state: 1 } },
+  unrescue: { event: 'compute_unrescue_instance', run: (a, u) => a.driver.unrescue(u), done: { vm_state: 'active', power_state: 1 } },
+};
+
+/**
+ * Runs an action on a server of this host. compute-api has already set the
+ * task state; this calls the driver, records the end state (task state
+ * cleared) and the action event. A failure leaves the server in its previous
+ * vm_state with the task cleared (ERROR for a failed rebuild or resize), and
+ * records a fault.
+ */
+export async function runAgentAction(agent: ComputeAgent, uuid: string, action: AgentAction, actionId: string): Promise<void> {
+  const simple = POWER_ACTIONS[action.kind];
+  const event = await agent.eventStart(actionId, simple?.event ?? `compute_${action.kind}_instance`);
+  const instance = await agent.instance(uuid);
+  if (!instance) {
+    await agent.eventFinish(event, new Error('the server is gone'));
+    return;
+  }
+  try {
+    let done: InstanceValues;
+    if (simple) {
+      await simple.run(agent, uuid);
+      done = simple.done;
+    } else {
+      switch (action.kind) {
+        case 'reboot':
+          await agent.driver.reboot(uuid, action.hard);
+          done = { vm_state: 'active', power_state: 1 };
+          break;
+        case 'rescue':
+          await agent.driver.rescue(uuid, action.image_ref);
+          done = { vm_state: 'rescued', power_state: 1 };
+          break;
+        case 'snapshot':
+          await uploadSnapshot(agent, uuid, action.image_id);
+          done = {};
+          break;
+        case 'rebuild':
+          await agent.driver.destroy(uuid);
+          await agent.driver.spawn(agent.guestSpec({ ...instance, image_ref: action.image_ref, image_properties: action.image_properties }));
+          done = { vm_state: 'active', power_state: 1, image_ref: action.image_ref, image_properties: action.image_properties, launched_at: new Date().toISOString() };
+          break;
+        case 'resize':
+          await agent.driver.resize(uuid, agent.guestSpec({ ...instance, flavor: action.new_flavor }));
+          done = { vm_state: 'resized', power_state: 1, flavor: action.new_flavor, old_flavor: instance.flavor, new_flavor: action.new_flavor };
+          break;
+        case 'revert_resize': {
+          const old = instance.old_flavor ?? instance.flavor;
+          await agent.driver.resize(uuid, agent.guestSpec({ ...instance, flavor: old }));
+          done = { vm_state: 'active', power_state: 1, flavor: old, old_flavor: null, new_flavor: null };
+          break;
+        }
+        case 'confirm_resize':
+          done = { vm_state: 'active', old_flavor: null, new_flavor: null };
+          break;
+        default:
+          throw new Error(`the ${action.kind} action is not supported by this compute agent yet`);
+      }
+    }
+    await agent.update(uuid, { ...done, task_state: null });
+    agent.notify(`compute.instance.${action.kind}.end`, { instance_id: uuid, host: agent.host });
+    await agent.eventFinish(event);
+  } catch (err) {
+    agent.options.log.warn({ err, instance_uuid: uuid, action: action.kind }, 'server action failed');
+    const message = err instanceof Error ? err.message : String(err);
+    const power = await agent.driver.listGuests().then((g) => g.find((x) => x.uuid === uuid)?.powerState ?? 0);
+    const broken = action.kind === 'rebuild' || action.kind === 'resize';
+    await agent.update(uuid, { task_state: null, power_state: power, ...(broken ? { vm_state: 'error' } : {}) });
+    await agent.conductor.call('instance_fault', { uuid, code: 500, message, details: err instanceof Error ? (err.stack ?? '') : '', host: agent.host });
+    await agent.eventFinish(event, err);
+  }
+}
+
+/**
+ * Uploads the server's disk to the image `imageId` (made `queued` by
+ * compute-api). A driver without disk data (fake) uploads an empty raw disk.
+ */
+async function uploadSnapshot(agent: ComputeAgent, uuid: string, imageId: string): Promise<void> {
+  await agent.update(uuid, { task_state: 'image_uploading' } as InstanceValues);
+  const disk = await agent.driver.snapshot(uuid);
+  const client = agent.options.client;
+  const data = disk?.data ?? new Uint8Array(0);
+  if (!disk) {
+    const patch = await client.request('image', 'PATCH', `/v2/images/${imageId}`, {
+      body: JSON.stringify([{ op: 'replace', path: '/disk_format', value: 'raw' }]),
+      raw: true,
+      headers: { 'Content-Type': 'application/openstack-images-v2.1-json-patch' },
+    });
+    if (patch.status >= 400) throw new Error(`could not prepare snapshot image ${imageId}: ${patch.status}`);
+  }
+  const res = await client.request('image', 'PUT', `/v2/images/${imageId}/file`, { body: data, raw: true, headers: { 'Content-Type': 'application/octet-stream' } });
+  if (res.status >= 400) throw new Error(`could not upload snapshot image ${imageId}: ${res.status}`);
+}

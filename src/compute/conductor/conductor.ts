@@ -1,0 +1,196 @@
+import { RemoteError, type Consumer } from '../../core/bus/index.js';
+import type { ComputeService } from '../compute.js';
+import { isoNow, newUuid, parseJson } from '../common.js';
+import { finishActionEvent, startActionEvent } from '../instances.js';
+import type { ComputePlacement } from '../placement.js';
+import { AgentRpc, CONDUCTOR_TOPIC, type AgentInstance, SCHEDULER_TOPIC, type BuildRequest, type InstanceValues, type RequestSpec, type Selection } from '../rpc.js';
+import { agentInstance, instanceColumns } from './instance-view.js';
+import { registerHost, type HostReport } from './hosts.js';
+
+/**
+ * The compute-conductor: the only role besides compute-api that touches
+ * compute's database. It turns recorded servers into builds (scheduler,
+ * then the chosen agent), reschedules failed builds on the alternates, and
+ * records what agents report (state changes, faults, action events,
+ * heartbeats), since agents hold no database credentials.
+ */
+export class Conductor {
+  private readonly agents: AgentRpc;
+
+  constructor(
+    private readonly compute: ComputeService,
+    private readonly placement: ComputePlacement,
+  ) {
+    this.agents = new AgentRpc(compute.bus);
+  }
+
+  /** Serves the conductor's topic as `server` (one per process). */
+  serve(server: string): Promise<Consumer> {
+    return this.compute.bus.serve(CONDUCTOR_TOPIC, server, {
+      build_instances: (args: { instance_uuids: string[]; action_ids: Record<string, string> }) => this.buildInstances(args.instance_uuids, args.action_ids),
+      get_instance: (args: { uuid: string }) => this.getInstance(args.uuid),
+      instances_on_host: (args: { host: string }) => this.instancesOnHost(args.host),
+      update_instance: (args: { uuid: string; values: InstanceValues; expected_task_state?: (string | null)[] }) => this.updateInstance(args.uuid, args.values, args.expected_task_state),
+      instance_fault: (args: { uuid: string; code: number; message: string; details: string; host: string | null }) => this.recordFault(args),
+      action_event_start: (args: { action_id: string; event: string; host: string }) => startActionEvent(this.compute.db, args.action_id, args.event, args.host),
+      action_event_finish: (args: { event_id: string; error?: { message: string; traceback?: string } }) => finishActionEvent(this.compute.db, args.event_id, args.error),
+      build_failed: (args: { request: BuildRequest; message: string; details: string; reschedule: boolean }) => this.buildFailed(args.request, args.message, args.details, args.reschedule),
+      instance_destroyed: (args: { uuid: string }) => this.instanceDestroyed(args.uuid),
+      host_report: (args: HostReport) => registerHost(this.compute, args),
+      notify: (args: { event_type: string; payload: unknown }) => this.compute.notify(args.event_type, args.payload),
+    });
+  }
+
+  private async metadataOf(uuid: string): Promise<Record<string, string>> {
+    const rows = await this.compute.db.selectFrom('instance_metadata').select(['key', 'value']).where('instance_uuid', '=', uuid).execute();
+    return Object.fromEntries(rows.map((r) => [r.key, r.value]));
+  }
+
+  async getInstance(uuid: string): Promise<AgentInstance | null> {
+    const row = await this.compute.db.selectFrom('instance').selectAll().where('uuid', '=', uuid).executeTakeFirst();
+    return row ? agentInstance(row, await this.metadataOf(uuid)) : null;
+  }
+
+  private async instancesOnHost(host: string): Promise<AgentInstance[]> {
+    const rows = await this.compute.db.selectFrom('instance').selectAll().where('host', '=', host).where('deleted', '=', 0).execute();
+    return Promise.all(rows.map(async (row) => agentInstance(row, await this.metadataOf(row.uuid))));
+  }
+
+  /**
+   * Records an agent's changes. With `expected` the update happens only while
+   * the task state is one of those (Nova's `expected_task_state`): a server
+   * deleted or reset meanwhile is left alone and the answer says so.
+   */
+  async updateInstance(uuid: string, values: InstanceValues, expected?: (string | null)[]): Promise<{ updated: boolean; deleted: boolean }> {
+    const row = await this.compute.db.selectFrom('instance').select(['task_state', 'deleted']).where('uuid', '=', uuid).executeTakeFirst();
+    if (!row || row.deleted) return { updated: false, deleted: true };
+    if (expected && !expected.includes(row.task_state)) return { updated: false, deleted: false };
+    let query = this.compute.db
+      .updateTable('instance')
+      .set({ ...instanceColumns(values), updated_at: isoNow() })
+      .where('uuid', '=', uuid)
+      .where('deleted', '=', 0);
+    if (expected) {
+      const states = expected.filter((s): s is string => s !== null);
+      query = query.where((eb) => (expected.includes(null) ? eb.or([eb('task_state', 'is', null), ...(states.length ? [eb('task_state', 'in', states)] : [])]) : eb('task_state', 'in', states)));
+    }
+    const result = await query.executeTakeFirst();
+    return { updated: Number(result.numUpdatedRows) > 0, deleted: false };
+  }
+
+  private async recordFault(args: { uuid: string; code: number; message: string; details: string; host: string | null }): Promise<void> {
+    await this.compute.db
+      .insertInto('instance_fault')
+      .values({ id: newUuid(), instance_uuid: args.uuid, code: args.code, message: args.message.slice(0, 255), details: args.details, host: args.host, created_at: isoNow() })
+      .execute();
+  }
+
+  /** Schedules servers recorded together (one request) and sends each to its host. */
+  async buildInstances(uuids: string[], actionIds: Record<string, string>): Promise<void> {
+    const rows = await this.compute.db.selectFrom('instance').selectAll().where('uuid', 'in', uuids).where('deleted', '=', 0).execute();
+    if (rows.length === 0) return;
+    const spec = parseJson<RequestSpec>(rows[0]?.request_spec, {} as RequestSpec);
+    const ordered = uuids.filter((u) => rows.some((r) => r.uuid === u));
+    const events = new Map<string, string>();
+    for (const uuid of ordered) {
+      const actionId = actionIds[uuid];
+      if (actionId) events.set(uuid, await startActionEvent(this.compute.db, actionId, 'conductor_schedule_and_build_instances', null));
+    }
+    let selections: Selection[];
+    try {
+      selections = await this.compute.bus.call<Selection[]>({ topic: SCHEDULER_TOPIC }, 'select_destinations', { spec, instance_uuids: ordered });
+    } catch (err) {
+      const message = err instanceof RemoteError && err.excType === 'NoValidHost' ? err.message : `Build of instance failed: ${err instanceof Error ? err.message : String(err)}`;
+      for (const uuid of ordered) {
+        await this.placement.deleteAllocations(uuid).catch((e: unknown) => this.compute.log.warn({ err: e, instance_uuid: uuid }, 'could not free a claim'));
+        await this.failBuild(uuid, message, '', null);
+        const event = events.get(uuid);
+        if (event) await finishActionEvent(this.compute.db, event, { message });
+      }
+      return;
+    }
+    for (const [i, uuid] of ordered.entries()) {
+      const [destination, ...alternates] = selections[i] ?? [];
+      const event = events.get(uuid);
+      if (event) await finishActionEvent(this.compute.db, event);
+      if (!destination) continue;
+      const sent = await this.sendToHost({ instance_uuid: uuid, spec, destination, alternates, attempts: [destination.host], action_id: actionIds[uuid] ?? '' });
+      if (!sent) await this.placement.deleteAllocations(uuid);
+    }
+  }
+
+  /** Records the chosen host on the server and casts the build to it; false when the server went meanwhile. */
+  private async sendToHost(request: BuildRequest): Promise<boolean> {
+    const zone = await this.zoneOfHost(request.destination.host);
+    const result = await this.compute.db
+      .updateTable('instance')
+      .set({ host: request.destination.host, node: request.destination.node, availability_zone: zone, task_state: 'scheduling', updated_at: isoNow() })
+      .where('uuid', '=', request.instance_uuid)
+      .where('deleted', '=', 0)
+      .executeTakeFirst();
+    if (Number(result.numUpdatedRows) === 0) return false;
+    await this.agents.buildAndRun(request.destination.host, request);
+    return true;
+  }
+
+  /** The availability zone of a host: its aggregates' `availability_zone`, else the default. */
+  private async zoneOfHost(host: string): Promise<string> {
+    const row = await this.compute.db
+      .selectFrom('aggregate_host')
+      .innerJoin('aggregate_metadata', 'aggregate_metadata.aggregate_id', 'aggregate_host.aggregate_id')
+      .select('aggregate_metadata.value')
+      .where('aggregate_host.host', '=', host)
+      .where('aggregate_metadata.key', '=', 'availability_zone')
+      .executeTakeFirst();
+    return row?.value ?? this.compute.config.compute.default_availability_zone;
+  }
+
+  /**
+   * An agent could not build a server (it already undid what it did on the
+   * host). Its claim is freed; the next alternate that still has room is
+   * claimed and tried, up to `max_attempts` hosts; otherwise the server goes
+   * to ERROR with the fault.
+   */
+  async buildFailed(request: BuildRequest, message: string, details: string, reschedule: boolean): Promise<void> {
+    await this.placement.deleteAllocations(request.instance_uuid);
+    if (reschedule && request.attempts.length < this.compute.config.compute.max_attempts) {
+      const alternates = [...request.alternates];
+      while (alternates.length > 0) {
+        const next = alternates.shift();
+        if (!next || request.attempts.includes(next.host)) continue;
+        if (await this.placement.claim(request.instance_uuid, next.allocation, request.spec.project_id, request.spec.user_id)) {
+          this.compute.log.info({ instance_uuid: request.instance_uuid, from: request.destination.host, to: next.host }, 'rescheduling a failed build');
+          const sent = await this.sendToHost({ ...request, destination: next, alternates, attempts: [...request.attempts, next.host] });
+          if (!sent) await this.placement.deleteAllocations(request.instance_uuid);
+          return;
+        }
+      }
+    }
+    await this.failBuild(request.instance_uuid, message, details, request.destination.host);
+  }
+
+  /** A build that cannot go on: ERROR with the fault, no host (Nova keeps the server, counted in quota, until deleted). */
+  private async failBuild(uuid: string, message: string, details: string, host: string | null): Promise<void> {
+    await this.compute.db.updateTable('instance').set({ vm_state: 'error', task_state: null, power_state: 0, host: null, node: null, updated_at: isoNow() }).where('uuid', '=', uuid).execute();
+    await this.recordFault({ uuid, code: 500, message, details, host });
+    this.compute.notify('compute.instance.create.error', { instance_id: uuid, message });
+  }
+
+  /** An agent destroyed a server: it is deleted, its claim and records go. */
+  async instanceDestroyed(uuid: string): Promise<void> {
+    await this.markDeleted(uuid);
+    await this.placement.deleteAllocations(uuid);
+  }
+
+  /** Marks a server deleted and removes what belongs to it only. */
+  async markDeleted(uuid: string): Promise<void> {
+    const now = isoNow();
+    await this.compute.db.transaction().execute(async (trx) => {
+      await trx.updateTable('instance').set({ deleted: 1, deleted_at: now, terminated_at: now, updated_at: now, vm_state: 'deleted', task_state: null, power_state: 0 }).where('uuid', '=', uuid).execute();
+      await trx.deleteFrom('virtual_interface').where('instance_uuid', '=', uuid).execute();
+      await trx.deleteFrom('instance_group_member').where('instance_uuid', '=', uuid).execute();
+      await trx.deleteFrom('instance_tag').where('instance_uuid', '=', uuid).execute();
+    });
+    this.compute.notify('compute.instance.delete.end', { instance_id: uuid });
+  }
+}

@@ -1,0 +1,78 @@
+import os from 'node:os';
+import { ServiceClient } from '../core/auth/service-client.js';
+import type { Bus, Consumer } from '../core/bus/index.js';
+import type { StratusConfig } from '../core/config.js';
+import type { Logger } from '../core/logging.js';
+import { ComputeAgent } from './agent/agent.js';
+import type { ComputeService } from './compute.js';
+import { Conductor } from './conductor/conductor.js';
+import { registerHost } from './conductor/hosts.js';
+import { HttpPlacement } from './placement.js';
+import { SCHEDULER_TOPIC, type RequestSpec } from './rpc.js';
+import { Scheduler } from './scheduler/scheduler.js';
+import { FakeDriver } from './virt/fake/fake-driver.js';
+
+/** Running roles and how to stop them. */
+export interface RunningRoles {
+  stop(): Promise<void>;
+}
+
+/**
+ * Starts compute-conductor and compute-scheduler on `compute` (both need the
+ * database), serving their topics as `server`, with heartbeats in the
+ * services table (`nova-conductor`, `nova-scheduler`).
+ */
+export async function startConductorRoles(compute: ComputeService, server: string): Promise<RunningRoles> {
+  const conductor = new Conductor(compute, compute.placement);
+  const scheduler = new Scheduler(compute.db, compute.config.compute, compute.placement, compute.log);
+  const consumers: Consumer[] = [];
+  consumers.push(await conductor.serve(server));
+  consumers.push(await compute.bus.serve(SCHEDULER_TOPIC, server, { select_destinations: (args: { spec: RequestSpec; instance_uuids: string[] }) => scheduler.selectDestinations(args.spec, args.instance_uuids) }));
+  const host = compute.config.public_host === '127.0.0.1' ? os.hostname() : compute.config.public_host;
+  const beat = async (): Promise<void> => {
+    await registerHost(compute, { host, binary: 'nova-conductor' });
+    await registerHost(compute, { host, binary: 'nova-scheduler' });
+  };
+  await beat();
+  const timer = compute.config.compute.report_interval > 0 ? setInterval(() => void beat().catch((err: unknown) => compute.log.warn({ err }, 'heartbeat failed')), compute.config.compute.report_interval * 1000) : null;
+  return {
+    async stop() {
+      if (timer) clearInterval(timer);
+      for (const c of consumers) await c.stop();
+    },
+  };
+}
+
+/** The host names of the agents `up` runs: `fake_hosts` fake hosts, or this machine. */
+export function agentHosts(config: StratusConfig): string[] {
+  const n = config.compute.fake_hosts;
+  return n > 0 ? Array.from({ length: n }, (_, i) => `fake-${i + 1}`) : [os.hostname()];
+}
+
+/** Compute agents with the fake driver, one per host, in this process. */
+export async function startFakeAgents(config: StratusConfig, bus: Bus, options: { hosts: string[]; identity: { authUrl: string; password: string }; log: Logger }): Promise<{ agents: ComputeAgent[]; stop(): Promise<void> }> {
+  const client = new ServiceClient(
+    { authUrl: options.identity.authUrl, username: 'nova', password: options.identity.password, projectName: 'service', region: config.region },
+    { logger: options.log, userAgent: 'stratus-compute-agent' },
+  );
+  const placement = new HttpPlacement(client);
+  const r = config.compute.fake_host_resources;
+  const agents: ComputeAgent[] = [];
+  try {
+    for (const host of options.hosts) {
+      const driver = new FakeDriver({ hypervisorHostname: host, hypervisorType: 'fake', hypervisorVersion: 1000, hostIp: '127.0.0.1', vcpus: r.vcpus, memoryMb: r.memory_mb, localGb: r.local_gb, cpuInfo: { arch: 'x86_64', vendor: 'fake', model: 'fake' }, traits: ['COMPUTE_NET_ATTACH_INTERFACE', 'COMPUTE_VOLUME_ATTACH'] });
+      const agent = new ComputeAgent({ host, driver, bus, config: config.compute, client, placement, log: options.log.child({ host }) });
+      await agent.start();
+      agents.push(agent);
+    }
+  } catch (err) {
+    for (const a of agents) await a.stop();
+    throw err;
+  }
+  return {
+    agents,
+    async stop() {
+      await Promise.all(agents.map((a) => a.stop()));
+    },
+  };
+}

@@ -1,0 +1,186 @@
+import type { Kysely } from 'kysely';
+import type { ComputeConfig } from '../../core/config.js';
+import type { Logger } from '../../core/logging.js';
+import { parseJson } from '../common.js';
+import type { ComputeSchema } from '../db/schema.js';
+import type { Destination, RequestSpec, Selection } from '../rpc.js';
+import { filterHosts, weighHosts, type FilterContext } from './filters.js';
+import type { HostState } from './host-state.js';
+
+/** What the scheduler asks of placement. */
+export interface SchedulerPlacement {
+  /**
+   * Providers that can hold `resources` now, with their capacity and usage
+   * (`GET /allocation_candidates`). Only single-provider candidates are used.
+   */
+  candidates(resources: Record<string, number>, limit: number): Promise<Map<string, { capacity: Record<string, number>; used: Record<string, number> }>>;
+  /** Claims for `consumer` atomically; false when the provider no longer has room. */
+  claim(consumer: string, allocation: Record<string, Record<string, number>>, projectId: string, userId: string): Promise<boolean>;
+}
+
+/** Nova's NoValidHost, with the reason in the message. */
+export class NoValidHost extends Error {
+  constructor(reason: string) {
+    super(`No valid host was found. ${reason}`);
+    this.name = 'NoValidHost';
+  }
+}
+
+/** The placement resources one server of this spec needs. */
+export function resourcesOf(spec: RequestSpec): Record<string, number> {
+  const f = spec.flavor;
+  const disk = (spec.local_root ? f.root_gb : 0) + f.ephemeral_gb + Math.ceil(f.swap / 1024);
+  const resources: Record<string, number> = { VCPU: f.vcpus, MEMORY_MB: f.memory_mb };
+  if (disk > 0) resources.DISK_GB = disk;
+  return resources;
+}
+
+/**
+ * The compute-scheduler: for each server, filters and weighs the hosts that
+ * placement says have room, then claims in placement on the best one,
+ * falling back to the next when the claim loses a race. Requests for one
+ * server group are decided one at a time (in this process), so that two
+ * concurrent boots in an anti-affinity group cannot pick the same host.
+ */
+export class Scheduler {
+  private readonly groupLocks = new Map<string, Promise<unknown>>();
+
+  constructor(
+    private readonly db: Kysely<ComputeSchema>,
+    private readonly config: ComputeConfig,
+    private readonly placement: SchedulerPlacement,
+    private readonly log: Logger,
+  ) {}
+
+  /**
+   * Places `instanceUuids` (all of one request spec). Returns, per server,
+   * the chosen destination then up to two alternates; throws NoValidHost
+   * when a server finds no host (the ones placed before keep their claims:
+   * the caller frees them).
+   */
+  async selectDestinations(spec: RequestSpec, instanceUuids: string[]): Promise<Selection[]> {
+    const group = spec.group?.uuid;
+    if (!group) return this.select(spec, instanceUuids);
+    const previous = this.groupLocks.get(group) ?? Promise.resolve();
+    const run = previous.catch(() => undefined).then(() => this.select(spec, instanceUuids));
+    this.groupLocks.set(group, run);
+    try {
+      return await run;
+    } finally {
+      if (this.groupLocks.get(group) === run) this.groupLocks.delete(group);
+    }
+  }
+
+  private async select(spec: RequestSpec, instanceUuids: string[]): Promise<Selection[]> {
+    const resources = resourcesOf(spec);
+    const providers = await this.placement.candidates(resources, 1000);
+    const hosts = await this.hostStates(providers, spec);
+    const groupHosts = await this.groupHosts(spec);
+    const ctx: FilterContext = { spec, groupHosts };
+    const selections: Selection[] = [];
+    for (const uuid of instanceUuids) {
+      const { hosts: passing, emptiedBy } = filterHosts(hosts, ctx);
+      if (passing.length === 0) {
+        this.log.info({ instance_uuid: uuid, filter: emptiedBy }, 'no valid host');
+        throw new NoValidHost('There are not enough hosts available.');
+      }
+      const weighed = weighHosts(passing, ctx, this.config.weigher === 'pack' ? 'pack' : 'spread');
+      let chosen: Destination | null = null;
+      for (const host of weighed) {
+        const allocation = { [host.nodeUuid]: resources };
+        if (await this.placement.claim(uuid, allocation, spec.project_id, spec.user_id)) {
+          chosen = { host: host.host, node: host.node, node_uuid: host.nodeUuid, allocation };
+          host.free.vcpus -= resources.VCPU ?? 0;
+          host.free.memoryMb -= resources.MEMORY_MB ?? 0;
+          host.free.diskGb -= resources.DISK_GB ?? 0;
+          host.instances.add(uuid);
+          groupHosts.set(host.host, (groupHosts.get(host.host) ?? 0) + 1);
+          break;
+        }
+      }
+      if (!chosen) throw new NoValidHost('There are not enough hosts available.');
+      const alternates = weighed
+        .filter((h) => h.host !== chosen.host && fits(h, resources))
+        .slice(0, Math.max(0, this.config.max_attempts - 1))
+        .map((h) => ({ host: h.host, node: h.node, node_uuid: h.nodeUuid, allocation: { [h.nodeUuid]: resources } }));
+      selections.push([chosen, ...alternates]);
+    }
+    return selections;
+  }
+
+  /** The hosts of placement's candidates, with what compute's database knows of them. */
+  private async hostStates(providers: Map<string, { capacity: Record<string, number>; used: Record<string, number> }>, spec: RequestSpec): Promise<HostState[]> {
+    if (providers.size === 0) return [];
+    const nodes = await this.db
+      .selectFrom('compute_node')
+      .innerJoin('service', 'service.id', 'compute_node.service_id')
+      .select(['compute_node.uuid', 'compute_node.host', 'compute_node.hypervisor_hostname', 'compute_node.capabilities', 'compute_node.cpu_info', 'compute_node.hypervisor_type', 'service.disabled', 'service.forced_down', 'service.last_seen_up'])
+      .execute();
+    const aggregates = await this.db
+      .selectFrom('aggregate_host')
+      .innerJoin('aggregate', 'aggregate.id', 'aggregate_host.aggregate_id')
+      .leftJoin('aggregate_metadata', 'aggregate_metadata.aggregate_id', 'aggregate.id')
+      .select(['aggregate_host.host', 'aggregate.id', 'aggregate.name', 'aggregate_metadata.key', 'aggregate_metadata.value'])
+      .execute();
+    const byHost = new Map<string, Map<number, { id: number; name: string; metadata: Record<string, string> }>>();
+    for (const row of aggregates) {
+      const list = byHost.get(row.host) ?? new Map();
+      byHost.set(row.host, list);
+      const agg = list.get(row.id) ?? { id: row.id, name: row.name, metadata: {} };
+      list.set(row.id, agg);
+      if (row.key !== null && row.value !== null) agg.metadata[row.key] = row.value;
+    }
+    const hostsWithInstances = spec.same_host.length + spec.different_host.length > 0 ? await this.instanceHosts([...spec.same_host, ...spec.different_host]) : new Map<string, string[]>();
+    const downAfter = Date.now() - this.config.service_down_time * 1000;
+    const states: HostState[] = [];
+    for (const node of nodes) {
+      const summary = providers.get(node.uuid);
+      if (!summary) continue;
+      const free = (rc: string): number => (summary.capacity[rc] ?? 0) - (summary.used[rc] ?? 0);
+      const aggs = [...(byHost.get(node.host)?.values() ?? [])];
+      const zone = aggs.map((a) => a.metadata.availability_zone).find((z): z is string => typeof z === 'string') ?? this.config.default_availability_zone;
+      states.push({
+        host: node.host,
+        node: node.hypervisor_hostname,
+        nodeUuid: node.uuid,
+        up: !node.forced_down && node.last_seen_up !== null && Date.parse(node.last_seen_up) >= downAfter,
+        enabled: !node.disabled,
+        availabilityZone: zone,
+        aggregates: aggs,
+        capabilities: { ...parseJson<Record<string, unknown>>(node.capabilities, {}), hypervisor_type: node.hypervisor_type, cpu_info: parseJson<Record<string, unknown>>(node.cpu_info, {}) },
+        free: { vcpus: free('VCPU'), memoryMb: free('MEMORY_MB'), diskGb: free('DISK_GB') },
+        total: { vcpus: summary.capacity.VCPU ?? 0, memoryMb: summary.capacity.MEMORY_MB ?? 0, diskGb: summary.capacity.DISK_GB ?? 0 },
+        instances: new Set(hostsWithInstances.get(node.host) ?? []),
+      });
+    }
+    return states;
+  }
+
+  /** Hosts of the given servers: host -> their uuids. */
+  private async instanceHosts(uuids: string[]): Promise<Map<string, string[]>> {
+    const rows = await this.db.selectFrom('instance').select(['uuid', 'host']).where('uuid', 'in', uuids).where('deleted', '=', 0).execute();
+    const map = new Map<string, string[]>();
+    for (const row of rows) if (row.host) map.set(row.host, [...(map.get(row.host) ?? []), row.uuid]);
+    return map;
+  }
+
+  /** How many members of the spec's group each host has. */
+  private async groupHosts(spec: RequestSpec): Promise<Map<string, number>> {
+    const counts = new Map<string, number>();
+    if (!spec.group) return counts;
+    const rows = await this.db
+      .selectFrom('instance_group_member')
+      .innerJoin('instance', 'instance.uuid', 'instance_group_member.instance_uuid')
+      .select('instance.host')
+      .where('instance_group_member.group_uuid', '=', spec.group.uuid)
+      .where('instance.deleted', '=', 0)
+      .where('instance.host', 'is not', null)
+      .execute();
+    for (const row of rows) if (row.host) counts.set(row.host, (counts.get(row.host) ?? 0) + 1);
+    return counts;
+  }
+}
+
+function fits(host: HostState, resources: Record<string, number>): boolean {
+  return host.free.vcpus >= (resources.VCPU ?? 0) && host.free.memoryMb >= (resources.MEMORY_MB ?? 0) && host.free.diskGb >= (resources.DISK_GB ?? 0);
+}

@@ -1,0 +1,133 @@
+import fs from 'node:fs';
+import net from 'node:net';
+import { createBus, type Bus } from '../../core/bus/index.js';
+import type { StratusConfig } from '../../core/config.js';
+import { listen } from '../../core/http/server.js';
+import { roleLogger } from '../../core/logging.js';
+import { injectJson, testConfig, type InjectMethod, type TestReply } from '../../core/testing.js';
+import { startLoopbackIdentity, type TestUser } from '../../identity/testing.js';
+import { startImage } from '../../image/service.js';
+import { startNetwork } from '../../network/service.js';
+import { startPlacement } from '../../placement/service.js';
+import type { ComputeAgent } from '../agent/agent.js';
+import type { ComputeService } from '../compute.js';
+import { startConductorRoles, startFakeAgents } from '../roles.js';
+import { buildComputeApp, openCompute } from '../service.js';
+import { ensureDefaultFlavors } from '../bootstrap.js';
+
+/** A free loopback port (taken again at once by the caller). */
+async function freePort(): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const server = net.createServer();
+    server.once('error', reject);
+    server.listen(0, '127.0.0.1', () => {
+      const address = server.address();
+      const port = typeof address === 'object' && address ? address.port : 0;
+      server.close(() => resolve(port));
+    });
+  });
+}
+
+/**
+ * A whole small cloud for compute's flow tests: identity, image, network
+ * (fake driver), placement and compute (API, conductor, scheduler, fake
+ * agents on `hosts`) on loopback ports and a private memory bus. Requests go
+ * through `request` to `/v2.1<url>`; other services through `call`.
+ */
+export interface TestCloud {
+  compute: ComputeService;
+  config: StratusConfig;
+  bus: Bus;
+  admin: TestUser;
+  alpha: TestUser;
+  beta: TestUser;
+  alphaReader: TestUser;
+  agents: ComputeAgent[];
+  urls: Record<'identity' | 'image' | 'network' | 'placement' | 'compute', string>;
+  request(method: InjectMethod, url: string, options?: { user?: TestUser | null; payload?: unknown; version?: string }): Promise<TestReply>;
+  /** A request to another service of the cloud (`network`, `image`, `placement`) with the user's token. */
+  call(service: 'image' | 'network' | 'placement', method: InjectMethod, path: string, options?: { user?: TestUser; payload?: unknown; headers?: Record<string, string> }): Promise<{ status: number; body: any }>;
+  close(): Promise<void>;
+}
+
+export async function createTestCloud(options: { hosts?: string[]; overrides?: Record<string, unknown> } = {}): Promise<TestCloud> {
+  const { config, dir, unique } = testConfig('cloud', { 'compute.report_interval': 0, 'compute.sync_power_state_interval': 0, 'network.report_interval': 3600, ...(options.overrides ?? {}) });
+  config.bus.url = `memory://${unique}`;
+  const bus = await createBus(config.bus.url);
+  const [imagePort, networkPort, placementPort, computePort] = [await freePort(), await freePort(), await freePort(), await freePort()];
+  const urls = {
+    identity: '',
+    image: `http://127.0.0.1:${imagePort}`,
+    network: `http://127.0.0.1:${networkPort}`,
+    placement: `http://127.0.0.1:${placementPort}`,
+    compute: `http://127.0.0.1:${computePort}`,
+  };
+  const passwords = { nova: 'nova-secret', neutron: 'neutron-secret', glance: 'glance-secret', placement: 'placement-secret' };
+  const identity = await startLoopbackIdentity(config, bus, {
+    services: [
+      { type: 'compute', name: 'nova', url: `${urls.compute}/v2.1` },
+      { type: 'image', name: 'glance', url: urls.image },
+      { type: 'network', name: 'neutron', url: urls.network },
+      { type: 'placement', name: 'placement', url: urls.placement },
+    ],
+    serviceUser: { name: 'nova', password: passwords.nova },
+    moreServiceUsers: [
+      { name: 'neutron', password: passwords.neutron },
+      { name: 'glance', password: passwords.glance },
+      { name: 'placement', password: passwords.placement },
+    ],
+  });
+  urls.identity = identity.authUrl;
+  const authUrl = identity.authUrl;
+  const stops: (() => Promise<void>)[] = [() => identity.close()];
+  const image = await startImage(config, bus, { identity: { authUrl, password: passwords.glance }, port: imagePort, publicUrl: urls.image });
+  stops.push(() => image.stop());
+  const network = await startNetwork(config, bus, { identity: { authUrl, password: passwords.neutron }, port: networkPort, publicUrl: urls.network });
+  stops.push(() => network.stop());
+  const placement = await startPlacement(config, { identity: { authUrl, password: passwords.placement }, port: placementPort });
+  stops.push(() => placement.stop());
+  const computeOptions = { identity: { authUrl, password: passwords.nova }, publicUrl: urls.compute, logger: roleLogger('compute-api') };
+  const { compute, database } = await openCompute(config, bus, computeOptions, 'compute-api');
+  await ensureDefaultFlavors(compute.db);
+  stops.push(() => database.close());
+  const app = buildComputeApp(compute, computeOptions);
+  await listen(app, '127.0.0.1', computePort);
+  stops.push(() => app.close());
+  const roles = await startConductorRoles(compute, `test-${unique}`);
+  stops.push(() => roles.stop());
+  const fake = await startFakeAgents(config, bus, { hosts: options.hosts ?? ['host-a', 'host-b'], identity: { authUrl, password: passwords.nova }, log: compute.log });
+  stops.push(() => fake.stop());
+  return {
+    compute,
+    config,
+    bus,
+    admin: identity.admin,
+    alpha: identity.alpha,
+    beta: identity.beta,
+    alphaReader: identity.alphaReader,
+    agents: fake.agents,
+    urls,
+    request: (method, url, opts = {}) =>
+      injectJson(app, method, `/v2.1${url}`, { token: opts.user?.token ?? null, payload: opts.payload, headers: opts.version ? { 'OpenStack-API-Version': `compute ${opts.version}` } : {} }),
+    async call(service, method, path, opts = {}) {
+      const res = await fetch(`${urls[service]}${path}`, {
+        method,
+        headers: { 'Content-Type': 'application/json', Accept: 'application/json', ...(opts.user ? { 'X-Auth-Token': opts.user.token } : {}), ...(opts.headers ?? {}) },
+        ...(opts.payload === undefined ? {} : { body: typeof opts.payload === 'string' || opts.payload instanceof Uint8Array ? (opts.payload as string) : JSON.stringify(opts.payload) }),
+      });
+      const text = await res.text();
+      let body: unknown = {};
+      try {
+        body = text ? JSON.parse(text) : {};
+      } catch {
+        body = text;
+      }
+      return { status: res.status, body };
+    },
+    async close() {
+      for (const stop of stops.reverse()) await stop().catch(() => undefined);
+      await bus.close();
+      fs.rmSync(dir, { recursive: true, force: true });
+    },
+  };
+}
