@@ -111,8 +111,8 @@ export async function runTests(only?: string): Promise<number> {
   const src = path.join(DIST, 'src');
   if (want('unit')) results.push(['unit (SQLite, memory bus, RabbitMQ)', nodeTest('unit', findTests(src, () => true), services)]);
   if (want('postgres')) {
-    const onPg = findTests(src, (f) => [`${path.sep}identity${path.sep}`, `${path.sep}image${path.sep}`, `${path.sep}network${path.sep}`, `${path.sep}db${path.sep}`].some((part) => f.includes(part)));
-    results.push(['identity, image and network on PostgreSQL + RabbitMQ', nodeTest('postgres', onPg, { ...services, STRATUS_TEST_DATABASE_URL: TEST_PG_URL, STRATUS_TEST_BUS_URL: TEST_AMQP_URL })]);
+    const onPg = findTests(src, (f) => [`${path.sep}identity${path.sep}`, `${path.sep}image${path.sep}`, `${path.sep}network${path.sep}`, `${path.sep}placement${path.sep}`, `${path.sep}compute${path.sep}`, `${path.sep}db${path.sep}`].some((part) => f.includes(part)));
+    results.push(['identity, image, network, placement and compute on PostgreSQL + RabbitMQ', nodeTest('postgres', onPg, { ...services, STRATUS_TEST_DATABASE_URL: TEST_PG_URL, STRATUS_TEST_BUS_URL: TEST_AMQP_URL })]);
   }
   const e2e = path.join(DIST, 'test');
   if (want('e2e')) results.push(['end-to-end (openstack CLI)', nodeTest('e2e', findTests(e2e, (f) => !f.includes('tempest')), services)]);
