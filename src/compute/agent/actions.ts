@@ -76,8 +76,8 @@ export async function runAgentAction(agent: ComputeAgent, uuid: string, action: 
     const message = err instanceof Error ? err.message : String(err);
     const power = await agent.driver.listGuests().then((g) => g.find((x) => x.uuid === uuid)?.powerState ?? 0);
     const broken = action.kind === 'rebuild' || action.kind === 'resize';
-    await agent.update(uuid, { task_state: null, power_state: power, ...(broken ? { vm_state: 'error' } : {}) });
     await agent.conductor.call('instance_fault', { uuid, code: 500, message, details: err instanceof Error ? (err.stack ?? '') : '', host: agent.host });
+    await agent.update(uuid, { task_state: null, power_state: power, ...(broken ? { vm_state: 'error' } : {}) });
     await agent.eventFinish(event, err);
   }
 }

@@ -171,8 +171,9 @@ export class Conductor {
 
   /** A build that cannot go on: ERROR with the fault, no host (Nova keeps the server, counted in quota, until deleted). */
   private async failBuild(uuid: string, message: string, details: string, host: string | null): Promise<void> {
-    await this.compute.db.updateTable('instance').set({ vm_state: 'error', task_state: null, power_state: 0, host: null, node: null, updated_at: isoNow() }).where('uuid', '=', uuid).execute();
+    // The fault first: whoever sees ERROR must also see why.
     await this.recordFault({ uuid, code: 500, message, details, host });
+    await this.compute.db.updateTable('instance').set({ vm_state: 'error', task_state: null, power_state: 0, host: null, node: null, updated_at: isoNow() }).where('uuid', '=', uuid).execute();
     this.compute.notify('compute.instance.create.error', { instance_id: uuid, message });
   }
 
