@@ -57,9 +57,19 @@ export async function replaceAllocations(svc: PlacementService, requests: Alloca
   // Class names are resolved outside the transaction: a cache miss reads the database.
   const classNames = [...new Set(requests.flatMap((r) => [...r.allocations.values()].flatMap((m) => [...m.keys()])))];
   const { ids: classIds, missing } = await svc.resourceClasses.ids(classNames);
+  await withAllocationRetries(svc, (trx) => writeAllocationsIn(trx, requests, classIds, missing, options));
+}
+
+/**
+ * Runs `write` in a transaction, again (up to `allocationRetries` times,
+ * with a little jitter) when a provider generation moved under it or the
+ * database reports a serialisation failure or deadlock; then 409
+ * `placement.concurrent_update`. Other errors roll back and propagate.
+ */
+export async function withAllocationRetries(svc: PlacementService, write: (trx: Trx) => Promise<void>): Promise<void> {
   for (let attempt = 1; ; attempt++) {
     try {
-      await svc.db.transaction().execute((trx) => writeOnce(trx, requests, classIds, missing, options));
+      await svc.db.transaction().execute(write);
       return;
     } catch (err) {
       if (!isRetryable(err)) throw err;
@@ -73,7 +83,11 @@ export async function replaceAllocations(svc: PlacementService, requests: Alloca
   }
 }
 
-async function writeOnce(trx: Trx, requests: AllocationRequest[], classIds: Map<string, number>, missing: string[], options: AllocationWriteOptions): Promise<void> {
+/**
+ * One attempt of {@link replaceAllocations} inside the caller's transaction
+ * (the reshaper's too); throws a retryable error when a generation moved.
+ */
+export async function writeAllocationsIn(trx: Trx, requests: AllocationRequest[], classIds: Map<string, number>, missing: string[], options: AllocationWriteOptions): Promise<void> {
   const now = isoNow();
   const consumers = requests.map((r) => r.consumer);
 

@@ -1,7 +1,7 @@
 import { sql } from 'kysely';
 import type { RequestGroup, RequestWide, World, WorldInventory } from './candidates.js';
 import { badRequest } from './errors.js';
-import { chunks, num, type PlacementService } from './placement.js';
+import { num, type PlacementService } from './placement.js';
 import { SHARES_VIA_AGGREGATE } from './standard-traits.js';
 
 /**
@@ -28,87 +28,87 @@ export async function loadWorld(svc: PlacementService, groups: RequestGroup[], w
     if (row?.root_provider_id !== null && row?.root_provider_id !== undefined) world.treeRoots.set(uuid, row.root_provider_id);
   }
 
-  // Trees with inventory of some requested class.
+  // The candidate trees: those with inventory of a requested class, as a subquery (no id lists).
   const classIds = [...classes.ids.values()];
-  const roots = new Set<number>();
-  const holders = new Set<number>();
-  if (classIds.length > 0) {
-    const rows = await db
-      .selectFrom('inventories as i')
-      .innerJoin('resource_providers as rp', 'rp.id', 'i.resource_provider_id')
-      .select(['rp.id', 'rp.root_provider_id'])
-      .where('i.resource_class_id', 'in', classIds)
-      .execute();
-    for (const row of rows) {
-      holders.add(row.id);
-      if (row.root_provider_id !== null) roots.add(row.root_provider_id);
-    }
-  }
+  const holders = db.selectFrom('inventories').select('resource_provider_id').where('resource_class_id', 'in', classIds.length > 0 ? classIds : [-1]);
+  const holderRoots = db.selectFrom('resource_providers').select('root_provider_id').where('id', 'in', holders);
 
-  // Sharing providers among the holders lend to the trees of their aggregates.
+  // Sharing providers with a requested class lend to the trees of their aggregates.
+  const extraRoots = new Set<number>();
   const sharingTrait = await svc.traits.id(SHARES_VIA_AGGREGATE);
-  const sharing = sharingTrait === undefined ? [] : (await db.selectFrom('resource_provider_traits').select('resource_provider_id').where('trait_id', '=', sharingTrait).execute()).map((r) => r.resource_provider_id).filter((id) => holders.has(id));
+  const sharing =
+    sharingTrait === undefined
+      ? []
+      : (await db.selectFrom('resource_provider_traits').select('resource_provider_id').where('trait_id', '=', sharingTrait).where('resource_provider_id', 'in', holders).execute()).map((r) => r.resource_provider_id);
   if (sharing.length > 0) {
     const shared = await db.selectFrom('resource_provider_aggregates').select(['resource_provider_id', 'aggregate_uuid']).where('resource_provider_id', 'in', sharing).execute();
     const aggs = [...new Set(shared.map((r) => r.aggregate_uuid))];
-    const members = aggs.length === 0 ? [] : await db
-      .selectFrom('resource_provider_aggregates as rpa')
-      .innerJoin('resource_providers as rp', 'rp.id', 'rpa.resource_provider_id')
-      .select(['rpa.aggregate_uuid', 'rp.root_provider_id'])
-      .where('rpa.aggregate_uuid', 'in', aggs)
-      .execute();
+    const members =
+      aggs.length === 0
+        ? []
+        : await db
+            .selectFrom('resource_provider_aggregates as rpa')
+            .innerJoin('resource_providers as rp', 'rp.id', 'rpa.resource_provider_id')
+            .select(['rpa.aggregate_uuid', 'rp.root_provider_id'])
+            .where('rpa.aggregate_uuid', 'in', aggs)
+            .execute();
     for (const s of shared) {
       const anchors = world.anchors.get(s.resource_provider_id) ?? new Set<number>();
       for (const m of members) if (m.aggregate_uuid === s.aggregate_uuid && m.root_provider_id !== null) anchors.add(m.root_provider_id);
       world.anchors.set(s.resource_provider_id, anchors);
-      for (const a of anchors) roots.add(a);
+      for (const a of anchors) extraRoots.add(a);
     }
   }
 
+  const extra = [...extraRoots];
+  const inTrees = db
+    .selectFrom('resource_providers')
+    .select('id')
+    .where((eb) => (extra.length > 0 ? eb.or([eb('root_provider_id', 'in', holderRoots), eb('root_provider_id', 'in', extra)]) : eb('root_provider_id', 'in', holderRoots)));
+  for (const row of await db.selectFrom('resource_providers').select(['id', 'uuid', 'parent_provider_id', 'root_provider_id']).where('id', 'in', inTrees).execute()) {
+    world.providers.set(row.id, { id: row.id, uuid: row.uuid, parentId: row.parent_provider_id, rootId: row.root_provider_id ?? row.id });
+  }
+  if (world.providers.size === 0) return world;
+
+  const wantedClasses = allClasses ? null : classIds;
+  let usage = db
+    .selectFrom('allocations')
+    .select(['resource_provider_id', 'resource_class_id'])
+    .select((eb) => eb.fn.sum<number | string>('used').as('used'))
+    .where('resource_provider_id', 'in', inTrees);
+  if (wantedClasses) usage = usage.where('resource_class_id', 'in', wantedClasses);
+  let inventories = db
+    .selectFrom('inventories as i')
+    .leftJoin(usage.groupBy(['resource_provider_id', 'resource_class_id']).as('u'), (join) => join.onRef('u.resource_provider_id', '=', 'i.resource_provider_id').onRef('u.resource_class_id', '=', 'i.resource_class_id'))
+    .select(['i.resource_provider_id', 'i.resource_class_id', 'i.total', 'i.reserved', 'i.min_unit', 'i.max_unit', 'i.step_size', 'i.allocation_ratio', sql<number | string | null>`u.used`.as('used')])
+    .where('i.resource_provider_id', 'in', inTrees);
+  if (wantedClasses) inventories = inventories.where('i.resource_class_id', 'in', wantedClasses);
+  const rows = await inventories.execute();
+  for (const row of rows) {
+    const name = svc.resourceClasses.cachedName(row.resource_class_id) ?? (await svc.resourceClasses.name(row.resource_class_id));
+    const inv: WorldInventory = { total: row.total, reserved: row.reserved, minUnit: row.min_unit, maxUnit: row.max_unit, stepSize: row.step_size, ratio: num(row.allocation_ratio), used: num(row.used) };
+    const byClass = world.inventories.get(row.resource_provider_id) ?? new Map<string, WorldInventory>();
+    byClass.set(name, inv);
+    world.inventories.set(row.resource_provider_id, byClass);
+  }
+
+  const traitRows = await db
+    .selectFrom('resource_provider_traits as rpt')
+    .innerJoin('traits as t', 't.id', 'rpt.trait_id')
+    .select(['rpt.resource_provider_id', 't.name'])
+    .where('rpt.resource_provider_id', 'in', inTrees)
+    .execute();
+  for (const row of traitRows) {
+    const set = world.traits.get(row.resource_provider_id) ?? new Set<string>();
+    set.add(row.name);
+    world.traits.set(row.resource_provider_id, set);
+  }
   const wantAggregates = sharing.length > 0 || groups.some((g) => g.aggregates.required.length > 0 || g.aggregates.forbidden.size > 0);
-  const wantedClasses = new Set(classIds);
-  for (const part of chunks([...roots].sort((a, b) => a - b))) {
-    const inTrees = db.selectFrom('resource_providers').select('id').where('root_provider_id', 'in', part);
-    for (const row of await db.selectFrom('resource_providers').select(['id', 'uuid', 'parent_provider_id', 'root_provider_id']).where('root_provider_id', 'in', part).execute()) {
-      world.providers.set(row.id, { id: row.id, uuid: row.uuid, parentId: row.parent_provider_id, rootId: row.root_provider_id ?? row.id });
-    }
-    const usage = db
-      .selectFrom('allocations')
-      .select(['resource_provider_id', 'resource_class_id'])
-      .select((eb) => eb.fn.sum<number | string>('used').as('used'))
-      .where('resource_provider_id', 'in', inTrees)
-      .groupBy(['resource_provider_id', 'resource_class_id'])
-      .as('u');
-    const inventories = await db
-      .selectFrom('inventories as i')
-      .leftJoin(usage, (join) => join.onRef('u.resource_provider_id', '=', 'i.resource_provider_id').onRef('u.resource_class_id', '=', 'i.resource_class_id'))
-      .select(['i.resource_provider_id', 'i.resource_class_id', 'i.total', 'i.reserved', 'i.min_unit', 'i.max_unit', 'i.step_size', 'i.allocation_ratio', sql<number | string | null>`u.used`.as('used')])
-      .where('i.resource_provider_id', 'in', inTrees)
-      .execute();
-    for (const row of inventories) {
-      if (!allClasses && !wantedClasses.has(row.resource_class_id)) continue;
-      const inv: WorldInventory = { total: row.total, reserved: row.reserved, minUnit: row.min_unit, maxUnit: row.max_unit, stepSize: row.step_size, ratio: num(row.allocation_ratio), used: num(row.used) };
-      const byClass = world.inventories.get(row.resource_provider_id) ?? new Map<string, WorldInventory>();
-      byClass.set(await svc.resourceClasses.name(row.resource_class_id), inv);
-      world.inventories.set(row.resource_provider_id, byClass);
-    }
-    const traitRows = await db
-      .selectFrom('resource_provider_traits as rpt')
-      .innerJoin('traits as t', 't.id', 'rpt.trait_id')
-      .select(['rpt.resource_provider_id', 't.name'])
-      .where('rpt.resource_provider_id', 'in', inTrees)
-      .execute();
-    for (const row of traitRows) {
-      const set = world.traits.get(row.resource_provider_id) ?? new Set<string>();
-      set.add(row.name);
-      world.traits.set(row.resource_provider_id, set);
-    }
-    if (wantAggregates) {
-      for (const row of await db.selectFrom('resource_provider_aggregates').select(['resource_provider_id', 'aggregate_uuid']).where('resource_provider_id', 'in', inTrees).execute()) {
-        const set = world.aggregates.get(row.resource_provider_id) ?? new Set<string>();
-        set.add(row.aggregate_uuid);
-        world.aggregates.set(row.resource_provider_id, set);
-      }
+  if (wantAggregates) {
+    for (const row of await db.selectFrom('resource_provider_aggregates').select(['resource_provider_id', 'aggregate_uuid']).where('resource_provider_id', 'in', inTrees).execute()) {
+      const set = world.aggregates.get(row.resource_provider_id) ?? new Set<string>();
+      set.add(row.aggregate_uuid);
+      world.aggregates.set(row.resource_provider_id, set);
     }
   }
   return world;

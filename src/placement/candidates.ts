@@ -37,6 +37,7 @@ export interface RequestWide {
   nestedAware: boolean;
 }
 
+/** A provider of a candidate tree. */
 export interface WorldProvider {
   id: number;
   uuid: string;
@@ -44,6 +45,7 @@ export interface WorldProvider {
   rootId: number;
 }
 
+/** An inventory record with what is used of it. */
 export interface WorldInventory {
   total: number;
   reserved: number;

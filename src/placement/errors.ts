@@ -17,6 +17,7 @@ export const ErrorCode = {
   QUERYPARAM_MISSING_VALUE: 'placement.query.missing_value',
 } as const;
 
+/** One of placement's error codes. */
 export type ErrorCodeValue = (typeof ErrorCode)[keyof typeof ErrorCode];
 
 const TITLES: Record<number, string> = {

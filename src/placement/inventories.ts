@@ -30,7 +30,8 @@ export function capacityOf(inv: Pick<InventoryFields, 'total' | 'reserved' | 'al
   return Math.floor((inv.total - inv.reserved) * inv.allocation_ratio);
 }
 
-type Trx = Transaction<PlacementSchema>;
+/** A transaction on the placement database. */
+export type Trx = Transaction<PlacementSchema>;
 
 /** The provider's inventory records, by class name. */
 export async function providerInventories(svc: PlacementService, providerId: number, db: Trx | PlacementService['db'] = svc.db): Promise<Inventory[]> {
@@ -123,30 +124,40 @@ export async function setInventories(svc: PlacementService, uuid: string, genera
     if (provider.generation !== generation || !(await bumpGeneration(trx, provider.id, generation))) throw concurrentUpdate('resource provider generation conflict');
     for (const [name, inv] of inventories) checkInventoryCapacity(minor, uuid, name, inv, `Unable to update inventory for resource provider ${uuid}`);
     check((name) => badRequest(`Unknown resource class in inventory for resource provider ${uuid}: No such resource class ${name}.`));
-    const existing = await trx.selectFrom('inventories').select('resource_class_id').where('resource_provider_id', '=', provider.id).execute();
-    const wanted = new Set(ids.values());
-    const toDelete = existing.map((r) => r.resource_class_id).filter((id) => !wanted.has(id));
-    const have = new Set(existing.map((r) => r.resource_class_id));
-    if (toDelete.length > 0) {
-      const inUse = [...(await usedByClass(trx, provider.id, toDelete)).keys()];
-      if (inUse.length > 0) {
-        throw conflict(`update conflict: Inventory for '${await classNames(trx, inUse)}' on resource provider '${uuid}' in use.`, ErrorCode.INVENTORY_INUSE);
-      }
-      await trx.deleteFrom('inventories').where('resource_provider_id', '=', provider.id).where('resource_class_id', 'in', toDelete).execute();
-    }
-    const used = await usedByClass(trx, provider.id, [...wanted]);
-    const now = isoNow();
-    for (const [name, inv] of inventories) {
-      const classId = ids.get(name) ?? -1;
-      if (have.has(classId)) {
-        await trx.updateTable('inventories').set({ ...inv, updated_at: now }).where('resource_provider_id', '=', provider.id).where('resource_class_id', '=', classId).execute();
-        warnOverCapacity(svc, provider, name, inv, used.get(classId));
-      } else {
-        await trx.insertInto('inventories').values({ ...inv, resource_provider_id: provider.id, resource_class_id: classId, created_at: now, updated_at: now }).execute();
-      }
-    }
+    await replaceInventoryIn(svc, trx, provider, inventories, ids, 'update conflict: ');
     return generation + 1;
   });
+}
+
+/**
+ * Inside a transaction that already holds the provider's generation:
+ * replaces its inventory records with `inventories` (class ids in `ids`).
+ * 409 `placement.inventory.inuse` (detail after `prefix`) when a class to
+ * remove still has allocations.
+ */
+export async function replaceInventoryIn(svc: PlacementService, trx: Trx, provider: Provider, inventories: Map<string, InventoryFields>, ids: Map<string, number>, prefix: string): Promise<void> {
+  const existing = await trx.selectFrom('inventories').select('resource_class_id').where('resource_provider_id', '=', provider.id).execute();
+  const wanted = new Set([...inventories.keys()].map((name) => ids.get(name) ?? -1));
+  const toDelete = existing.map((r) => r.resource_class_id).filter((id) => !wanted.has(id));
+  const have = new Set(existing.map((r) => r.resource_class_id));
+  if (toDelete.length > 0) {
+    const inUse = [...(await usedByClass(trx, provider.id, toDelete)).keys()];
+    if (inUse.length > 0) {
+      throw conflict(`${prefix}Inventory for '${await classNames(trx, inUse)}' on resource provider '${provider.uuid}' in use.`, ErrorCode.INVENTORY_INUSE);
+    }
+    await trx.deleteFrom('inventories').where('resource_provider_id', '=', provider.id).where('resource_class_id', 'in', toDelete).execute();
+  }
+  const used = await usedByClass(trx, provider.id, [...wanted]);
+  const now = isoNow();
+  for (const [name, inv] of inventories) {
+    const classId = ids.get(name) ?? -1;
+    if (have.has(classId)) {
+      await trx.updateTable('inventories').set({ ...inv, updated_at: now }).where('resource_provider_id', '=', provider.id).where('resource_class_id', '=', classId).execute();
+      warnOverCapacity(svc, provider, name, inv, used.get(classId));
+    } else {
+      await trx.insertInto('inventories').values({ ...inv, resource_provider_id: provider.id, resource_class_id: classId, created_at: now, updated_at: now }).execute();
+    }
+  }
 }
 
 /**

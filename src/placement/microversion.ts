@@ -1,8 +1,9 @@
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import { negotiateMicroversion, type Microversion } from '../core/http/microversion.js';
 
-/** The microversions this placement speaks: 1.0 (Newton) to 1.39 (Yoga/Zed). */
+/** The oldest microversion this placement speaks: 1.0 (Newton). */
 export const MIN_VERSION = '1.0';
+/** The newest: 1.39 (Yoga, also Zed's maximum). */
 export const MAX_VERSION = '1.39';
 
 const versions = new WeakMap<FastifyRequest, Microversion>();

@@ -50,6 +50,7 @@ const guarded: Record<string, string> = {
   'placement:allocations:delete': ADMIN_OR_SERVICE,
   'placement:allocation_candidates:list': ADMIN_OR_SERVICE,
   'placement:usages': 'rule:admin_or_project_reader_or_service_api',
+  'placement:reshaper:reshape': 'rule:service_api',
 };
 
 /** Every rule with its default text. */

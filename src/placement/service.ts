@@ -12,6 +12,7 @@ import { registerAllocations } from './api/allocations.js';
 import { registerInventories } from './api/inventories.js';
 import { registerResourceClasses } from './api/resource-classes.js';
 import { registerResourceProviders } from './api/resource-providers.js';
+import { registerReshaper } from './api/reshaper.js';
 import { registerRoot } from './api/root.js';
 import { registerTraits } from './api/traits.js';
 import { registerUsages } from './api/usages.js';
@@ -101,6 +102,7 @@ export async function createPlacement(config: StratusConfig, options: PlacementO
   registerAllocations(app, placement);
   registerUsages(app, placement);
   registerAllocationCandidates(app, placement);
+  registerReshaper(app, placement);
   return { placement, app, database };
 }
 

@@ -43,6 +43,8 @@ export interface TestPlacement {
   authUrl: string;
   /** The `placement` service user (admin and service roles on the `service` project) and its password. */
   serviceUser: { username: string; password: string; projectName: string };
+  /** That service user, logged in (what nova and neutron call placement as). */
+  service: TestUser;
   request(method: InjectMethod, url: string, options?: TestRequestOptions): Promise<TestReply>;
   /**
    * Starts listening on a free loopback port and points the catalog's
@@ -66,6 +68,20 @@ export function expectPlacementError(res: TestReply, status: number, code?: stri
   }
 }
 
+async function login(authUrl: string, name: string, password: string, project: string): Promise<TestUser> {
+  const res = await fetch(`${authUrl}/auth/tokens`, {
+    method: 'POST',
+    headers: { 'content-type': 'application/json' },
+    body: JSON.stringify({
+      auth: { identity: { methods: ['password'], password: { user: { name, domain: { name: 'Default' }, password } } }, scope: { project: { name: project, domain: { name: 'Default' } } } },
+    }),
+  });
+  const token = res.headers.get('x-subject-token');
+  const body = (await res.json()) as { token: { user: { id: string }; project: { id: string } } };
+  if (res.status !== 201 || !token) throw new Error(`login of ${name} failed: ${res.status}`);
+  return { token, userId: body.token.user.id, projectId: body.token.project.id };
+}
+
 /**
  * Builds it. `overrides` are configuration keys as in `loadConfig`. Honours
  * `STRATUS_TEST_DATABASE_URL` (each test cloud gets its own database), as
@@ -83,6 +99,7 @@ export async function createTestPlacement(overrides: Record<string, unknown> = {
   });
   const { authUrl, admin, alpha, alphaReader } = identity;
   const { placement, app, database } = await createPlacement(config, { identity: { authUrl, password: servicePassword } });
+  const service = await login(authUrl, 'placement', servicePassword, 'service');
   await app.ready();
   let listening: string | null = null;
 
@@ -118,6 +135,7 @@ export async function createTestPlacement(overrides: Record<string, unknown> = {
     alphaReader,
     authUrl,
     serviceUser: { username: 'placement', password: servicePassword, projectName: 'service' },
+    service,
     request,
     async listen() {
       if (listening) return listening;

@@ -62,6 +62,11 @@ function dictSchema(minor: number, post: boolean): JsonSchema {
   return { type: 'object', properties, required, additionalProperties: false };
 }
 
+/** The `POST /allocations` schema of a microversion (the reshaper's `allocations` too). */
+export function allocationsSchemaFor(minor: number): JsonSchema {
+  return schemaFor(minor, 'post');
+}
+
 const schemas = new Map<string, JsonSchema>();
 function schemaFor(minor: number, kind: 'put' | 'post'): JsonSchema {
   const band = kind === 'put' ? (minor < 8 ? 'list' : minor < 12 ? 'list-owner' : `dict-${minor >= 38 ? 38 : minor >= 34 ? 34 : minor >= 28 ? 28 : 12}`) : `post-${minor >= 38 ? 38 : minor >= 34 ? 34 : minor >= 28 ? 28 : 13}`;
@@ -76,7 +81,8 @@ function schemaFor(minor: number, kind: 'put' | 'post'): JsonSchema {
   return schema;
 }
 
-interface DictBody {
+/** One consumer's entry in the dict format (1.12+). */
+export interface DictBody {
   allocations: Record<string, { resources: Record<string, number> }>;
   project_id: string;
   user_id: string;
@@ -84,7 +90,8 @@ interface DictBody {
   consumer_type?: string;
 }
 
-function toRequest(consumer: string, body: DictBody, minor: number): AllocationRequest {
+/** A dict-format entry as the allocation store takes it. */
+export function toRequest(consumer: string, body: DictBody, minor: number): AllocationRequest {
   const allocations = new Map<string, Map<string, number>>();
   for (const [provider, entry] of Object.entries(body.allocations)) allocations.set(normalizeUuid(provider), new Map(Object.entries(entry.resources)));
   const request: AllocationRequest = { consumer, projectId: body.project_id, userId: body.user_id, allocations };
@@ -102,6 +109,12 @@ function putRequest(req: FastifyRequest, consumer: string): AllocationRequest {
   return { consumer, projectId: body.project_id ?? INCOMPLETE_CONSUMER_ID, userId: body.user_id ?? INCOMPLETE_CONSUMER_ID, allocations };
 }
 
+/** The consumer of the path, canonical when it is a UUID (consumers are stored so). */
+function consumerParam(req: FastifyRequest): string {
+  const raw = uuidParam(req, 'consumer_uuid');
+  return isUuidLike(raw) ? normalizeUuid(raw) : raw;
+}
+
 /** `/allocations/{consumer_uuid}`, `POST /allocations` (1.13) and `/resource_providers/{uuid}/allocations`. */
 export function registerAllocations(app: FastifyInstance, svc: PlacementService): void {
   registerRoutes(app, [
@@ -111,7 +124,7 @@ export function registerAllocations(app: FastifyInstance, svc: PlacementService)
       handler: async (req, reply) => {
         authorize(svc, req, 'placement:allocations:list');
         requireJsonAccepted(req);
-        const found = await consumerAllocations(svc, uuidParam(req, 'consumer_uuid'));
+        const found = await consumerAllocations(svc, consumerParam(req));
         const body: Record<string, unknown> = { allocations: Object.fromEntries(found.allocations) };
         if (found.consumer && atLeast(req, 12)) {
           body.project_id = found.consumer.project_id;
@@ -139,7 +152,7 @@ export function registerAllocations(app: FastifyInstance, svc: PlacementService)
       url: '/allocations/:consumer_uuid',
       handler: async (req, reply) => {
         authorize(svc, req, 'placement:allocations:delete');
-        await deleteConsumerAllocations(svc, uuidParam(req, 'consumer_uuid'));
+        await deleteConsumerAllocations(svc, consumerParam(req));
         return sendEmpty(reply, 204);
       },
     },
@@ -152,6 +165,7 @@ export function registerAllocations(app: FastifyInstance, svc: PlacementService)
         const minor = minorOf(req);
         const body = jsonBody<Record<string, DictBody>>(req, schemaFor(minor, 'post'));
         const requests = Object.entries(body).map(([consumer, entry]) => toRequest(normalizeUuid(consumer), entry, minor));
+        if (new Set(requests.map((r) => r.consumer)).size !== requests.length) throw badRequest('JSON does not validate: a consumer is named more than once');
         await replaceAllocations(svc, requests);
         return sendEmpty(reply, 204);
       },

@@ -163,3 +163,27 @@ test('GET /resource_providers filters by name, uuid and member_of (1.3)', async 
   const stale = await t.request('PUT', `/resource_providers/${a.uuid}/aggregates`, { user: t.admin, version: latest, payload: { aggregates: [], resource_provider_generation: 0 } });
   expectPlacementError(stale, 409, 'placement.concurrent_update');
 });
+
+test('GET /resource_providers?resources= (1.4) keeps providers with room, honouring reserved, ratio, max_unit and step_size', async () => {
+  const roomy = (await create('res-roomy')).uuid as string;
+  const tight = (await create('res-tight')).uuid as string;
+  const put = (uuid: string, inventories: Record<string, Record<string, number>>) =>
+    t.request('PUT', `/resource_providers/${uuid}/inventories`, { user: t.admin, version: latest, payload: { resource_provider_generation: 0, inventories } });
+  assert.equal((await put(roomy, { VCPU: { total: 4, allocation_ratio: 2 }, DISK_GB: { total: 100, step_size: 10 } })).status, 200);
+  assert.equal((await put(tight, { VCPU: { total: 4, reserved: 2, max_unit: 2 }, DISK_GB: { total: 100 } })).status, 200);
+  const names = async (query: string, version = latest): Promise<string[]> => {
+    const res = await t.request('GET', `/resource_providers?${query}`, { user: t.admin, version });
+    assert.equal(res.status, 200, JSON.stringify(res.body));
+    return res.body.resource_providers.map((p: { name: string }) => p.name).sort();
+  };
+  assert.deepEqual(await names('resources=VCPU:2'), ['res-roomy', 'res-tight'], 'both have 2 VCPUs');
+  assert.deepEqual(await names('resources=VCPU:3'), ['res-roomy'], 'max_unit and reserved leave out the tight one');
+  assert.deepEqual(await names('resources=VCPU:8,DISK_GB:20'), ['res-roomy'], 'allocation ratio counts');
+  assert.deepEqual(await names('resources=DISK_GB:15'), ['res-tight'], 'step_size 10 refuses 15');
+  const bad = await t.request('GET', '/resource_providers?resources=VCPU:0', { user: t.admin, version: latest });
+  expectPlacementError(bad, 400, undefined, 'requires amount >= 1');
+  const unknown = await t.request('GET', '/resource_providers?resources=CUSTOM_NOPE:1', { user: t.admin, version: latest });
+  expectPlacementError(unknown, 400, undefined, 'No such resource class CUSTOM_NOPE');
+  const old = await t.request('GET', '/resource_providers?resources=VCPU:1', { user: t.admin, version: '1.3' });
+  expectPlacementError(old, 400, undefined, "'resources' was unexpected");
+});

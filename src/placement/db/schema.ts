@@ -17,6 +17,7 @@ export interface PlacementSchema {
   allocations: AllocationTable;
 }
 
+/** A resource provider: a host, a NUMA node, a PF, a storage pool... */
 export interface ResourceProviderTable {
   id: Generated<number>;
   uuid: string;
@@ -38,6 +39,7 @@ export interface ResourceClassTable {
   updated_at: string;
 }
 
+/** A trait (standard ones from os-traits, custom `CUSTOM_*`). */
 export interface TraitTable {
   id: Generated<number>;
   name: string;
@@ -45,6 +47,7 @@ export interface TraitTable {
   updated_at: string;
 }
 
+/** What a provider has of one resource class. */
 export interface InventoryTable {
   resource_provider_id: number;
   resource_class_id: number;
@@ -58,11 +61,13 @@ export interface InventoryTable {
   updated_at: string;
 }
 
+/** A provider's membership of an aggregate (aggregates exist only as UUIDs). */
 export interface ProviderAggregateTable {
   resource_provider_id: number;
   aggregate_uuid: string;
 }
 
+/** A trait a provider has. */
 export interface ProviderTraitTable {
   resource_provider_id: number;
   trait_id: number;
@@ -80,6 +85,7 @@ export interface ConsumerTable {
   updated_at: string;
 }
 
+/** What a consumer holds of one class on one provider. */
 export interface AllocationTable {
   consumer_uuid: string;
   resource_provider_id: number;
@@ -89,6 +95,5 @@ export interface AllocationTable {
   updated_at: string;
 }
 
-export type ResourceProviderRow = Omit<ResourceProviderTable, 'id'> & { id: number };
+/** An inventory row as read. */
 export type InventoryRow = InventoryTable;
-export type ConsumerRow = ConsumerTable;
