@@ -44,12 +44,16 @@ export class Cloud {
     readonly adminPassword: string | null,
     readonly imagePort = 0,
     readonly networkPort = 0,
+    readonly placementPort = 0,
+    readonly computePort = 0,
   ) {
     this.env = {
       ...process.env,
       STRATUS_IDENTITY__PORT: String(port),
       STRATUS_IMAGE__PORT: String(imagePort),
       STRATUS_NETWORK__PORT: String(networkPort),
+      STRATUS_PLACEMENT__PORT: String(placementPort),
+      STRATUS_COMPUTE__PORT: String(computePort),
       STRATUS_METRICS__ENABLED: 'false',
       ...(adminPassword ? { STRATUS_ADMIN_PASSWORD: adminPassword } : {}),
     };
@@ -57,7 +61,7 @@ export class Cloud {
 
   static async create(adminPassword: string | null = 'e2e-admin-secret'): Promise<Cloud> {
     const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'stratus-e2e-'));
-    return new Cloud(path.join(dir, 'data'), await freePort(), adminPassword, await freePort(), await freePort());
+    return new Cloud(path.join(dir, 'data'), await freePort(), adminPassword, await freePort(), await freePort(), await freePort(), await freePort());
   }
 
   get authUrl(): string {
@@ -72,6 +76,16 @@ export class Cloud {
   /** The network API's root URL (Neutron v2.0 lives under `/v2.0`). */
   get networkUrl(): string {
     return `http://127.0.0.1:${this.networkPort}`;
+  }
+
+  /** The compute API's root URL (Nova v2.1 lives under `/v2.1`). */
+  get computeUrl(): string {
+    return `http://127.0.0.1:${this.computePort}`;
+  }
+
+  /** The placement API's root URL. */
+  get placementUrl(): string {
+    return `http://127.0.0.1:${this.placementPort}`;
   }
 
   /** The process id of the running `stratus up` (to read its `/proc/<pid>/status`); undefined when stopped. */

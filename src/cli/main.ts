@@ -9,6 +9,8 @@ import { startIdentity, type IdentityService } from '../identity/service.js';
 import { startImage, type RunningImage } from '../image/service.js';
 import { KeyRepository } from '../identity/tokens/keys.js';
 import { startNetwork, type RunningNetwork } from '../network/service.js';
+import { startPlacement } from '../placement/service.js';
+import { startComputeAgents, startComputeApi, startComputeConductor } from '../compute/service.js';
 import { runTests } from './test-runner.js';
 import { up } from './up.js';
 
@@ -46,27 +48,34 @@ program
   .description('start the all-in-one cloud in the foreground (SQLite and the in-process bus in the data directory)')
   .option('--data <dir>', 'data directory', undefined)
   .option('--config <file>', 'configuration file (YAML)')
-  .action(async (opts: { data?: string; config?: string }) => {
-    const cloud = await up(config({ data: opts.data ?? process.env.STRATUS_DATA_DIR ?? './data', ...(opts.config ? { config: opts.config } : {}) }), say);
+  .option('--fake-hosts <n>', 'run N fake hypervisor hosts (fake-1 ... fake-N) in this process instead of one for this machine')
+  .action(async (opts: { data?: string; config?: string; fakeHosts?: string }) => {
+    const cfg = config({ data: opts.data ?? process.env.STRATUS_DATA_DIR ?? './data', ...(opts.config ? { config: opts.config } : {}) });
+    if (opts.fakeHosts !== undefined) {
+      const n = Number(opts.fakeHosts);
+      if (!Number.isInteger(n) || n < 1 || n > 10_000) throw new ConfigError(`--fake-hosts must be a whole number from 1 to 10000, not '${opts.fakeHosts}'`);
+      cfg.compute.fake_hosts = n;
+    }
+    const cloud = await up(cfg, say);
     stayUp(() => cloud.stop());
   });
 
 program
   .command('serve')
   .description('run the chosen roles in this process (a multi-host deployment: PostgreSQL/MySQL and RabbitMQ by URL)')
-  .argument('<roles...>', 'roles to run: identity, image, network')
+  .argument('<roles...>', 'roles to run: identity, image, network, placement, compute-api, compute-conductor (with the scheduler), compute-agent')
   .option('--data <dir>', 'data directory')
   .option('--config <file>', 'configuration file (YAML)')
   .action(async (roles: string[], opts: { data?: string; config?: string }) => {
     const cfg = config(opts);
-    const known = ['identity', 'image', 'network'];
+    const known = ['identity', 'image', 'network', 'placement', 'compute-api', 'compute-conductor', 'compute-agent'];
     const unknown = roles.filter((r) => !known.includes(r));
     if (unknown.length) throw new ConfigError(`unknown role(s): ${unknown.join(', ')} (available: ${known.join(', ')})`);
     process.umask(0o077);
     configureLogging({ level: cfg.log.level, ...(cfg.log.file ? { file: cfg.log.file } : {}) });
     const bus = await createBus(cfg.bus.url);
     /** How a service role logs in to identity as its service user. */
-    const serviceIdentity = (role: 'image' | 'network', user: string): { authUrl: string; password: string } => {
+    const serviceIdentity = (role: 'image' | 'network' | 'placement' | 'compute', user: string): { authUrl: string; password: string } => {
       const { auth_url, service_password } = cfg[role];
       if (!service_password) throw new ConfigError(`the ${role} role needs ${role}.service_password (the password of the ${user} service user)`);
       return { authUrl: auth_url || `http://${cfg.public_host}:${cfg.identity.port}/v3`, password: service_password };
@@ -86,7 +95,29 @@ program
       network = await startNetwork(cfg, bus, { identity: serviceIdentity('network', 'neutron') });
       say(`network listening on ${cfg.bind_host}:${network.port}`);
     }
+    const stops: (() => Promise<void>)[] = [];
+    if (roles.includes('placement')) {
+      const placement = await startPlacement(cfg, { identity: serviceIdentity('placement', 'placement') });
+      stops.push(() => placement.stop());
+      say(`placement listening on ${cfg.bind_host}:${placement.port}`);
+    }
+    if (roles.includes('compute-api')) {
+      const api = await startComputeApi(cfg, bus, { identity: serviceIdentity('compute', 'nova') });
+      stops.push(() => api.stop());
+      say(`compute listening on ${cfg.bind_host}:${api.port}`);
+    }
+    if (roles.includes('compute-conductor')) {
+      const conductor = await startComputeConductor(cfg, bus, { identity: serviceIdentity('compute', 'nova') });
+      stops.push(() => conductor.stop());
+      say('compute-conductor and compute-scheduler serving');
+    }
+    if (roles.includes('compute-agent')) {
+      const agents = await startComputeAgents(cfg, bus, { identity: serviceIdentity('compute', 'nova') });
+      stops.push(() => agents.stop());
+      say('compute agent(s) serving');
+    }
     stayUp(async () => {
+      for (const stop of stops.reverse()) await stop();
       await network?.stop();
       await image?.stop();
       await identity?.stop();

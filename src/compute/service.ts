@@ -123,6 +123,34 @@ export async function startComputeApi(config: StratusConfig, bus: Bus, options: 
   }
 }
 
+/**
+ * Starts compute-conductor and compute-scheduler (for `serve`): they share
+ * compute's database with the API, and create the default flavors on first
+ * start as `up` does.
+ */
+export async function startComputeConductor(config: StratusConfig, bus: Bus, options: ComputeOptions): Promise<{ stop(): Promise<void> }> {
+  const { compute, database } = await openCompute(config, bus, options, 'compute-conductor');
+  try {
+    if (config.compute.bootstrap_flavors) await ensureDefaultFlavors(compute.db);
+    const roles = await startConductorRoles(compute, `${config.public_host}-${process.pid}`);
+    return {
+      async stop() {
+        await roles.stop();
+        await database.close();
+      },
+    };
+  } catch (err) {
+    await database.close();
+    throw err;
+  }
+}
+
+/** Starts the compute agents of this host (`agentHosts`) with the configured virt driver (for `serve`). */
+export async function startComputeAgents(config: StratusConfig, bus: Bus, options: ComputeOptions): Promise<{ stop(): Promise<void> }> {
+  if (config.compute.virt_driver !== 'fake') throw new ConfigError(`compute.virt_driver '${config.compute.virt_driver}' is not available yet (use 'fake')`);
+  return startFakeAgents(config, bus, { hosts: agentHosts(config), identity: { authUrl: options.identity.authUrl, password: options.identity.password }, log: options.logger ?? roleLogger('compute-agent') });
+}
+
 /** The compute roles of an all-in-one process. */
 export interface RunningCompute {
   api: RunningComputeApi;

@@ -295,7 +295,7 @@ export const DEFAULTS: StratusConfig = {
     },
     bootstrap_flavors: true,
   },
-  services: ['identity', 'image', 'network'],
+  services: ['identity', 'image', 'network', 'placement', 'compute'],
   policy_files: {},
 };
 
