@@ -59,9 +59,12 @@ export class Cloud {
     };
   }
 
-  static async create(adminPassword: string | null = 'e2e-admin-secret'): Promise<Cloud> {
+  /** A cloud on a fresh data directory and free ports; `extraEnv` adds to its environment (e.g. `STRATUS_COMPUTE__FAKE_HOSTS`). */
+  static async create(adminPassword: string | null = 'e2e-admin-secret', extraEnv: NodeJS.ProcessEnv = {}): Promise<Cloud> {
     const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'stratus-e2e-'));
-    return new Cloud(path.join(dir, 'data'), await freePort(), adminPassword, await freePort(), await freePort(), await freePort(), await freePort());
+    const cloud = new Cloud(path.join(dir, 'data'), await freePort(), adminPassword, await freePort(), await freePort(), await freePort(), await freePort());
+    Object.assign(cloud.env, extraEnv);
+    return cloud;
   }
 
   get authUrl(): string {

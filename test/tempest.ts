@@ -3,8 +3,8 @@ import fs from 'node:fs';
 import path from 'node:path';
 import type { Cloud } from './cloud.js';
 
-/** Services Tempest may be told are there; nova, cinder, swift and horizon never are. */
-export type TempestService = 'glance' | 'neutron';
+/** Services Tempest may be told are there; cinder, swift and horizon never are. */
+export type TempestService = 'glance' | 'neutron' | 'nova';
 
 const ini = (value: boolean): string => (value ? 'True' : 'False');
 
@@ -48,7 +48,7 @@ api_v2 = False
 api_v3 = True
 ${features.join('')}
 [service_available]
-nova = False
+nova = ${ini(services.includes('nova'))}
 glance = ${ini(services.includes('glance'))}
 neutron = ${ini(services.includes('neutron'))}
 cinder = False

@@ -12,15 +12,15 @@ export interface Launch {
  * The environment of a benchmarked `stratus up`: only the services whose
  * ports are given, on those ports; the admin password; metrics off.
  */
-export function stratusEnv(o: { identityPort: number; imagePort?: number; networkPort?: number; password: string }): NodeJS.ProcessEnv {
+export function stratusEnv(o: { identityPort: number; imagePort?: number; networkPort?: number; placementPort?: number; computePort?: number; password: string }): NodeJS.ProcessEnv {
   // Only the services measured run: the others would take ports and memory.
-  const services = ['identity', ...(o.imagePort === undefined ? [] : ['image']), ...(o.networkPort === undefined ? [] : ['network'])];
+  const ports: [service: string, port: number | undefined][] = [['image', o.imagePort], ['network', o.networkPort], ['placement', o.placementPort], ['compute', o.computePort]];
+  const services = ['identity', ...ports.filter(([, port]) => port !== undefined).map(([service]) => service)];
   return {
     ...process.env,
     STRATUS_SERVICES: services.join(','),
     STRATUS_IDENTITY__PORT: String(o.identityPort),
-    ...(o.imagePort === undefined ? {} : { STRATUS_IMAGE__PORT: String(o.imagePort) }),
-    ...(o.networkPort === undefined ? {} : { STRATUS_NETWORK__PORT: String(o.networkPort) }),
+    ...Object.fromEntries(ports.filter(([, port]) => port !== undefined).map(([service, port]) => [`STRATUS_${service.toUpperCase()}__PORT`, String(port)])),
     STRATUS_ADMIN_PASSWORD: o.password,
     STRATUS_METRICS__ENABLED: 'false',
   };
@@ -42,11 +42,11 @@ export class StratusProcess {
     private readonly nodeArgs: string[] = [],
   ) {}
 
-  /** Starts `stratus up --data dataDir` with `env`; ready on "Stratus is up", failed when it exits first. */
-  launch(dataDir: string, env: NodeJS.ProcessEnv): Launch {
+  /** Starts `stratus up --data dataDir [upArgs]` with `env`; ready on "Stratus is up", failed when it exits first. */
+  launch(dataDir: string, env: NodeJS.ProcessEnv, upArgs: string[] = []): Launch {
     let failure: Error | null = null;
     this.output = '';
-    const child = track(process.execPath, [...this.nodeArgs, '--enable-source-maps', this.main, 'up', '--data', dataDir], { env, stdio: ['ignore', 'pipe', 'pipe'] });
+    const child = track(process.execPath, [...this.nodeArgs, '--enable-source-maps', this.main, 'up', '--data', dataDir, ...upArgs], { env, stdio: ['ignore', 'pipe', 'pipe'] });
     this.child = child;
     const ready = new Promise<void>((resolve, reject) => {
       const onData = (chunk: Buffer): void => {

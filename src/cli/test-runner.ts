@@ -116,7 +116,7 @@ export async function runTests(only?: string): Promise<number> {
   }
   const e2e = path.join(DIST, 'test');
   if (want('e2e')) results.push(['end-to-end (openstack CLI)', nodeTest('e2e', findTests(e2e, (f) => !f.includes('tempest')), services)]);
-  if (want('tempest')) results.push(['Tempest identity v3, image v2 and network v2.0', nodeTest('tempest', findTests(e2e, (f) => f.includes('tempest')), services)]);
+  if (want('tempest')) results.push(['Tempest identity v3, image v2, network v2.0 and compute v2.1', nodeTest('tempest', findTests(e2e, (f) => f.includes('tempest')), services)]);
   for (const [name, ok] of results) log(`${ok ? 'ok  ' : 'FAIL'} ${name}`);
   return results.every(([, ok]) => ok) ? 0 : 1;
 }

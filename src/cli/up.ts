@@ -53,6 +53,8 @@ export async function up(config: StratusConfig, out: (line: string) => void): Pr
   const withNetwork = config.services.includes('network');
   const withPlacement = config.services.includes('placement');
   const withCompute = config.services.includes('compute');
+  // With one hypervisor host a resize can only stay on it (DevStack sets the same for its single host).
+  if (withCompute && config.compute.fake_hosts === 0) config.compute.allow_resize_to_same_host = true;
   // The image service checks and converts image data with qemu-img (Debian's qemu-utils).
   if (withImage) ensurePackages([[config.image.qemu_img, 'qemu-utils']], out);
   const started = process.hrtime.bigint();

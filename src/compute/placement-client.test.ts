@@ -63,6 +63,10 @@ test('allocationCandidates groups candidates by host; claim is true, then false 
   );
   const held = await placement.getAllocations(consumer);
   assert.equal(held.consumerGeneration, 1, 'consumer generation');
+  // Without a generation the client reads it: an existing consumer's claim is replaced.
+  assert.equal(await placement.claim(consumer, { [a]: { VCPU: 1, MEMORY_MB: 512, DISK_GB: 1 } }, 'proj', 'user'), true, 'replaced');
+  assert.deepEqual(await placement.allocations(consumer), { [a]: { VCPU: 1, MEMORY_MB: 512, DISK_GB: 1 } }, 'the new claim');
+  assert.equal(await placement.claim(consumer, { [a]: { VCPU: 2, MEMORY_MB: 512, DISK_GB: 1 } }, 'proj', 'user'), true, 'grown back');
   assert.equal(held.consumerType, 'INSTANCE', 'consumer type');
   assert.deepEqual(await placement.usages('proj'), { VCPU: 2, MEMORY_MB: 512, DISK_GB: 1 }, 'project usages');
   await placement.deleteAllocations(consumer);
@@ -81,7 +85,7 @@ test('moveAllocations moves an instance to a migration consumer and back', async
   assert.equal(mig.consumerType, 'MIGRATION', 'as a migration');
   assert.deepEqual((await placement.getAllocations(instance)).allocations, {}, 'the instance holds nothing');
   assert.equal(await placement.moveAllocations(instance, migration), true, 'already moved is true');
-  assert.equal(await placement.moveAllocations(migration, instance, { consumerType: 'INSTANCE' }), true, 'moved back (revert)');
+  assert.equal(await placement.moveAllocations(migration, instance, 'proj-m', 'user'), true, 'moved back (revert)');
   assert.equal((await placement.getAllocations(instance)).consumerType, 'INSTANCE', 'an instance again');
   assert.equal(await placement.moveAllocations(randomUUID(), randomUUID()), false, 'nothing to move');
 });

@@ -1,6 +1,8 @@
 import { setTimeout as sleep } from 'node:timers/promises';
 import type { ServiceClient, ServiceResponse } from '../core/auth/service-client.js';
 import type { Logger } from '../core/logging.js';
+import type { AgentPlacement } from './agent/agent.js';
+import type { ComputePlacement } from './placement.js';
 
 /**
  * The typed client compute uses to talk to placement over HTTP (through the
@@ -110,8 +112,12 @@ function encode(value: string): string {
   return encodeURIComponent(value);
 }
 
-/** A client of placement for compute (hosts as resource providers, claims as allocations). */
-export class PlacementClient {
+/**
+ * A client of placement for compute (hosts as resource providers, claims as
+ * allocations): what the scheduler, conductor and API (`ComputePlacement`)
+ * and the agents (`AgentPlacement`) use.
+ */
+export class PlacementClient implements ComputePlacement, AgentPlacement {
   private readonly attempts: number;
   private readonly logger: Logger | undefined;
 
@@ -259,20 +265,23 @@ export class PlacementClient {
   /**
    * Claims resources for a consumer (`PUT /allocations/{consumer}`),
    * replacing what it held: true when placement accepted, false when there is
-   * not enough room. Provider generation conflicts are retried; a stale
-   * `consumerGeneration` (null for a new consumer) throws a
-   * PlacementApiError whose `consumerGenerationConflict` is true.
+   * not enough room. Provider generation conflicts are retried. With a
+   * `consumerGeneration` (null: a new consumer, which saves a read) a stale
+   * one throws a PlacementApiError whose `consumerGenerationConflict` is
+   * true; without one, the consumer's generation is read first, and read
+   * again when it moved meanwhile.
    */
-  async claim(consumer: string, allocations: AllocationsByProvider, projectId: string, userId: string, consumerGeneration: number | null, options: { consumerType?: string } = {}): Promise<boolean> {
+  async claim(consumer: string, allocations: AllocationsByProvider, projectId: string, userId: string, consumerGeneration?: number | null, options: { consumerType?: string } = {}): Promise<boolean> {
     const path = `/allocations/${encode(consumer)}`;
-    const body = {
+    const body = (generation: number | null): unknown => ({
       allocations: Object.fromEntries(Object.entries(allocations).map(([uuid, resources]) => [uuid, { resources }])),
       project_id: projectId,
       user_id: userId,
-      consumer_generation: consumerGeneration,
+      consumer_generation: generation,
       consumer_type: options.consumerType ?? 'INSTANCE',
-    };
-    return this.retrying('claim', async () => this.writeAllocations('PUT', path, body), false);
+    });
+    if (consumerGeneration !== undefined) return this.retrying('claim', async () => this.writeAllocations('PUT', path, body(consumerGeneration)), false);
+    return this.retrying('claim', async () => this.writeAllocations('PUT', path, body((await this.getAllocations(consumer)).consumerGeneration)));
   }
 
   /** 204: true; 409 for room: false; generation conflicts and other failures throw. */
@@ -298,27 +307,36 @@ export class PlacementClient {
     };
   }
 
+  /** A consumer's allocations by provider (empty when it holds none). */
+  async allocations(consumer: string): Promise<AllocationsByProvider> {
+    return (await this.getAllocations(consumer)).allocations;
+  }
+
   /**
    * Moves what `from` holds to `to` in one `POST /allocations` (resize and
-   * migration: instance to migration consumer, and back on revert). `to`
-   * gets `consumerType` (default `MIGRATION`); whatever `to` held is
-   * replaced. Re-reads and retries when either consumer changed meanwhile.
-   * True when moved (or when `from` holds nothing but `to` does: already
-   * moved), false when `from` holds nothing or there is no room.
+   * migration: instance to migration consumer, and back on revert).
+   * Whatever `to` held is replaced. `to` is owned by `projectId`/`userId`
+   * (default: `from`'s owners) and gets `options.consumerType`, by default
+   * INSTANCE when `from` is a MIGRATION consumer and MIGRATION otherwise.
+   * Re-reads and retries when either consumer changed meanwhile. True when
+   * moved (or when `from` holds nothing but `to` does: already moved), false
+   * when `from` holds nothing or there is no room.
    */
-  async moveAllocations(from: string, to: string, options: { consumerType?: string } = {}): Promise<boolean> {
+  async moveAllocations(from: string, to: string, projectId?: string, userId?: string, options: { consumerType?: string } = {}): Promise<boolean> {
     return this.retrying('move allocations', async () => {
       const source = await this.getAllocations(from);
       const target = await this.getAllocations(to);
       if (Object.keys(source.allocations).length === 0) return Object.keys(target.allocations).length > 0;
-      const owner = { project_id: source.projectId ?? '', user_id: source.userId ?? '' };
+      const owner = { project_id: source.projectId ?? projectId ?? '', user_id: source.userId ?? userId ?? '' };
+      const sourceType = source.consumerType === 'unknown' || !source.consumerType ? 'INSTANCE' : source.consumerType;
       const body = {
-        [from]: { allocations: {}, ...owner, consumer_generation: source.consumerGeneration, consumer_type: source.consumerType === 'unknown' || !source.consumerType ? 'INSTANCE' : source.consumerType },
+        [from]: { allocations: {}, ...owner, consumer_generation: source.consumerGeneration, consumer_type: sourceType },
         [to]: {
           allocations: Object.fromEntries(Object.entries(source.allocations).map(([uuid, resources]) => [uuid, { resources }])),
-          ...owner,
+          project_id: projectId ?? owner.project_id,
+          user_id: userId ?? owner.user_id,
           consumer_generation: target.consumerGeneration,
-          consumer_type: options.consumerType ?? 'MIGRATION',
+          consumer_type: options.consumerType ?? (sourceType === 'MIGRATION' ? 'INSTANCE' : 'MIGRATION'),
         },
       };
       // Stale consumer generations here are ours to refresh: a retry re-reads both consumers.

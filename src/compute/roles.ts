@@ -7,7 +7,7 @@ import { ComputeAgent } from './agent/agent.js';
 import type { ComputeService } from './compute.js';
 import { Conductor } from './conductor/conductor.js';
 import { registerHost } from './conductor/hosts.js';
-import { HttpPlacement } from './placement.js';
+import { PlacementClient } from './placement-client.js';
 import { SCHEDULER_TOPIC, type RequestSpec } from './rpc.js';
 import { Scheduler } from './scheduler/scheduler.js';
 import { FakeDriver } from './virt/fake/fake-driver.js';
@@ -55,7 +55,7 @@ export async function startFakeAgents(config: StratusConfig, bus: Bus, options: 
     { authUrl: options.identity.authUrl, username: 'nova', password: options.identity.password, projectName: 'service', region: config.region },
     { logger: options.log, userAgent: 'stratus-compute-agent' },
   );
-  const placement = new HttpPlacement(client);
+  const placement = new PlacementClient(client, { logger: options.log });
   const r = config.compute.fake_host_resources;
   const agents: ComputeAgent[] = [];
   try {

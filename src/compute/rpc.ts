@@ -107,6 +107,8 @@ export interface AgentInstance {
   metadata: Record<string, string>;
   network_info: NetworkInfo;
   request_spec: RequestSpec;
+  /** Compute's own notes on the server (`shelved_image_id`, `shelved_at`, `old_vm_state`, ...). */
+  system_metadata?: Record<string, string>;
 }
 
 /** The network info cache of a server: one entry per port. */
@@ -157,15 +159,67 @@ export type AgentAction =
   | { kind: 'unrescue' }
   | { kind: 'snapshot'; image_id: string }
   | { kind: 'rebuild'; image_ref: string; image_properties: Record<string, unknown>; preserve_ephemeral: boolean }
-  | { kind: 'resize'; migration_uuid: string; new_flavor: EmbeddedFlavor; destination: Destination; same_host: boolean }
+  | { kind: 'resize'; migration_uuid: string; new_flavor: EmbeddedFlavor; destination: Destination; same_host: boolean; old_vm_state?: string }
+  | { kind: 'finish_resize'; migration_uuid: string; new_flavor: EmbeddedFlavor; destination: Destination; source_host: string; old_vm_state: string }
   | { kind: 'confirm_resize'; migration_uuid: string }
   | { kind: 'revert_resize'; migration_uuid: string }
+  | { kind: 'finish_revert_resize'; migration_uuid: string }
   | { kind: 'shelve'; image_id: string | null; offload: boolean }
   | { kind: 'shelve_offload' }
-  | { kind: 'unshelve'; destination: Destination }
+  /** On the host that gets the server; `destination` null: a SHELVED server starts again where it is. */
+  | { kind: 'unshelve'; destination: Destination | null }
   | { kind: 'live_migrate'; migration_uuid: string; destination: Destination }
   | { kind: 'attach_interface'; network_id: string | null; port_id: string | null; fixed_ip: string | null; tag: string | null }
-  | { kind: 'detach_interface'; port_id: string };
+  | { kind: 'detach_interface'; port_id: string }
+  | { kind: 'attach_volume'; bdm_id: string }
+  | { kind: 'detach_volume'; bdm_id: string }
+  | { kind: 'swap_volume'; bdm_id: string; new_volume_id: string; new_attachment_id: string };
+
+/** What the conductor records of a migration for the agents (`update_migration`). */
+export interface MigrationValues {
+  status?: string;
+  dest_compute?: string | null;
+  dest_node?: string | null;
+  dest_host?: string | null;
+}
+
+/** A migration as agents see it. */
+export interface AgentMigration {
+  uuid: string;
+  instance_uuid: string;
+  migration_type: string;
+  status: string;
+  source_compute: string | null;
+  source_node: string | null;
+  dest_compute: string | null;
+  dest_node: string | null;
+}
+
+/** A block device mapping as agents read it (`get_bdm`). */
+export interface AgentBdm {
+  id: string;
+  instance_uuid: string;
+  volume_id: string | null;
+  attachment_id: string | null;
+  device_name: string | null;
+  connection_info: string | null;
+}
+
+/** How a server is moved (`move_instance`). */
+export interface MoveRequest {
+  instance_uuid: string;
+  kind: 'resize' | 'migrate' | 'unshelve' | 'live_migrate';
+  /** Unused: the flavor travels whole in `new_flavor`. */
+  new_flavorid?: string;
+  /** The flavor a resize goes to (a cold migration keeps the server's). */
+  new_flavor?: EmbeddedFlavor;
+  /** The host asked for (migrate 2.56, live migration, unshelve 2.91), or null for the scheduler's choice. */
+  host?: string | null;
+  /** A live migration to `host` that skips the scheduler (2.30 `force`, or any before 2.30). */
+  force?: boolean;
+  action_id: string;
+  migration_uuid?: string;
+}
 
 /** An event other services send about a server (`os-server-external-events`). */
 export interface ExternalEvent {
@@ -188,8 +242,17 @@ export class ConductorRpc {
   }
 
   /** Moves a server to another host (resize, migrate, unshelve): schedules, then asks the agents. */
-  moveInstance(args: { instance_uuid: string; kind: 'resize' | 'migrate' | 'unshelve' | 'live_migrate'; new_flavorid?: string; host?: string | null; action_id: string; migration_uuid?: string }, context?: BusContext): Promise<void> {
+  moveInstance(args: MoveRequest, context?: BusContext): Promise<void> {
     return this.bus.cast({ topic: CONDUCTOR_TOPIC }, 'move_instance', args, context ? { context } : {});
+  }
+
+  /**
+   * The same, answering once the destination is chosen and the agents are
+   * asked (a live migration before 2.34): a failure to schedule throws the
+   * conductor's error (`RemoteError`) after the server is put back.
+   */
+  moveInstanceAndWait(args: MoveRequest): Promise<void> {
+    return this.bus.call({ topic: CONDUCTOR_TOPIC }, 'move_instance_sync', args, { timeoutMs: this.timeoutMs });
   }
 
   call<T>(method: string, args: unknown): Promise<T> {
@@ -214,6 +277,16 @@ export class AgentRpc {
 
   runAction(host: string, args: { instance_uuid: string; action: AgentAction; action_id: string }): Promise<void> {
     return this.bus.cast({ topic: COMPUTE_TOPIC, server: host }, 'run_action', args);
+  }
+
+  /** Attaches a port (made, or given) to a server on its host and answers with the port's id (Nova's synchronous `attach_interface`). */
+  attachInterface(host: string, args: { instance_uuid: string; action: Extract<AgentAction, { kind: 'attach_interface' }>; action_id: string }): Promise<string> {
+    return this.bus.call<string>({ topic: COMPUTE_TOPIC, server: host }, 'attach_interface', args, { timeoutMs: this.timeoutMs });
+  }
+
+  /** The destination's half of a live migration: starts the guest there (called by the source host). */
+  receiveLiveMigration(host: string, args: { instance_uuid: string; migration_uuid: string; action_id: string }): Promise<void> {
+    return this.bus.call({ topic: COMPUTE_TOPIC, server: host }, 'receive_live_migration', args, { timeoutMs: this.timeoutMs });
   }
 
   externalEvents(host: string, events: ExternalEvent[]): Promise<void> {

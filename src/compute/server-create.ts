@@ -8,6 +8,8 @@ import { badRequest, conflict, ComputeError } from './errors.js';
 import { embeddedFlavor, loadFlavorFor } from './flavors.js';
 import { recordAction } from './instances.js';
 import { checkServerQuota, lockProjectQuota, projectLimits, serversThatFit } from './quotas.js';
+import { canonicalIpv6, checkAccessIps } from './server-views.js';
+import { metadataLimitExceeded } from './server-metadata.js';
 import { ConductorRpc, type RequestedNetwork, type RequestSpec } from './rpc.js';
 import { invalidField, isObject, notOfType, unexpected } from './api/nova-input.js';
 
@@ -182,6 +184,10 @@ export async function createServers(compute: ComputeService, req: FastifyRequest
     if (typeof v !== 'string') throw invalidField(k, v, notOfType(v, 'string'));
     if (v.length > 255) throw invalidField(k, v, `'${v}' is too long`);
   }
+  const metadataItems = (await projectLimits(compute.db, compute.config.compute, ctx.projectId ?? '', ctx.userId)).metadata_items;
+  if (metadataItems >= 0 && Object.keys(metadata).length > metadataItems) throw metadataLimitExceeded(metadataItems);
+  checkAccessIps(server);
+  const accessIpv6 = str(server, 'accessIPv6') === undefined ? null : canonicalIpv6(str(server, 'accessIPv6') ?? '');
 
   const zoneText = str(server, 'availability_zone');
   let zone: string | null = zoneText ?? (compute.config.compute.default_schedule_zone || null);
@@ -241,6 +247,7 @@ export async function createServers(compute: ComputeService, req: FastifyRequest
   const now = isoNow();
   const projectId = ctx.projectId ?? '';
   const uuids: string[] = [];
+  const actionIds: Record<string, string> = {};
   await compute.db.transaction().execute(async (trx) => {
     await lockProjectQuota(trx, projectId);
     let n = maxCount;
@@ -280,7 +287,7 @@ export async function createServers(compute: ComputeService, req: FastifyRequest
         user_data: userData ?? null,
         config_drive: configDrive,
         access_ip_v4: str(server, 'accessIPv4') ?? null,
-        access_ip_v6: str(server, 'accessIPv6') ?? null,
+        access_ip_v6: accessIpv6,
         locked: 0,
         locked_by: null,
         locked_reason: null,
@@ -303,10 +310,10 @@ export async function createServers(compute: ComputeService, req: FastifyRequest
       for (const [key, value] of Object.entries(metadata)) await trx.insertInto('instance_metadata').values({ instance_uuid: uuid, key, value: String(value) }).execute();
       for (const tag of new Set(tags)) await trx.insertInto('instance_tag').values({ instance_uuid: uuid, tag }).execute();
       if (group) await trx.insertInto('instance_group_member').values({ group_uuid: group.uuid, instance_uuid: uuid }).execute();
+      // The create action in the same commit: one write to disk per request, and no server without its action.
+      actionIds[uuid] = await recordAction(trx, { uuid, project_id: projectId }, 'create', { requestId: req.requestId, userId: ctx.userId, projectId });
     }
   });
-  const actionIds: Record<string, string> = {};
-  for (const uuid of uuids) actionIds[uuid] = await recordAction(compute.db, { uuid, project_id: projectId }, 'create', { requestId: req.requestId, userId: ctx.userId, projectId });
   compute.notify('compute.instance.create.start', { instance_ids: uuids, project_id: projectId });
   await new ConductorRpc(compute.bus).buildInstances({ instance_uuids: uuids, action_ids: actionIds }, { request_id: req.requestId, user_id: ctx.userId, project_id: projectId });
   return { uuids, reservationId, adminPass, securityGroups: spec.security_groups };

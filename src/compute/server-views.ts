@@ -1,4 +1,5 @@
 import { createHash } from 'node:crypto';
+import { isIPv4, isIPv6 } from 'node:net';
 import type { FastifyRequest } from 'fastify';
 import type { RequestContext } from '../core/auth/context.js';
 import { allowed, atLeast, isAdmin, type ComputeService } from './compute.js';
@@ -6,6 +7,7 @@ import { apiTime, parseJson } from './common.js';
 import type { InstanceFaultRow, InstanceRow } from './db/schema.js';
 import type { EmbeddedFlavor, NetworkInfo } from './rpc.js';
 import { serverStatus } from './vm-states.js';
+import { badRequest } from './errors.js';
 
 /** What a server view needs besides the row (loaded for a page of servers at once). */
 export interface ServerExtras {
@@ -125,7 +127,8 @@ export function serverView(compute: ComputeService, req: FastifyRequest, ctx: Re
   };
   if (['BUILD', 'ACTIVE'].includes(status)) view.progress = row.progress;
   const groups = parseJson<string[]>(row.security_groups, []);
-  if (groups.length > 0 || status !== 'BUILD') view.security_groups = groups.map((name) => ({ name }));
+  // As in Nova, a server without security groups has no `security_groups` key.
+  if (groups.length > 0) view.security_groups = groups.map((name) => ({ name }));
   const fault = extras.faults.get(row.uuid);
   if (fault && ['ERROR', 'DELETED'].includes(status)) {
     view.fault = { code: fault.code, created: apiTime(fault.created_at), message: fault.message, ...(admin || fault.code !== 500 ? { details: fault.details } : {}) };
@@ -159,4 +162,46 @@ export function serverView(compute: ComputeService, req: FastifyRequest, ctx: Re
 export function withServerGroups(req: FastifyRequest, view: Record<string, unknown>, extras: ServerExtras, uuid: string): Record<string, unknown> {
   if (atLeast(req, '2.71')) view.server_groups = extras.groups.get(uuid) ?? [];
   return view;
+}
+
+/** What Nova's update and rebuild answers keep of the full view before 2.75. */
+const CHANGED_VIEW_KEYS = ['id', 'name', 'status', 'tenant_id', 'user_id', 'metadata', 'hostId', 'image', 'flavor', 'created', 'updated', 'accessIPv4', 'accessIPv6', 'links', 'OS-DCF:diskConfig', 'progress', 'fault', 'locked', 'description', 'tags', 'trusted_image_certificates', 'locked_reason'];
+
+/**
+ * The server in the answer to `PUT /servers/{id}` and the rebuild action:
+ * before 2.75 a short view (no extended attributes, addresses without their
+ * type and MAC; rebuild adds `key_name` from 2.54 and `user_data` from 2.57);
+ * from 2.75 the show view (rebuild with `user_data` in place of
+ * `OS-EXT-SRV-ATTR:user_data`). `server_groups` from 2.71.
+ */
+export function changedServerView(compute: ComputeService, req: FastifyRequest, ctx: RequestContext, row: InstanceRow, extras: ServerExtras, kind: 'update' | 'rebuild'): Record<string, unknown> {
+  const full = withServerGroups(req, serverView(compute, req, ctx, row, extras), extras, row.uuid);
+  if (atLeast(req, '2.75')) {
+    if (kind === 'rebuild') {
+      delete full['OS-EXT-SRV-ATTR:user_data'];
+      full.user_data = row.user_data;
+    }
+    return full;
+  }
+  const view: Record<string, unknown> = {};
+  for (const key of CHANGED_VIEW_KEYS) if (key in full) view[key] = full[key];
+  view.addresses = addresses(parseJson<NetworkInfo>(row.network_info, []), false);
+  if (kind === 'rebuild' && atLeast(req, '2.54')) view.key_name = row.key_name;
+  if (kind === 'rebuild' && atLeast(req, '2.57')) view.user_data = row.user_data;
+  if (atLeast(req, '2.71')) view.server_groups = full.server_groups;
+  return view;
+}
+
+/** Nova's `accessIPv4`/`accessIPv6` formats in a create or update body (400 `... is not a 'ipv4'`). */
+export function checkAccessIps(server: Record<string, unknown>): void {
+  for (const [field, ok, format] of [['accessIPv4', isIPv4, 'ipv4'], ['accessIPv6', isIPv6, 'ipv6']] as const) {
+    const value = server[field];
+    if (value === undefined || value === null || value === '') continue;
+    if (typeof value !== 'string' || !ok(value)) throw badRequest(`Invalid input for field/attribute ${field}. Value: ${String(value)}. '${String(value)}' is not a '${format}'`);
+  }
+}
+
+/** An IPv6 address in its canonical short form (`::babe:dc0c:1602`), as Nova's database stores access IPs. */
+export function canonicalIpv6(address: string): string {
+  return isIPv6(address) ? new URL(`http://[${address}]/`).hostname.slice(1, -1) : address;
 }

@@ -13,7 +13,7 @@ import { registerComputeApi } from './api/index.js';
 import { MAX_VERSION, MIN_VERSION, type ComputeService } from './compute.js';
 import { migrations } from './db/migrations.js';
 import type { ComputeSchema } from './db/schema.js';
-import { HttpPlacement } from './placement.js';
+import { PlacementClient } from './placement-client.js';
 import { computePolicyDefaults } from './policies.js';
 import { ensureDefaultFlavors } from './bootstrap.js';
 import { agentHosts, startConductorRoles, startFakeAgents } from './roles.js';
@@ -56,7 +56,7 @@ export async function openCompute(config: StratusConfig, bus: Bus, options: Comp
     bus,
     log,
     client,
-    placement: new HttpPlacement(client),
+    placement: new PlacementClient(client, { logger: log }),
     publicUrl: options.publicUrl ?? `http://${config.public_host}:${options.port ?? config.compute.port}`,
     notify: (eventType, payload) => {
       bus.notify(publisher, eventType, payload).catch((err: unknown) => log.warn({ err }, 'could not publish a notification'));

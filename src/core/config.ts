@@ -189,6 +189,10 @@ export interface ComputeConfig {
   weigher: string;
   /** Seconds after which an unconfirmed resize is confirmed by itself (0: never). */
   resize_confirm_window: number;
+  /** Seconds a shelved server keeps its host before it is offloaded (Nova's `shelved_offload_time`; 0: at once, -1: never). */
+  shelved_offload_time: number;
+  /** A resize may pick the server's own host (Nova's `allow_resize_to_same_host`); a cold migration never does. */
+  allow_resize_to_same_host: boolean;
   /** Largest `limit` honoured on lists (Nova's `max_limit`). */
   max_limit: number;
   /** Quotas of a project for which none is set (Nova's `[quota]`; -1: unlimited). */
@@ -280,6 +284,8 @@ export const DEFAULTS: StratusConfig = {
     max_attempts: 3,
     weigher: 'spread',
     resize_confirm_window: 0,
+    shelved_offload_time: 0,
+    allow_resize_to_same_host: false,
     max_limit: 1000,
     default_quotas: {
       instances: 10,

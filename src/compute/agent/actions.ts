@@ -1,5 +1,7 @@
 import type { AgentAction, InstanceValues } from '../rpc.js';
 import type { ComputeAgent } from './agent.js';
+import { isAttachmentAction, runAttachmentAction } from './attachments.js';
+import { isMoveAction, runMoveAction, uploadDisk } from './moves.js';
 
 /** What each simple power action does: the driver call and the states it ends in. */
 const POWER_ACTIONS: Partial<Record<AgentAction['kind'], { event: string; run: (agent: ComputeAgent, uuid: string) => Promise<void>; done: InstanceValues }>> = {
@@ -20,6 +22,8 @@ const POWER_ACTIONS: Partial<Record<AgentAction['kind'], { event: string; run: (
  * records a fault.
  */
 export async function runAgentAction(agent: ComputeAgent, uuid: string, action: AgentAction, actionId: string): Promise<void> {
+  if (isMoveAction(action)) return runMoveAction(agent, uuid, action, actionId);
+  if (isAttachmentAction(action)) return runAttachmentAction(agent, uuid, action, actionId);
   const simple = POWER_ACTIONS[action.kind];
   const event = await agent.eventStart(actionId, simple?.event ?? `compute_${action.kind}_instance`);
   const instance = await agent.instance(uuid);
@@ -51,19 +55,6 @@ export async function runAgentAction(agent: ComputeAgent, uuid: string, action: 
           await agent.driver.spawn(agent.guestSpec({ ...instance, image_ref: action.image_ref, image_properties: action.image_properties }));
           done = { vm_state: 'active', power_state: 1, image_ref: action.image_ref, image_properties: action.image_properties, launched_at: new Date().toISOString() };
           break;
-        case 'resize':
-          await agent.driver.resize(uuid, agent.guestSpec({ ...instance, flavor: action.new_flavor }));
-          done = { vm_state: 'resized', power_state: 1, flavor: action.new_flavor, old_flavor: instance.flavor, new_flavor: action.new_flavor };
-          break;
-        case 'revert_resize': {
-          const old = instance.old_flavor ?? instance.flavor;
-          await agent.driver.resize(uuid, agent.guestSpec({ ...instance, flavor: old }));
-          done = { vm_state: 'active', power_state: 1, flavor: old, old_flavor: null, new_flavor: null };
-          break;
-        }
-        case 'confirm_resize':
-          done = { vm_state: 'active', old_flavor: null, new_flavor: null };
-          break;
         default:
           throw new Error(`the ${action.kind} action is not supported by this compute agent yet`);
       }
@@ -75,30 +66,15 @@ export async function runAgentAction(agent: ComputeAgent, uuid: string, action: 
     agent.options.log.warn({ err, instance_uuid: uuid, action: action.kind }, 'server action failed');
     const message = err instanceof Error ? err.message : String(err);
     const power = await agent.driver.listGuests().then((g) => g.find((x) => x.uuid === uuid)?.powerState ?? 0);
-    const broken = action.kind === 'rebuild' || action.kind === 'resize';
+    const broken = action.kind === 'rebuild';
     await agent.conductor.call('instance_fault', { uuid, code: 500, message, details: err instanceof Error ? (err.stack ?? '') : '', host: agent.host });
     await agent.update(uuid, { task_state: null, power_state: power, ...(broken ? { vm_state: 'error' } : {}) });
     await agent.eventFinish(event, err);
   }
 }
 
-/**
- * Uploads the server's disk to the image `imageId` (made `queued` by
- * compute-api). A driver without disk data (fake) uploads an empty raw disk.
- */
+/** Uploads the server's disk to the image `imageId` (made `queued` by compute-api). */
 async function uploadSnapshot(agent: ComputeAgent, uuid: string, imageId: string): Promise<void> {
   await agent.update(uuid, { task_state: 'image_uploading' } as InstanceValues);
-  const disk = await agent.driver.snapshot(uuid);
-  const client = agent.options.client;
-  const data = disk?.data ?? new Uint8Array(0);
-  if (!disk) {
-    const patch = await client.request('image', 'PATCH', `/v2/images/${imageId}`, {
-      body: JSON.stringify([{ op: 'replace', path: '/disk_format', value: 'raw' }]),
-      raw: true,
-      headers: { 'Content-Type': 'application/openstack-images-v2.1-json-patch' },
-    });
-    if (patch.status >= 400) throw new Error(`could not prepare snapshot image ${imageId}: ${patch.status}`);
-  }
-  const res = await client.request('image', 'PUT', `/v2/images/${imageId}/file`, { body: data, raw: true, headers: { 'Content-Type': 'application/octet-stream' } });
-  if (res.status >= 400) throw new Error(`could not upload snapshot image ${imageId}: ${res.status}`);
+  await uploadDisk(agent, uuid, imageId);
 }

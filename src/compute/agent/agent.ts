@@ -3,20 +3,26 @@ import type { Bus, Consumer } from '../../core/bus/index.js';
 import type { ComputeConfig } from '../../core/config.js';
 import type { Logger } from '../../core/logging.js';
 import type { HostRecord, HostReport } from '../conductor/hosts.js';
-import { ConductorRpc, COMPUTE_TOPIC, type AgentAction, type AgentInstance, type BuildRequest, type ExternalEvent, type InstanceValues, type NetworkInfo, type RequestedNetwork } from '../rpc.js';
+import { AgentRpc, ConductorRpc, COMPUTE_TOPIC, type AgentAction, type AgentInstance, type BuildRequest, type ExternalEvent, type InstanceValues, type NetworkInfo, type RequestedNetwork } from '../rpc.js';
 import type { GuestSpec, VirtDriver } from '../virt/driver.js';
 import { runAgentAction } from './actions.js';
+import { attachInterface } from './attachments.js';
+import { offloadExpiredShelved, receiveLiveMigration } from './moves.js';
 import { InstanceEvents } from './events.js';
 import { AgentNetworkApi } from './network-api.js';
 
 /** What an agent asks of placement: its host's resource provider and inventory. */
 export interface AgentPlacement {
   /** Creates the provider when missing (idempotent). */
-  ensureProvider(uuid: string, name: string): Promise<void>;
+  ensureProvider(uuid: string, name: string): Promise<unknown>;
   /** Sets the provider's inventory of VCPU, MEMORY_MB and DISK_GB. */
-  setInventory(uuid: string, inventories: Record<string, { total: number; reserved: number; allocation_ratio: number; max_unit: number }>): Promise<void>;
+  setInventory(uuid: string, inventories: Record<string, { total: number; reserved: number; allocation_ratio: number; max_unit: number }>): Promise<unknown>;
   /** Sets the provider's traits. */
-  setTraits(uuid: string, traits: string[]): Promise<void>;
+  setTraits(uuid: string, traits: string[]): Promise<unknown>;
+  /** Removes a consumer's allocations (an offloaded server, a confirmed migration). Succeeds when there are none. */
+  deleteAllocations(consumer: string): Promise<void>;
+  /** Moves every allocation of `from` to `to`, replacing `to`'s (a reverted or failed move gives the source's usage back). */
+  moveAllocations(from: string, to: string, projectId: string, userId: string): Promise<unknown>;
 }
 
 export interface AgentOptions {
@@ -73,9 +79,14 @@ export class ComputeAgent {
       run_action: (args: { instance_uuid: string; action: AgentAction; action_id: string }) => this.track(runAgentAction(this, args.instance_uuid, args.action, args.action_id)),
       external_instance_event: (args: { events: ExternalEvent[] }) => this.externalEvents(args.events),
       get_console_output: (args: { instance_uuid: string; length: number | null }) => this.driver.consoleOutput(args.instance_uuid, args.length ?? undefined),
+      attach_interface: (args: Parameters<AgentRpc['attachInterface']>[1]) => this.track(attachInterface(this, args.instance_uuid, args.action, args.action_id)),
+      receive_live_migration: (args: { instance_uuid: string; migration_uuid: string; action_id: string }) => this.track(receiveLiveMigration(this, args.instance_uuid, args.action_id)),
+      destroy_guest: (args: { instance_uuid: string }) => this.track(this.driver.destroy(args.instance_uuid)),
     });
     const { report_interval, sync_power_state_interval } = this.options.config;
     if (report_interval > 0) this.timers.push(setInterval(() => void this.report().catch((err: unknown) => this.options.log.warn({ err }, 'heartbeat failed')), report_interval * 1000));
+    const offloadAfter = this.options.config.shelved_offload_time;
+    if (offloadAfter > 0) this.timers.push(setInterval(() => void this.track(offloadExpiredShelved(this)).catch((err: unknown) => this.options.log.warn({ err }, 'shelved offload failed')), Math.min(offloadAfter, 60) * 1000));
     if (sync_power_state_interval > 0) this.timers.push(setInterval(() => void this.syncPowerStates().catch((err: unknown) => this.options.log.warn({ err }, 'power state sync failed')), sync_power_state_interval * 1000));
   }
 
@@ -215,6 +226,9 @@ export class ComputeAgent {
     const instance = await this.instance(uuid);
     await this.driver.destroy(uuid);
     if (instance) await this.network.release(instance.network_info);
+    // A shelved server's snapshot goes with it (Nova deletes it on delete).
+    const shelvedImage = instance?.system_metadata?.shelved_image_id;
+    if (shelvedImage) await this.options.client.request('image', 'DELETE', `/v2/images/${shelvedImage}`).catch((err: unknown) => this.options.log.warn({ err, instance_uuid: uuid }, 'could not delete the shelved image'));
     this.events.clear(uuid);
     await this.conductor.call('instance_destroyed', { uuid });
   }

@@ -75,6 +75,20 @@ export class AgentNetworkApi {
     }
   }
 
+  /**
+   * Binds the ports to `host` (`''`: unbinds them, keeping them the
+   * server's, as a shelve offload does). Ports gone meanwhile are skipped.
+   */
+  async bindPorts(portIds: string[], host: string): Promise<void> {
+    for (const id of portIds) {
+      try {
+        await this.call('PUT', `/v2.0/ports/${id}`, { port: { 'binding:host_id': host } });
+      } catch (err) {
+        if (!(err instanceof NetworkApiError && err.status === 404)) throw err;
+      }
+    }
+  }
+
   /** The network info cache of a server: its ports with addresses and floating IPs, in `order`. */
   async networkInfo(serverUuid: string, order: { portId: string; created: boolean; tag: string | null }[]): Promise<NetworkInfo> {
     const ports = await this.call<{ ports: { id: string; network_id: string; mac_address: string; status: string; fixed_ips: { ip_address: string; subnet_id: string }[] }[] }>('GET', `/v2.0/ports?device_id=${serverUuid}`);

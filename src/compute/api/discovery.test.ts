@@ -10,14 +10,23 @@ after(async () => {
   await t.close();
 });
 
-test('GET / lists v2.1 with its microversion range, without a token', async () => {
+test('GET / lists v2.0 then v2.1 with its microversion range, without a token', async () => {
   const res = await t.request('GET', '//');
-  assert.equal(res.status, 300, JSON.stringify(res.body));
-  const [v] = res.body.versions;
+  assert.equal(res.status, 200, JSON.stringify(res.body));
+  const [legacy, v] = res.body.versions;
+  assert.equal(legacy.id, 'v2.0', 'the legacy version first');
+  assert.equal(legacy.status, 'SUPPORTED', 'legacy status');
   assert.equal(v.id, 'v2.1', 'id');
   assert.equal(v.version, '2.93', 'max');
   assert.equal(v.min_version, '2.1', 'min');
   assert.equal(v.links[0].href, 'http://compute.test:8774/v2.1/', 'self link');
+});
+
+test('GET /v2 describes the legacy version', async () => {
+  const res = await t.request('GET', '//v2');
+  assert.equal(res.status, 200, JSON.stringify(res.body));
+  assert.equal(res.body.version.id, 'v2.0', 'id');
+  assert.equal(res.body.version.links[0].href, 'http://compute.test:8774/v2/', 'self link');
 });
 
 test('GET /v2.1 describes the version; the microversion is negotiated and echoed', async () => {

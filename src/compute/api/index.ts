@@ -20,6 +20,17 @@ import { registerSimpleTenantUsage } from './simple-tenant-usage.js';
 import { registerServerGroups } from './server-groups.js';
 import { registerServerMetadata } from './server-metadata.js';
 import { registerServerTags } from './server-tags.js';
+import { registerServerDiagnostics } from './server-diagnostics.js';
+import { registerExtensions } from './extensions.js';
+import { registerUsageAuditLog } from './usage-audit-log.js';
+import { registerServerPassword } from './server-password.js';
+import { registerNetworks } from './networks.js';
+import { registerOsHosts } from './os-hosts.js';
+import { registerFloatingIps } from './floating-ips.js';
+import { registerImages } from './images.js';
+import { registerSecurityGroups } from './security-groups.js';
+import { registerInterfaces } from './interfaces.js';
+import { registerVolumeAttachments } from './volume-attachments.js';
 
 /** Every route of the compute API. */
 export function registerComputeApi(app: FastifyInstance, compute: ComputeService): void {
@@ -43,4 +54,15 @@ export function registerComputeApi(app: FastifyInstance, compute: ComputeService
   registerServerTags(app, compute);
   registerInstanceActions(app, compute);
   registerMigrations(app, compute);
+  registerServerDiagnostics(app, compute);
+  registerExtensions(app, compute);
+  registerUsageAuditLog(app, compute);
+  registerServerPassword(app, compute);
+  registerNetworks(app, compute);
+  registerOsHosts(app, compute);
+  registerFloatingIps(app, compute);
+  registerImages(app, compute);
+  registerSecurityGroups(app, compute);
+  registerInterfaces(app, compute);
+  registerVolumeAttachments(app, compute);
 }

@@ -1,43 +1,22 @@
-import type { FastifyInstance, FastifyRequest } from 'fastify';
+import type { FastifyInstance } from 'fastify';
 import type { RequestContext } from '../../core/auth/context.js';
-import { authorize, contextOf, isAdmin, type ComputeService } from '../compute.js';
-import { isoNow, isUuid, newUuid, nextId, parseJson } from '../common.js';
+import { atLeast, authorize, contextOf, isAdmin, type ComputeService } from '../compute.js';
+import { isoNow, isUuid, newUuid, parseJson } from '../common.js';
 import type { InstanceRow } from '../db/schema.js';
 import { badRequest, ComputeError, conflict } from '../errors.js';
-import { embeddedFlavor, loadFlavorFor } from '../flavors.js';
 import { checkActionState, loadInstanceFor, recordAction } from '../instances.js';
 import type { ComputePlacement } from '../placement.js';
-import { AgentRpc, type AgentAction, type EmbeddedFlavor } from '../rpc.js';
+import { AgentRpc, type AgentAction } from '../rpc.js';
 import type { ServerAction, TaskState } from '../vm-states.js';
+import { beginTask, toAgent, type ActionHandler } from './action-common.js';
+import { MOVE_ACTIONS } from './server-moves.js';
 import { deleteServer } from './servers.js';
 import { isObject } from './nova-input.js';
+import { addFloatingIp, removeFloatingIp } from './floating-ips.js';
+import { validateMetadata } from './server-metadata.js';
+import { rebuildChanges, replaceMetadata, restoreServer } from './rebuild-values.js';
 
-/**
- * Moves a server into a task state, but only from the vm and task states the
- * action allows, in one conditional update: a concurrent action that got
- * there first makes this one a 409, never a lost update.
- */
-async function beginTask(compute: ComputeService, ctx: RequestContext, instance: InstanceRow, action: ServerAction, task: TaskState, extra: Partial<InstanceRow> = {}): Promise<void> {
-  if (instance.locked && !isAdmin(compute, ctx) && action !== 'delete') throw conflict(`Instance ${instance.uuid} is locked`);
-  checkActionState(instance, action);
-  const result = await compute.db
-    .updateTable('instance')
-    .set({ task_state: task, updated_at: isoNow(), ...extra })
-    .where('uuid', '=', instance.uuid)
-    .where('vm_state', '=', instance.vm_state)
-    .where((eb) => (instance.task_state === null ? eb('task_state', 'is', null) : eb('task_state', '=', instance.task_state)))
-    .executeTakeFirst();
-  if (Number(result.numUpdatedRows) === 0) throw conflict(`Cannot '${action}' instance ${instance.uuid} while it is in task_state ${instance.task_state ?? 'None'}`);
-}
-
-/** Sends an action to the server's host agent. */
-async function toAgent(compute: ComputeService, req: FastifyRequest, ctx: RequestContext, instance: InstanceRow, name: string, action: AgentAction): Promise<void> {
-  if (!instance.host) throw conflict(`Instance ${instance.uuid} is not ready: it has no host.`);
-  const actionId = await recordAction(compute.db, instance, name, { requestId: req.requestId, userId: ctx.userId, projectId: ctx.projectId });
-  await new AgentRpc(compute.bus).runAction(instance.host, { instance_uuid: instance.uuid, action, action_id: actionId });
-}
-
-type Handler = (compute: ComputeService, placement: ComputePlacement, req: FastifyRequest, ctx: RequestContext, instance: InstanceRow, arg: unknown) => Promise<{ status: number; body?: unknown; headers?: Record<string, string> }>;
+type Handler = ActionHandler;
 
 /** A power action: policy, state check, task state, then the agent. */
 function power(rule: string, action: ServerAction, task: TaskState, agentAction: AgentAction): Handler {
@@ -59,6 +38,7 @@ async function loadImageId(compute: ComputeService, ctx: RequestContext, ref: un
 }
 
 const ACTIONS: Record<string, Handler> = {
+  ...MOVE_ACTIONS,
   'os-stop': power('servers:stop', 'stop', 'powering-off', { kind: 'stop' }),
   'os-start': power('servers:start', 'start', 'powering-on', { kind: 'start' }),
   pause: power('os-pause-server:pause', 'pause', 'pausing', { kind: 'pause' }),
@@ -102,7 +82,7 @@ const ACTIONS: Record<string, Handler> = {
   async createImage(compute, _p, req, ctx, instance, arg) {
     authorize(compute, ctx, 'servers:create_image', { project_id: instance.project_id });
     if (!isObject(arg) || typeof arg.name !== 'string' || arg.name.trim() === '') throw badRequest("Invalid input for field/attribute createImage. Value: None. 'name' is a required property");
-    const metadata = isObject(arg.metadata) ? arg.metadata : {};
+    const metadata = arg.metadata === undefined ? {} : validateMetadata(arg.metadata, -1);
     checkActionState(instance, 'createImage');
     const source = parseJson<Record<string, unknown>>(instance.image, {});
     const props: Record<string, unknown> = { image_type: 'snapshot', instance_uuid: instance.uuid, base_image_ref: instance.image_ref, user_id: ctx.userId };
@@ -116,82 +96,22 @@ const ACTIONS: Record<string, Handler> = {
     await beginTask(compute, ctx, instance, 'createImage', 'image_snapshot');
     await toAgent(compute, req, ctx, instance, 'createImage', { kind: 'snapshot', image_id: imageId });
     const location = `${compute.publicUrl}/v2.1/images/${imageId}`;
-    return { status: 202, body: { image_id: imageId }, headers: { Location: location } };
+    // The body came with 2.45; before it, only the Location header names the image.
+    return { status: 202, ...(atLeast(req, '2.45') ? { body: { image_id: imageId } } : {}), headers: { Location: location } };
   },
 
   async rebuild(compute, _p, req, ctx, instance, arg) {
     authorize(compute, ctx, 'servers:rebuild', { project_id: instance.project_id });
     if (!isObject(arg) || arg.imageRef === undefined) throw badRequest("Invalid input for field/attribute rebuild. Value: None. 'imageRef' is a required property");
     const image = await loadImageId(compute, ctx, arg.imageRef);
-    const extra: Partial<InstanceRow> = {};
-    if (typeof arg.name === 'string') extra.display_name = arg.name;
-    await beginTask(compute, ctx, instance, 'rebuild', 'rebuilding', extra);
+    const changes = await rebuildChanges(compute, req, ctx, instance, arg, image.id);
+    await beginTask(compute, ctx, instance, 'rebuild', 'rebuilding', changes.values);
+    await replaceMetadata(compute, instance.uuid, changes.metadata);
     await toAgent(compute, req, ctx, instance, 'rebuild', { kind: 'rebuild', image_ref: image.id, image_properties: image.properties, preserve_ephemeral: arg.preserve_ephemeral === true });
     const fresh = await compute.db.selectFrom('instance').selectAll().where('uuid', '=', instance.uuid).executeTakeFirstOrThrow();
-    const { loadServerExtras, serverView } = await import('../server-views.js');
-    const view = serverView(compute, req, ctx, fresh, await loadServerExtras(compute, [fresh]));
+    const { loadServerExtras, changedServerView } = await import('../server-views.js');
+    const view = changedServerView(compute, req, ctx, fresh, await loadServerExtras(compute, [fresh]), 'rebuild');
     return { status: 202, body: { server: { ...view, adminPass: typeof arg.adminPass === 'string' ? arg.adminPass : newUuid().slice(0, 12) } } };
-  },
-
-  async resize(compute, placement, req, ctx, instance, arg) {
-    authorize(compute, ctx, 'servers:resize', { project_id: instance.project_id });
-    if (!isObject(arg) || arg.flavorRef === undefined) throw badRequest("Invalid input for field/attribute resize. Value: None. 'flavorRef' is a required property");
-    const row = await loadFlavorFor(compute, ctx, arg.flavorRef as string).catch((err: unknown) => {
-      throw err instanceof ComputeError && err.status === 404 ? badRequest(err.message) : err;
-    });
-    const current = parseJson<EmbeddedFlavor>(instance.flavor, {} as EmbeddedFlavor);
-    if (row.flavorid === current.flavorid) throw badRequest('When resizing, instances must change flavor!');
-    const next = embeddedFlavor(row, row.extra_specs);
-    if (next.root_gb < current.root_gb && next.root_gb !== 0) throw badRequest('Resize error: Unable to resize disk down.');
-    checkActionState(instance, 'resize');
-    if (!instance.host || !instance.node) throw conflict(`Instance ${instance.uuid} has no host.`);
-    // Same-host resize: the server's claim grows to the new flavor, the old usage is kept by the migration until confirmed.
-    const migrationUuid = newUuid();
-    const source = await placement.allocations(instance.uuid);
-    const nodeUuid = Object.keys(source)[0];
-    if (!nodeUuid) throw conflict(`Instance ${instance.uuid} has no allocation to resize.`);
-    await placement.moveAllocations(instance.uuid, migrationUuid, instance.project_id, instance.user_id);
-    const resources: Record<string, number> = { VCPU: next.vcpus, MEMORY_MB: next.memory_mb };
-    const disk = next.root_gb + next.ephemeral_gb + Math.ceil(next.swap / 1024);
-    if (disk > 0) resources.DISK_GB = disk;
-    if (!(await placement.claim(instance.uuid, { [nodeUuid]: resources }, instance.project_id, instance.user_id))) {
-      await placement.moveAllocations(migrationUuid, instance.uuid, instance.project_id, instance.user_id);
-      throw badRequest('No valid host was found. There are not enough hosts available.');
-    }
-    const now = isoNow();
-    await compute.db.transaction().execute(async (trx) => {
-      await trx
-        .insertInto('migration')
-        .values({ id: await nextId(trx, 'migration'), uuid: migrationUuid, instance_uuid: instance.uuid, migration_type: 'resize', status: 'pre-migrating', source_compute: instance.host, source_node: instance.node, dest_compute: instance.host, dest_node: instance.node, dest_host: null, old_flavorid: current.flavorid, new_flavorid: next.flavorid, project_id: instance.project_id, user_id: instance.user_id, created_at: now, updated_at: now })
-        .execute();
-    });
-    await beginTask(compute, ctx, instance, 'resize', 'resize_prep');
-    await compute.db.updateTable('migration').set({ status: 'finished', updated_at: isoNow() }).where('uuid', '=', migrationUuid).execute();
-    await toAgent(compute, req, ctx, instance, 'resize', { kind: 'resize', migration_uuid: migrationUuid, new_flavor: next, destination: { host: instance.host, node: instance.node, node_uuid: nodeUuid, allocation: { [nodeUuid]: resources } }, same_host: true });
-    return { status: 202 };
-  },
-
-  async confirmResize(compute, placement, req, ctx, instance) {
-    authorize(compute, ctx, 'servers:confirm_resize', { project_id: instance.project_id });
-    const migration = await compute.db.selectFrom('migration').selectAll().where('instance_uuid', '=', instance.uuid).where('status', '=', 'finished').orderBy('id', 'desc').executeTakeFirst();
-    if (instance.vm_state !== 'resized' || !migration) throw badRequest(`Instance has not been resized.`);
-    await beginTask(compute, ctx, instance, 'confirmResize', 'resize_confirming' as TaskState);
-    await placement.deleteAllocations(migration.uuid);
-    await compute.db.updateTable('migration').set({ status: 'confirmed', updated_at: isoNow() }).where('uuid', '=', migration.uuid).execute();
-    await toAgent(compute, req, ctx, instance, 'confirmResize', { kind: 'confirm_resize', migration_uuid: migration.uuid });
-    return { status: 204 };
-  },
-
-  async revertResize(compute, placement, req, ctx, instance) {
-    authorize(compute, ctx, 'servers:revert_resize', { project_id: instance.project_id });
-    const migration = await compute.db.selectFrom('migration').selectAll().where('instance_uuid', '=', instance.uuid).where('status', '=', 'finished').orderBy('id', 'desc').executeTakeFirst();
-    if (instance.vm_state !== 'resized' || !migration) throw badRequest(`Instance has not been resized.`);
-    await beginTask(compute, ctx, instance, 'revertResize', 'resize_reverting');
-    await placement.deleteAllocations(instance.uuid);
-    await placement.moveAllocations(migration.uuid, instance.uuid, instance.project_id, instance.user_id);
-    await compute.db.updateTable('migration').set({ status: 'reverted', updated_at: isoNow() }).where('uuid', '=', migration.uuid).execute();
-    await toAgent(compute, req, ctx, instance, 'revertResize', { kind: 'revert_resize', migration_uuid: migration.uuid });
-    return { status: 202 };
   },
 
   async 'os-getConsoleOutput'(compute, _p, _req, ctx, instance, arg) {
@@ -215,6 +135,20 @@ const ACTIONS: Record<string, Handler> = {
   async forceDelete(compute, placement, req, ctx, instance) {
     authorize(compute, ctx, 'os-deferred-delete:force', { project_id: instance.project_id });
     await deleteServer(compute, placement, req, ctx, instance, true);
+    return { status: 202 };
+  },
+
+  async restore(compute, _p, _req, ctx, instance) {
+    return restoreServer(compute, ctx, instance);
+  },
+
+  async addFloatingIp(compute, _p, req, ctx, instance, arg) {
+    await addFloatingIp(compute, req, ctx, instance, arg);
+    return { status: 202 };
+  },
+
+  async removeFloatingIp(compute, _p, req, ctx, instance, arg) {
+    await removeFloatingIp(compute, req, ctx, instance, arg);
     return { status: 202 };
   },
 

@@ -8,9 +8,9 @@ import { loadInstanceFor, recordAction } from '../instances.js';
 import type { ComputePlacement } from '../placement.js';
 import { AgentRpc, type NetworkInfo } from '../rpc.js';
 import { createServers } from '../server-create.js';
-import { addresses, links, loadServerExtras, serverView, withServerGroups } from '../server-views.js';
+import { addresses, canonicalIpv6, changedServerView, checkAccessIps, links, loadServerExtras, serverView, withServerGroups } from '../server-views.js';
 import { statesForStatus } from '../vm-states.js';
-import { invalidField, isObject, notOfType, unexpected } from './nova-input.js';
+import { invalidField, isObject, notOfType, timeParam, unexpected } from './nova-input.js';
 
 function query(req: FastifyRequest): Record<string, string> {
   const q = req.query as Record<string, string | string[]>;
@@ -25,16 +25,16 @@ async function listServers(compute: ComputeService, req: FastifyRequest, ctx: Re
   authorize(compute, ctx, detail ? 'servers:detail' : 'servers:index', { project_id: ctx.projectId });
   if (allTenants) authorize(compute, ctx, detail ? 'servers:detail:get_all_tenants' : 'servers:index:get_all_tenants', { project_id: ctx.projectId });
   let sql = compute.db.selectFrom('instance').selectAll();
-  const project = admin ? (q.project_id ?? q.tenant_id) : undefined;
+  // As in Nova, a project filter counts only with all_tenants: without it an admin lists its own project.
+  const project = admin && allTenants ? (q.project_id ?? q.tenant_id) : undefined;
   if (project) sql = sql.where('project_id', '=', project);
   else if (!allTenants) sql = sql.where('project_id', '=', ctx.projectId ?? '');
   const since = q['changes-since'];
   if (since !== undefined) {
-    if (Number.isNaN(Date.parse(since))) throw badRequest(`Invalid input for query parameters changes-since. Value: ${since}. '${since}' is not a 'date-time'`);
-    sql = sql.where('updated_at', '>=', new Date(since).toISOString());
+    sql = sql.where('updated_at', '>=', timeParam('changes-since', since));
   }
   const before = q['changes-before'];
-  if (before !== undefined && atLeast(req, '2.66')) sql = sql.where('updated_at', '<=', new Date(before).toISOString());
+  if (before !== undefined && atLeast(req, '2.66')) sql = sql.where('updated_at', '<=', timeParam('changes-before', before));
   const showDeleted = since !== undefined || (admin && ['true', 'True', '1'].includes(q.deleted ?? ''));
   if (!showDeleted) sql = sql.where('deleted', '=', 0);
   if (q.status !== undefined) {
@@ -114,8 +114,9 @@ function updateValues(req: FastifyRequest, body: unknown): Partial<InstanceRow> 
     if (server.description !== null && (typeof server.description !== 'string' || server.description.length > 255)) throw invalidField('description', server.description, notOfType(server.description, 'string'));
     values.display_description = server.description as string | null;
   }
+  checkAccessIps(server);
   if (typeof server.accessIPv4 === 'string') values.access_ip_v4 = server.accessIPv4;
-  if (typeof server.accessIPv6 === 'string') values.access_ip_v6 = server.accessIPv6;
+  if (typeof server.accessIPv6 === 'string') values.access_ip_v6 = canonicalIpv6(server.accessIPv6);
   if (typeof server.hostname === 'string') values.hostname = server.hostname;
   return values;
 }
@@ -144,8 +145,15 @@ export async function deleteServer(compute: ComputeService, placement: ComputePl
     if (res.status >= 400 && res.status !== 404) compute.log.warn({ instance_uuid: instance.uuid, port_id: vif.port_id, status: res.status }, 'could not release a port on local delete');
   }
   await placement.deleteAllocations(instance.uuid);
+  // An offloaded server's shelve snapshot goes with it, as on an agent's delete.
+  const shelved = await compute.db.selectFrom('instance_system_metadata').select('value').where('instance_uuid', '=', instance.uuid).where('key', '=', 'shelved_image_id').executeTakeFirst();
+  if (shelved?.value) {
+    const res = await compute.client.request('image', 'DELETE', `/v2/images/${shelved.value}`);
+    if (res.status >= 400 && res.status !== 404) compute.log.warn({ instance_uuid: instance.uuid, image_id: shelved.value, status: res.status }, 'could not delete the shelved image on local delete');
+  }
   const now = isoNow();
   await compute.db.transaction().execute(async (trx) => {
+    await trx.deleteFrom('instance_system_metadata').where('instance_uuid', '=', instance.uuid).execute();
     await trx.updateTable('instance').set({ deleted: 1, deleted_at: now, terminated_at: now, updated_at: now, vm_state: 'deleted', task_state: null, power_state: 0 }).where('uuid', '=', instance.uuid).execute();
     await trx.deleteFrom('virtual_interface').where('instance_uuid', '=', instance.uuid).execute();
     await trx.deleteFrom('instance_group_member').where('instance_uuid', '=', instance.uuid).execute();
@@ -194,7 +202,7 @@ export function registerServers(app: FastifyInstance, compute: ComputeService, p
     await compute.db.updateTable('instance').set({ ...values, updated_at: isoNow() }).where('uuid', '=', row.uuid).execute();
     const fresh = await loadInstanceFor(compute, ctx, row.uuid, 'servers:show');
     const extras = await loadServerExtras(compute, [fresh]);
-    return { server: serverView(compute, req, ctx, fresh, extras) };
+    return { server: changedServerView(compute, req, ctx, fresh, extras, 'update') };
   });
 
   app.delete<{ Params: { id: string } }>('/v2.1/servers/:id', async (req, reply) => {

@@ -1,6 +1,6 @@
 import type { FastifyInstance, FastifyRequest } from 'fastify';
 import { atLeast, authorize, contextOf, type ComputeService } from '../compute.js';
-import { badRequest } from '../errors.js';
+import { badRequest, notFound } from '../errors.js';
 import { instancesInPeriod, tenantUsages, type ServerUsage, type TenantUsage } from '../tenant-usage.js';
 import { checkQueryKeys, collectionLinks, queryParam, pagination, pyIsoTime } from './request-checks.js';
 
@@ -60,6 +60,8 @@ async function usages(compute: ComputeService, req: FastifyRequest, projectId: s
 /** Registers the simple tenant usage routes. */
 export function registerSimpleTenantUsage(app: FastifyInstance, compute: ComputeService): void {
   app.get('/v2.1/os-simple-tenant-usage', async (req) => {
+    // `/os-simple-tenant-usage/` is the show route with an empty project id: Nova's 404, not the list.
+    if (req.url.split('?')[0]?.endsWith('/')) throw notFound('The resource could not be found.');
     authorize(compute, contextOf(req), 'os-simple-tenant-usage:list');
     checkQueryKeys(req, ['start', 'end', 'detailed', 'limit', 'marker'], atLeast(req, '2.75'));
     const result = await usages(compute, req, undefined, queryParam(req, 'detailed') === '1');

@@ -3,7 +3,9 @@ import type { ComputeService } from '../compute.js';
 import { isoNow, newUuid, parseJson } from '../common.js';
 import { finishActionEvent, startActionEvent } from '../instances.js';
 import type { ComputePlacement } from '../placement.js';
-import { AgentRpc, CONDUCTOR_TOPIC, type AgentInstance, SCHEDULER_TOPIC, type BuildRequest, type InstanceValues, type RequestSpec, type Selection } from '../rpc.js';
+import { AgentRpc, COMPUTE_TOPIC, CONDUCTOR_TOPIC, type AgentInstance, SCHEDULER_TOPIC, type BuildRequest, type InstanceValues, type MigrationValues, type MoveRequest, type RequestSpec, type Selection } from '../rpc.js';
+import type { BlockDeviceMappingRow } from '../db/schema.js';
+import { MoveConductor } from './moves.js';
 import { agentInstance, instanceColumns } from './instance-view.js';
 import { registerHost, type HostReport } from './hosts.js';
 
@@ -16,12 +18,14 @@ import { registerHost, type HostReport } from './hosts.js';
  */
 export class Conductor {
   private readonly agents: AgentRpc;
+  private readonly moves: MoveConductor;
 
   constructor(
     private readonly compute: ComputeService,
     private readonly placement: ComputePlacement,
   ) {
     this.agents = new AgentRpc(compute.bus);
+    this.moves = new MoveConductor(compute, placement);
   }
 
   /** Serves the conductor's topic as `server` (one per process). */
@@ -38,6 +42,14 @@ export class Conductor {
       instance_destroyed: (args: { uuid: string }) => this.instanceDestroyed(args.uuid),
       host_report: (args: HostReport) => registerHost(this.compute, args),
       notify: (args: { event_type: string; payload: unknown }) => this.compute.notify(args.event_type, args.payload),
+      move_instance: (args: MoveRequest) => this.moves.move(args),
+      move_instance_sync: (args: MoveRequest) => this.moves.move(args, true),
+      get_migration: (args: { uuid: string }) => this.moves.getMigration(args.uuid),
+      update_migration: (args: { uuid: string; values: MigrationValues }) => this.moves.updateMigration(args.uuid, args.values),
+      set_system_metadata: (args: { uuid: string; values: Record<string, string | null> }) => this.moves.setSystemMetadata(args.uuid, args.values),
+      get_bdm: (args: { id: string }) => this.compute.db.selectFrom('block_device_mapping').selectAll().where('id', '=', args.id).executeTakeFirst().then((r) => r ?? null),
+      update_bdm: (args: { id: string; values: Partial<Pick<BlockDeviceMappingRow, 'volume_id' | 'attachment_id' | 'connection_info' | 'device_name'>> }) => this.compute.db.updateTable('block_device_mapping').set(args.values).where('id', '=', args.id).execute().then(() => undefined),
+      delete_bdm: (args: { id: string }) => this.compute.db.deleteFrom('block_device_mapping').where('id', '=', args.id).execute().then(() => undefined),
     });
   }
 
@@ -48,12 +60,12 @@ export class Conductor {
 
   async getInstance(uuid: string): Promise<AgentInstance | null> {
     const row = await this.compute.db.selectFrom('instance').selectAll().where('uuid', '=', uuid).executeTakeFirst();
-    return row ? agentInstance(row, await this.metadataOf(uuid)) : null;
+    return row ? { ...agentInstance(row, await this.metadataOf(uuid)), system_metadata: await this.moves.systemMetadata(uuid) } : null;
   }
 
   private async instancesOnHost(host: string): Promise<AgentInstance[]> {
     const rows = await this.compute.db.selectFrom('instance').selectAll().where('host', '=', host).where('deleted', '=', 0).execute();
-    return Promise.all(rows.map(async (row) => agentInstance(row, await this.metadataOf(row.uuid))));
+    return Promise.all(rows.map(async (row) => ({ ...agentInstance(row, await this.metadataOf(row.uuid)), system_metadata: await this.moves.systemMetadata(row.uuid) })));
   }
 
   /**
@@ -87,15 +99,21 @@ export class Conductor {
 
   /** Schedules servers recorded together (one request) and sends each to its host. */
   async buildInstances(uuids: string[], actionIds: Record<string, string>): Promise<void> {
-    const rows = await this.compute.db.selectFrom('instance').selectAll().where('uuid', 'in', uuids).where('deleted', '=', 0).execute();
-    if (rows.length === 0) return;
-    const spec = parseJson<RequestSpec>(rows[0]?.request_spec, {} as RequestSpec);
-    const ordered = uuids.filter((u) => rows.some((r) => r.uuid === u));
+    // Every server's event starts before its row is read, so that once the event of a server
+    // deleted meanwhile has finished, nothing of this build can claim for it any more.
     const events = new Map<string, string>();
-    for (const uuid of ordered) {
+    for (const uuid of uuids) {
       const actionId = actionIds[uuid];
       if (actionId) events.set(uuid, await startActionEvent(this.compute.db, actionId, 'conductor_schedule_and_build_instances', null));
     }
+    const rows = await this.compute.db.selectFrom('instance').selectAll().where('uuid', 'in', uuids).where('deleted', '=', 0).execute();
+    const ordered = uuids.filter((u) => rows.some((r) => r.uuid === u));
+    for (const uuid of uuids) {
+      const event = events.get(uuid);
+      if (event && !ordered.includes(uuid)) await finishActionEvent(this.compute.db, event);
+    }
+    if (rows.length === 0) return;
+    const spec = parseJson<RequestSpec>(rows[0]?.request_spec, {} as RequestSpec);
     let selections: Selection[];
     try {
       selections = await this.compute.bus.call<Selection[]>({ topic: SCHEDULER_TOPIC }, 'select_destinations', { spec, instance_uuids: ordered });
@@ -112,10 +130,10 @@ export class Conductor {
     for (const [i, uuid] of ordered.entries()) {
       const [destination, ...alternates] = selections[i] ?? [];
       const event = events.get(uuid);
+      // The event ends once the server is on its host, or its claim is freed (deleted meanwhile).
+      const sent = destination ? await this.sendToHost({ instance_uuid: uuid, spec, destination, alternates, attempts: [destination.host], action_id: actionIds[uuid] ?? '' }) : false;
+      if (destination && !sent) await this.placement.deleteAllocations(uuid);
       if (event) await finishActionEvent(this.compute.db, event);
-      if (!destination) continue;
-      const sent = await this.sendToHost({ instance_uuid: uuid, spec, destination, alternates, attempts: [destination.host], action_id: actionIds[uuid] ?? '' });
-      if (!sent) await this.placement.deleteAllocations(uuid);
     }
   }
 
@@ -181,6 +199,23 @@ export class Conductor {
   async instanceDestroyed(uuid: string): Promise<void> {
     await this.markDeleted(uuid);
     await this.placement.deleteAllocations(uuid);
+    await this.dropOpenMigrations(uuid);
+  }
+
+  /**
+   * A server deleted in the middle of a move (or in VERIFY_RESIZE): what the
+   * migration held in placement is freed, the guest left on the other host
+   * removed, the migration closed (Nova confirms it on delete).
+   */
+  private async dropOpenMigrations(uuid: string): Promise<void> {
+    const open = await this.compute.db.selectFrom('migration').selectAll().where('instance_uuid', '=', uuid).where('status', 'in', ['accepted', 'pre-migrating', 'migrating', 'post-migrating', 'finished', 'confirming', 'reverting', 'queued', 'preparing', 'running']).execute();
+    for (const migration of open) {
+      await this.placement.deleteAllocations(migration.uuid).catch((err: unknown) => this.compute.log.warn({ err, migration_uuid: migration.uuid }, 'could not free a migration claim'));
+      for (const host of new Set([migration.source_compute, migration.dest_compute])) {
+        if (host) await this.compute.bus.cast({ topic: COMPUTE_TOPIC, server: host }, 'destroy_guest', { instance_uuid: uuid }).catch(() => undefined);
+      }
+      await this.compute.db.updateTable('migration').set({ status: migration.status === 'finished' || migration.status === 'confirming' ? 'confirmed' : 'error', updated_at: isoNow() }).where('uuid', '=', migration.uuid).execute();
+    }
   }
 
   /** Marks a server deleted and removes what belongs to it only. */
@@ -191,6 +226,7 @@ export class Conductor {
       await trx.deleteFrom('virtual_interface').where('instance_uuid', '=', uuid).execute();
       await trx.deleteFrom('instance_group_member').where('instance_uuid', '=', uuid).execute();
       await trx.deleteFrom('instance_tag').where('instance_uuid', '=', uuid).execute();
+      await trx.deleteFrom('instance_system_metadata').where('instance_uuid', '=', uuid).execute();
     });
     this.compute.notify('compute.instance.delete.end', { instance_id: uuid });
   }

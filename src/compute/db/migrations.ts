@@ -296,4 +296,16 @@ export const migrations: Record<string, Migration> = {
       await db.schema.createIndex('virtual_interface_instance').on('virtual_interface').columns(['instance_uuid']).execute();
     },
   },
+  /** Nova's `instance_system_metadata`: what compute keeps about a server for itself (shelved image, state before a resize). */
+  '0002_instance_system_metadata': {
+    async up(db: Kysely<any>): Promise<void> {
+      await db.schema
+        .createTable('instance_system_metadata')
+        .addColumn('instance_uuid', uuid, (c) => c.notNull())
+        .addColumn('key', name, (c) => c.notNull())
+        .addColumn('value', 'text', (c) => c.notNull())
+        .addPrimaryKeyConstraint('instance_system_metadata_pk', ['instance_uuid', 'key'])
+        .execute();
+    },
+  },
 };

@@ -12,6 +12,8 @@ export interface ComputeSchema {
   key_pair: KeyPairRow;
   instance: InstanceRow;
   instance_metadata: { instance_uuid: string; key: string; value: string };
+  /** Compute's own notes on a server (`shelved_image_id`, `old_vm_state`, ...), never shown to users. */
+  instance_system_metadata: { instance_uuid: string; key: string; value: string };
   instance_tag: { instance_uuid: string; tag: string };
   instance_fault: InstanceFaultRow;
   instance_action: InstanceActionRow;

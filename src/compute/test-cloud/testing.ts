@@ -2,6 +2,7 @@ import fs from 'node:fs';
 import net from 'node:net';
 import { createBus, type Bus } from '../../core/bus/index.js';
 import type { StratusConfig } from '../../core/config.js';
+import { brokerLock, rabbitmqctl } from '../../core/bus/test-support.js';
 import { listen } from '../../core/http/server.js';
 import { roleLogger } from '../../core/logging.js';
 import { injectJson, testConfig, type InjectMethod, type TestReply } from '../../core/testing.js';
@@ -50,9 +51,58 @@ export interface TestCloud {
   close(): Promise<void>;
 }
 
-export async function createTestCloud(options: { hosts?: string[]; overrides?: Record<string, unknown> } = {}): Promise<TestCloud> {
+/** Options of {@link createTestCloud}. */
+export interface TestCloudOptions {
+  /** The fake hosts (default `host-a`, `host-b`); their size is `compute.fake_host_resources` in `overrides`. */
+  hosts?: string[];
+  /** Configuration keys as in `loadConfig`. */
+  overrides?: Record<string, unknown>;
+  /**
+   * Use the bus of `STRATUS_TEST_BUS_URL` when it is set (RabbitMQ), in a
+   * virtual host of this cloud's own, so that test files running at the same
+   * time never take each other's messages. Default: a private memory bus.
+   */
+  sharedBus?: boolean;
+}
+
+/** The `n` fake host names `prefix-1` ... `prefix-n`. */
+export function hostNames(n: number, prefix = 'host'): string[] {
+  return Array.from({ length: n }, (_, i) => `${prefix}-${i + 1}`);
+}
+
+/**
+ * The bus URL of a test cloud: a memory bus of its own, or (with
+ * `sharedBus` and `STRATUS_TEST_BUS_URL` set) a new RabbitMQ virtual host,
+ * removed by the returned cleanup. Holds the broker's shared test lock
+ * meanwhile, so that the broker-restart test waits for it.
+ */
+async function testBusUrl(unique: string, sharedBus: boolean): Promise<{ url: string; cleanup(): Promise<void> }> {
+  const base = process.env.STRATUS_TEST_BUS_URL;
+  if (!sharedBus || !base?.startsWith('amqp')) return { url: `memory://${unique}`, cleanup: async () => undefined };
+  const release = await brokerLock('shared');
+  const vhost = `stratus-test-${unique}`;
+  const url = new URL(base);
+  try {
+    await rabbitmqctl(['add_vhost', vhost]);
+    await rabbitmqctl(['set_permissions', '-p', vhost, decodeURIComponent(url.username || 'guest'), '.*', '.*', '.*']);
+  } catch (err) {
+    await release();
+    throw err;
+  }
+  url.pathname = `/${encodeURIComponent(vhost)}`;
+  return {
+    url: url.toString(),
+    async cleanup() {
+      await rabbitmqctl(['delete_vhost', vhost]).catch(() => undefined);
+      await release();
+    },
+  };
+}
+
+export async function createTestCloud(options: TestCloudOptions = {}): Promise<TestCloud> {
   const { config, dir, unique } = testConfig('cloud', { 'compute.report_interval': 0, 'compute.sync_power_state_interval': 0, 'network.report_interval': 3600, ...(options.overrides ?? {}) });
-  config.bus.url = `memory://${unique}`;
+  const busUrl = await testBusUrl(unique, options.sharedBus === true);
+  config.bus.url = busUrl.url;
   const bus = await createBus(config.bus.url);
   const [imagePort, networkPort, placementPort, computePort] = [await freePort(), await freePort(), await freePort(), await freePort()];
   const urls = {
@@ -127,6 +177,7 @@ export async function createTestCloud(options: { hosts?: string[]; overrides?: R
     async close() {
       for (const stop of stops.reverse()) await stop().catch(() => undefined);
       await bus.close();
+      await busUrl.cleanup();
       fs.rmSync(dir, { recursive: true, force: true });
     },
   };

@@ -194,6 +194,8 @@ class AmqpTransport implements Transport {
   private async connectOnce(): Promise<void> {
     const model = await amqp.connect(this.url, {
       timeout: SOCKET_TIMEOUT_MS,
+      // TCP_NODELAY: without it Nagle's algorithm and delayed ACKs hold small frames ~40 ms, which made every RPC call ~80 ms.
+      noDelay: true,
       clientProperties: { connection_name: `${this.name}@${hostname()}:${process.pid}` },
     });
     model.on('error', (err: Error) => this.log.warn({ err }, 'AMQP connection error'));

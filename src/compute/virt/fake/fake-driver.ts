@@ -21,6 +21,13 @@ interface FakeGuest {
  * reschedule tests). Its resources are what the configuration says.
  */
 export class FakeDriver implements VirtDriver {
+  /**
+   * Consoles by server, shared by every fake host of the process, as a
+   * guest's console log sits in its instance directory and moves with it:
+   * a server migrated or resized to another fake host keeps its output.
+   * Counted by the hosts that have the guest, dropped with the last.
+   */
+  private static readonly consoles = new Map<string, { lines: string[]; holders: number }>();
   readonly type = 'fake';
   readonly calls: FakeCall[] = [];
   private readonly guests = new Map<string, FakeGuest>();
@@ -60,12 +67,25 @@ export class FakeDriver implements VirtDriver {
     this.record('spawn', guest.uuid);
     const failure = this.failSpawns.shift();
     if (failure !== undefined) throw new Error(failure);
-    this.guests.set(guest.uuid, { spec: guest, power: 1, rescued: false, volumes: new Map(), console: [`fake console of ${guest.name}`, 'login:'] });
+    if (this.guests.has(guest.uuid)) this.releaseConsole(guest.uuid);
+    this.guests.set(guest.uuid, { spec: guest, power: 1, rescued: false, volumes: new Map(), console: this.holdConsole(guest.uuid, guest.name) });
+  }
+
+  private holdConsole(uuid: string, name: string): string[] {
+    const shared = FakeDriver.consoles.get(uuid) ?? { lines: [`fake console of ${name}`, 'fake kernel: booting', 'fake init: starting services', 'fake init: network up', 'login:'], holders: 0 };
+    shared.holders += 1;
+    FakeDriver.consoles.set(uuid, shared);
+    return shared.lines;
+  }
+
+  private releaseConsole(uuid: string): void {
+    const shared = FakeDriver.consoles.get(uuid);
+    if (shared && --shared.holders <= 0) FakeDriver.consoles.delete(uuid);
   }
 
   async destroy(uuid: string): Promise<void> {
     this.record('destroy', uuid);
-    this.guests.delete(uuid);
+    if (this.guests.delete(uuid)) this.releaseConsole(uuid);
   }
 
   async reboot(uuid: string, hard: boolean): Promise<void> {
@@ -128,7 +148,7 @@ export class FakeDriver implements VirtDriver {
   async resize(uuid: string, guest: GuestSpec): Promise<void> {
     this.record('resize', uuid, guest.vcpus, guest.memoryMb, guest.rootGb);
     const current = this.guests.get(uuid);
-    this.guests.set(uuid, { spec: guest, power: current?.power ?? 1, rescued: false, volumes: current?.volumes ?? new Map(), console: current?.console ?? [] });
+    this.guests.set(uuid, { spec: guest, power: current?.power ?? 1, rescued: false, volumes: current?.volumes ?? new Map(), console: current?.console ?? this.holdConsole(uuid, guest.name) });
   }
 
   async consoleOutput(uuid: string, lines?: number): Promise<string> {
