@@ -78,13 +78,38 @@ export async function lockProjectQuota(db: Kysely<ComputeSchema>, projectId: str
  * {@link lockProjectQuota}.
  */
 export async function checkServerQuota(db: Kysely<ComputeSchema>, config: ComputeConfig, projectId: string, userId: string, count: number, vcpus: number, memoryMb: number): Promise<void> {
-  const limits = await projectLimits(db, config, projectId, userId);
-  const used = await projectUsage(db, projectId);
-  const wanted: [QuotaResource & ('instances' | 'cores' | 'ram'), number][] = [
+  await checkQuotaDeltas(db, config, projectId, userId, [
     ['instances', count],
     ['cores', count * vcpus],
     ['ram', count * memoryMb],
+  ]);
+}
+
+/**
+ * Nova's upsize check for a resize: 403 `Quota exceeded for cores|ram` when
+ * the growth from `from` to `to` would pass the limit (shrinking needs no room).
+ */
+export async function checkResizeQuota(db: Kysely<ComputeSchema>, config: ComputeConfig, projectId: string, userId: string, from: { vcpus: number; memory_mb: number }, to: { vcpus: number; memory_mb: number }): Promise<void> {
+  const deltas: [ServerResource, number][] = [
+    ['cores', to.vcpus - from.vcpus],
+    ['ram', to.memory_mb - from.memory_mb],
   ];
+  await checkQuotaDeltas(
+    db,
+    config,
+    projectId,
+    userId,
+    deltas.filter(([, n]) => n > 0),
+  );
+}
+
+type ServerResource = QuotaResource & ('instances' | 'cores' | 'ram');
+
+/** Throws Nova's 403 for the first of `wanted` (in order) that would pass its limit. */
+async function checkQuotaDeltas(db: Kysely<ComputeSchema>, config: ComputeConfig, projectId: string, userId: string, wanted: [ServerResource, number][]): Promise<void> {
+  if (wanted.length === 0) return;
+  const limits = await projectLimits(db, config, projectId, userId);
+  const used = await projectUsage(db, projectId);
   for (const [resource, requested] of wanted) {
     const limit = limits[resource];
     if (limit >= 0 && used[resource] + requested > limit) throw quotaExceeded(resource, requested, used[resource], limit);

@@ -31,6 +31,7 @@ export type TaskState =
   | 'block_device_mapping'
   | 'spawning'
   | 'image_snapshot'
+  | 'image_backup'
   | 'image_snapshot_pending'
   | 'image_pending_upload'
   | 'image_uploading'
@@ -143,6 +144,7 @@ export type ServerAction =
   | 'revertResize'
   | 'rebuild'
   | 'createImage'
+  | 'createBackup'
   | 'shelve'
   | 'shelveOffload'
   | 'unshelve'
@@ -176,6 +178,7 @@ export const ACTION_STATES: Record<ServerAction, { vm: VmState[] | 'any'; task: 
   revertResize: { vm: ['resized'], task: [null] },
   rebuild: { vm: ['active', 'stopped', 'error'], task: [null] },
   createImage: { vm: ['active', 'stopped', 'paused', 'suspended'], task: [null] },
+  createBackup: { vm: ['active', 'stopped', 'paused', 'suspended'], task: [null] },
   shelve: { vm: ['active', 'stopped', 'paused', 'suspended'], task: [null] },
   shelveOffload: { vm: ['shelved'], task: [null] },
   unshelve: { vm: ['shelved', 'shelved_offloaded'], task: [null] },

@@ -48,12 +48,18 @@ export async function runAgentAction(agent: ComputeAgent, uuid: string, action: 
           break;
         case 'snapshot':
           await uploadSnapshot(agent, uuid, action.image_id);
+          if (action.backup) await rotateBackups(agent, uuid, action.backup);
           done = {};
           break;
         case 'rebuild':
           await agent.driver.destroy(uuid);
           await agent.driver.spawn(agent.guestSpec({ ...instance, image_ref: action.image_ref, image_properties: action.image_properties }));
           done = { vm_state: 'active', power_state: 1, image_ref: action.image_ref, image_properties: action.image_properties, launched_at: new Date().toISOString() };
+          // As Nova: a server that was stopped is rebuilt, then stopped again.
+          if (instance.vm_state === 'stopped') {
+            await agent.driver.powerOff(uuid);
+            done = { ...done, vm_state: 'stopped', power_state: 4 };
+          }
           break;
         default:
           throw new Error(`the ${action.kind} action is not supported by this compute agent yet`);
@@ -70,6 +76,20 @@ export async function runAgentAction(agent: ComputeAgent, uuid: string, action: 
     await agent.conductor.call('instance_fault', { uuid, code: 500, message, details: err instanceof Error ? (err.stack ?? '') : '', host: agent.host });
     await agent.update(uuid, { task_state: null, power_state: power, ...(broken ? { vm_state: 'error' } : {}) });
     await agent.eventFinish(event, err);
+  }
+}
+
+/**
+ * createBackup's rotation: of the server's active backups of this type, the
+ * newest `rotation` stay and the older ones are deleted (as Nova's host does).
+ */
+async function rotateBackups(agent: ComputeAgent, uuid: string, backup: { type: string; rotation: number }): Promise<void> {
+  const query = new URLSearchParams({ instance_uuid: uuid, image_type: 'backup', backup_type: backup.type, status: 'active', sort_key: 'created_at', sort_dir: 'desc', limit: '1000' });
+  const res = await agent.options.client.request<{ images: { id: string }[] }>('image', 'GET', `/v2/images?${query.toString()}`);
+  if (res.status >= 400) throw new Error(`could not list the backups of ${uuid}: ${res.status}`);
+  for (const old of res.body.images.slice(backup.rotation)) {
+    const gone = await agent.options.client.request('image', 'DELETE', `/v2/images/${old.id}`);
+    if (gone.status >= 400 && gone.status !== 404) agent.options.log.warn({ instance_uuid: uuid, image_id: old.id, status: gone.status }, 'could not delete a rotated backup');
   }
 }
 

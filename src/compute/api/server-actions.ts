@@ -1,4 +1,4 @@
-import type { FastifyInstance } from 'fastify';
+import type { FastifyInstance, FastifyRequest } from 'fastify';
 import type { RequestContext } from '../../core/auth/context.js';
 import { atLeast, authorize, contextOf, isAdmin, type ComputeService } from '../compute.js';
 import { isoNow, isUuid, newUuid, parseJson } from '../common.js';
@@ -8,7 +8,7 @@ import { checkActionState, loadInstanceFor, recordAction } from '../instances.js
 import type { ComputePlacement } from '../placement.js';
 import { AgentRpc, type AgentAction } from '../rpc.js';
 import type { ServerAction, TaskState } from '../vm-states.js';
-import { beginTask, toAgent, type ActionHandler } from './action-common.js';
+import { beginTask, toAgent, type ActionHandler, type ActionResult } from './action-common.js';
 import { MOVE_ACTIONS } from './server-moves.js';
 import { deleteServer } from './servers.js';
 import { isObject } from './nova-input.js';
@@ -84,20 +84,22 @@ const ACTIONS: Record<string, Handler> = {
     if (!isObject(arg) || typeof arg.name !== 'string' || arg.name.trim() === '') throw badRequest("Invalid input for field/attribute createImage. Value: None. 'name' is a required property");
     const metadata = arg.metadata === undefined ? {} : validateMetadata(arg.metadata, -1);
     checkActionState(instance, 'createImage');
-    const source = parseJson<Record<string, unknown>>(instance.image, {});
-    const props: Record<string, unknown> = { image_type: 'snapshot', instance_uuid: instance.uuid, base_image_ref: instance.image_ref, user_id: ctx.userId };
-    for (const [k, v] of Object.entries(metadata)) props[k] = String(v);
-    const created = await compute.client.request<{ id: string }>('image', 'POST', '/v2/images', {
-      userToken: ctx.authToken,
-      body: { name: arg.name, disk_format: source.disk_format ?? 'qcow2', container_format: source.container_format ?? 'bare', visibility: 'private', ...props },
-    });
-    if (created.status >= 400) throw new ComputeError(created.status === 413 || created.status === 403 ? 403 : 400, `Could not create the image: ${JSON.stringify(created.body)}`);
-    const imageId = created.body.id;
-    await beginTask(compute, ctx, instance, 'createImage', 'image_snapshot');
-    await toAgent(compute, req, ctx, instance, 'createImage', { kind: 'snapshot', image_id: imageId });
-    const location = `${compute.publicUrl}/v2.1/images/${imageId}`;
-    // The body came with 2.45; before it, only the Location header names the image.
-    return { status: 202, ...(atLeast(req, '2.45') ? { body: { image_id: imageId } } : {}), headers: { Location: location } };
+    return snapshotTo(compute, req, ctx, instance, 'createImage', arg.name, { image_type: 'snapshot', ...metadata }, null);
+  },
+
+  async createBackup(compute, _p, req, ctx, instance, arg) {
+    authorize(compute, ctx, 'os-create-backup', { project_id: instance.project_id });
+    if (!isObject(arg)) throw badRequest("Invalid input for field/attribute createBackup. Value: None. 'name' is a required property");
+    for (const field of ['name', 'backup_type', 'rotation']) {
+      if (arg[field] === undefined) throw badRequest(`Invalid input for field/attribute createBackup. Value: ${JSON.stringify(arg)}. '${field}' is a required property`);
+    }
+    if (typeof arg.name !== 'string' || arg.name.trim() === '' || arg.name.length > 255) throw badRequest(`Invalid input for field/attribute name. Value: ${String(arg.name)}.`);
+    if (typeof arg.backup_type !== 'string') throw badRequest(`Invalid input for field/attribute backup_type. Value: ${String(arg.backup_type)}. ${JSON.stringify(arg.backup_type)} is not of type 'string'`);
+    const rotation = typeof arg.rotation === 'string' && /^\d+$/.test(arg.rotation) ? Number(arg.rotation) : arg.rotation;
+    if (typeof rotation !== 'number' || !Number.isInteger(rotation) || rotation < 0) throw badRequest(`Invalid input for field/attribute rotation. Value: ${String(arg.rotation)}. ${JSON.stringify(arg.rotation)} is not a non-negative integer`);
+    const metadata = arg.metadata === undefined ? {} : validateMetadata(arg.metadata, -1);
+    checkActionState(instance, 'createBackup');
+    return snapshotTo(compute, req, ctx, instance, 'createBackup', arg.name, { ...metadata, image_type: 'backup', backup_type: arg.backup_type }, { type: arg.backup_type, rotation });
   },
 
   async rebuild(compute, _p, req, ctx, instance, arg) {
@@ -199,4 +201,27 @@ export function registerServerActions(app: FastifyInstance, compute: ComputeServ
     for (const [k, v] of Object.entries(result.headers ?? {})) reply.header(k, v);
     return result.body === undefined ? reply.code(result.status).send() : reply.code(result.status).send(result.body);
   });
+}
+
+/**
+ * createImage and createBackup: a `queued` private image in the server's
+ * project with Nova's properties (and `extra`), filled by the host from the
+ * server's disk (a backup then rotates the older ones of its type). 202 with
+ * `Location`, and from 2.45 `{image_id}`.
+ */
+async function snapshotTo(compute: ComputeService, req: FastifyRequest, ctx: RequestContext, instance: InstanceRow, action: 'createImage' | 'createBackup', name: string, extra: Record<string, unknown>, backup: { type: string; rotation: number } | null): Promise<ActionResult> {
+  const source = parseJson<Record<string, unknown>>(instance.image, {});
+  const props: Record<string, string> = { instance_uuid: instance.uuid, base_image_ref: instance.image_ref ?? '', user_id: ctx.userId };
+  for (const [k, v] of Object.entries(extra)) props[k] = String(v);
+  const created = await compute.client.request<{ id: string }>('image', 'POST', '/v2/images', {
+    userToken: ctx.authToken,
+    body: { name, disk_format: source.disk_format ?? 'qcow2', container_format: source.container_format ?? 'bare', visibility: 'private', ...props },
+  });
+  if (created.status >= 400) throw new ComputeError(created.status === 413 || created.status === 403 ? 403 : 400, `Could not create the image: ${JSON.stringify(created.body)}`);
+  const imageId = created.body.id;
+  await beginTask(compute, ctx, instance, action, action === 'createBackup' ? 'image_backup' : 'image_snapshot');
+  await toAgent(compute, req, ctx, instance, action, { kind: 'snapshot', image_id: imageId, ...(backup ? { backup } : {}) });
+  const location = `${compute.publicUrl}/v2.1/images/${imageId}`;
+  // The body came with 2.45; before it, only the Location header names the image.
+  return { status: 202, ...(atLeast(req, '2.45') ? { body: { image_id: imageId } } : {}), headers: { Location: location } };
 }

@@ -162,6 +162,25 @@ describe('actions', () => {
     assert.equal(image.body.instance_uuid, id, 'instance_uuid property');
     await cloud.request('DELETE', `/servers/${id}`, { user: cloud.alpha });
   });
+
+  test('createBackup keeps the newest `rotation` backups of a type', async () => {
+    const res = await boot('backed-up');
+    const id = res.body.server.id as string;
+    await waitFor(id, active);
+    const bad = await cloud.request('POST', `/servers/${id}/action`, { user: cloud.alpha, version: '2.93', payload: { createBackup: { name: 'b', backup_type: 'daily' } } });
+    assert.equal(bad.status, 400, 'rotation is required');
+    const made: string[] = [];
+    for (const name of ['b-1', 'b-2', 'b-3']) {
+      const backup = await cloud.request('POST', `/servers/${id}/action`, { user: cloud.alpha, version: '2.93', payload: { createBackup: { name, backup_type: 'daily', rotation: 2 } } });
+      assert.equal(backup.status, 202, JSON.stringify(backup.body));
+      made.push(backup.body.image_id as string);
+      await waitFor(id, (s) => s['OS-EXT-STS:task_state'] === null);
+    }
+    const listed = await cloud.call('image', 'GET', `/v2/images?instance_uuid=${id}&image_type=backup&sort_key=created_at&sort_dir=asc`, { user: cloud.alpha });
+    assert.deepEqual(listed.body.images.map((i: { name: string }) => i.name), ['b-2', 'b-3'], 'the oldest backup was rotated out');
+    assert.equal((await cloud.call('image', 'GET', `/v2/images/${made[0]}`, { user: cloud.alpha })).status, 404, 'b-1 is deleted');
+    await cloud.request('DELETE', `/servers/${id}`, { user: cloud.alpha });
+  });
 });
 
 describe('scheduling', () => {
