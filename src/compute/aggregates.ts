@@ -1,6 +1,7 @@
 import type { Kysely } from 'kysely';
 import { isUniqueViolation } from '../core/db/database.js';
 import { isoNow, newUuid, nextId } from './common.js';
+import type { ComputeService } from './compute.js';
 import type { AggregateRow, ComputeSchema } from './db/schema.js';
 import { badRequest, conflict, notFound } from './errors.js';
 
@@ -233,4 +234,16 @@ export async function hostZones(db: Db): Promise<Map<string, string>> {
 /** Removes a host from every aggregate (when its service is deleted). */
 export async function removeHostFromAggregates(db: Db, host: string): Promise<void> {
   await db.deleteFrom('aggregate_host').where('host', '=', host).execute();
+}
+
+/** The availability zone of a host: its aggregates' `availability_zone`, else the default. */
+export async function zoneOfHost(compute: ComputeService, host: string): Promise<string> {
+  const row = await compute.db
+    .selectFrom('aggregate_host')
+    .innerJoin('aggregate_metadata', 'aggregate_metadata.aggregate_id', 'aggregate_host.aggregate_id')
+    .select('aggregate_metadata.value')
+    .where('aggregate_host.host', '=', host)
+    .where('aggregate_metadata.key', '=', 'availability_zone')
+    .executeTakeFirst();
+  return row?.value ?? compute.config.compute.default_availability_zone;
 }

@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
 import { after, before, describe, test } from 'node:test';
-import { createTestCloud, hostNames, type TestCloud } from './test-cloud/testing.js';
+import { addBootFixtures, createTestCloud, hostNames, type TestCloud } from './test-cloud/testing.js';
 
 // Compute under concurrent load, through the public APIs only: quota holds
 // when many creates race for the last places, and a few hundred servers
@@ -86,16 +86,7 @@ before(async () => {
     sharedBus: true,
     overrides: { 'compute.fake_host_resources': { vcpus: 16, memory_mb: 65536, local_gb: 1000 } },
   });
-  const image = await cloud.call('image', 'POST', '/v2/images', { user: cloud.admin, payload: { name: 'cirros', disk_format: 'raw', container_format: 'bare', visibility: 'public' } });
-  assert.equal(image.status, 201, JSON.stringify(image.body));
-  imageId = image.body.id;
-  const upload = await fetch(`${cloud.urls.image}/v2/images/${imageId}/file`, { method: 'PUT', headers: { 'X-Auth-Token': cloud.admin.token, 'Content-Type': 'application/octet-stream' }, body: new Uint8Array(1024) });
-  assert.equal(upload.status, 204, 'image uploaded');
-  const network = await cloud.call('network', 'POST', '/v2.0/networks', { user: cloud.alpha, payload: { network: { name: 'lan' } } });
-  assert.equal(network.status, 201, JSON.stringify(network.body));
-  networkId = network.body.network.id;
-  const subnet = await cloud.call('network', 'POST', '/v2.0/subnets', { user: cloud.alpha, payload: { subnet: { network_id: networkId, cidr: '10.20.0.0/22', ip_version: 4 } } });
-  assert.equal(subnet.status, 201, JSON.stringify(subnet.body));
+  ({ imageId, networkId } = await addBootFixtures(cloud, '10.20.0.0/22'));
 });
 
 after(async () => {

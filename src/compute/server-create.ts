@@ -107,6 +107,24 @@ async function requestedNetworks(compute: ComputeService, ctx: RequestContext, r
   return out;
 }
 
+/**
+ * How many servers the network service's port quota leaves room for (each
+ * needs a port on every requested network it is not given a port for), as
+ * Nova asks before it records anything: 403 `Maximum number of ports
+ * exceeded` when not even `minCount` fit. Infinity when no port is needed
+ * or the quota is unlimited.
+ */
+async function serversWithPorts(compute: ComputeService, ctx: RequestContext, networks: 'none' | RequestedNetwork[], minCount: number): Promise<number> {
+  const perServer = networks === 'none' ? 0 : networks.filter((n) => !n.port_id).length;
+  if (perServer === 0) return Infinity;
+  const res = await compute.client.request<{ quota?: { port?: { limit: number; used: number; reserved?: number } } }>('network', 'GET', `/v2.0/quotas/${ctx.projectId}/details`, { userToken: ctx.authToken });
+  const port = res.status === 200 ? res.body.quota?.port : undefined;
+  if (!port || port.limit < 0) return Infinity;
+  const room = Math.floor((port.limit - port.used - (port.reserved ?? 0)) / perServer);
+  if (room < minCount) throw new ComputeError(403, 'Maximum number of ports exceeded');
+  return room;
+}
+
 /** Security group names, each checked to exist for the project (Nova asks the network service). */
 async function securityGroups(compute: ComputeService, ctx: RequestContext, value: unknown): Promise<string[]> {
   if (value === undefined) return ['default'];
@@ -219,6 +237,7 @@ export async function createServers(compute: ComputeService, req: FastifyRequest
   const networks = server.networks === undefined && !atLeast(req, '2.37') ? await requestedNetworks(compute, ctx, req, undefined) : await requestedNetworks(compute, ctx, req, server.networks);
   const groups = await securityGroups(compute, ctx, server.security_groups);
   if (Array.isArray(networks) && networks.some((n) => n.port_id) && maxCount > 1) throw badRequest('Unable to launch multiple instances with a single configured port ID. Please launch your instance one by one with different ports.');
+  const portRoom = await serversWithPorts(compute, ctx, networks, minCount);
   const configDrive = server.config_drive === true || server.config_drive === 'True' || server.config_drive === 'true' ? 'True' : '';
   const tags = atLeast(req, '2.52') && Array.isArray(server.tags) ? server.tags.map(String) : [];
   const hostname = atLeast(req, '2.90') ? str(server, 'hostname') : undefined;
@@ -250,8 +269,8 @@ export async function createServers(compute: ComputeService, req: FastifyRequest
   const actionIds: Record<string, string> = {};
   await compute.db.transaction().execute(async (trx) => {
     await lockProjectQuota(trx, projectId);
-    let n = maxCount;
-    if (maxCount > minCount) n = Math.max(minCount, Math.min(maxCount, await serversThatFit(trx, compute.config.compute, projectId, ctx.userId, flavor.vcpus, flavor.memory_mb)));
+    let n = Math.min(maxCount, portRoom);
+    if (n > minCount) n = Math.max(minCount, Math.min(n, await serversThatFit(trx, compute.config.compute, projectId, ctx.userId, flavor.vcpus, flavor.memory_mb)));
     await checkServerQuota(trx, compute.config.compute, projectId, ctx.userId, n, flavor.vcpus, flavor.memory_mb);
     if (group) {
       const limits = await projectLimits(trx, compute.config.compute, projectId, ctx.userId);

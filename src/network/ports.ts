@@ -520,6 +520,8 @@ export async function updatePortRecord(net: NetworkService, db: Db, portId: stri
   if (rebind) {
     set.binding_vif_type = 'unbound';
     set.binding_vif_details = '{}';
+    // Unbound from every host (a detached interface): nothing carries its traffic.
+    if (host === '') set.status = 'DOWN';
   }
 
   let addressesChanged = false;

@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
 import type { TestUser } from '../../identity/testing.js';
-import { createTestCloud, type TestCloud } from '../test-cloud/testing.js';
+import { addBootFixtures, createTestCloud, type TestCloud } from '../test-cloud/testing.js';
 
 /**
  * A test cloud with what booting needs (a public image with data, a
@@ -28,15 +28,7 @@ export interface FlowCloud {
 
 export async function createFlowCloud(options: { hosts?: string[] } = {}): Promise<FlowCloud> {
   const cloud = await createTestCloud(options.hosts ? { hosts: options.hosts } : {});
-  const image = await cloud.call('image', 'POST', '/v2/images', { user: cloud.admin, payload: { name: 'cirros', disk_format: 'raw', container_format: 'bare', visibility: 'public' } });
-  assert.equal(image.status, 201, JSON.stringify(image.body));
-  const imageId = image.body.id as string;
-  const upload = await fetch(`${cloud.urls.image}/v2/images/${imageId}/file`, { method: 'PUT', headers: { 'X-Auth-Token': cloud.admin.token, 'Content-Type': 'application/octet-stream' }, body: new Uint8Array(1024) });
-  assert.equal(upload.status, 204, 'image uploaded');
-  const network = await cloud.call('network', 'POST', '/v2.0/networks', { user: cloud.alpha, payload: { network: { name: 'lan' } } });
-  const networkId = network.body.network.id as string;
-  const subnet = await cloud.call('network', 'POST', '/v2.0/subnets', { user: cloud.alpha, payload: { subnet: { network_id: networkId, cidr: '10.1.0.0/24', ip_version: 4 } } });
-  assert.equal(subnet.status, 201, JSON.stringify(subnet.body));
+  const { imageId, networkId } = await addBootFixtures(cloud);
 
   const waitFor = async (id: string, done: (server: Record<string, any>) => boolean): Promise<Record<string, any>> => {
     for (let i = 0; i < 400; i++) {

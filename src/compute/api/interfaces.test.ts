@@ -101,6 +101,7 @@ describe('os-interface', () => {
     }
     assert.equal(port.device_id, '', 'unbound from the server');
     assert.equal(port['binding:host_id'], '', 'and from the host');
+    assert.equal(port.status, 'DOWN', 'and down, as nothing carries its traffic');
     const actions = await f.cloud.request('GET', `/servers/${serverId}/os-instance-actions`, { user: f.cloud.alpha });
     const names = (actions.body.instanceActions as { action: string }[]).map((a) => a.action);
     assert.ok(names.includes('attach_interface') && names.includes('detach_interface'), JSON.stringify(names));

@@ -3,7 +3,7 @@ import type { RequestContext } from '../../core/auth/context.js';
 import { RemoteError } from '../../core/bus/index.js';
 import { atLeast, authorize, type ComputeService } from '../compute.js';
 import { isoNow, newUuid, nextId, parseJson } from '../common.js';
-import { zoneOfHost } from '../conductor/moves.js';
+import { zoneOfHost } from '../aggregates.js';
 import type { InstanceRow } from '../db/schema.js';
 import { badRequest, ComputeError, conflict, invalidState } from '../errors.js';
 import { embeddedFlavor, loadFlavorFor } from '../flavors.js';

@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
 import { after, before, describe, test } from 'node:test';
-import { createTestCloud, type TestCloud } from '../test-cloud/testing.js';
+import { addBootFixtures, createTestCloud, type TestCloud } from '../test-cloud/testing.js';
 
 // The life of a server across services: compute-api, conductor, scheduler,
 // fake agents, placement, network and image, on loopback.
@@ -25,15 +25,7 @@ const active = (s: Record<string, any>): boolean => s.status === 'ACTIVE' || s.s
 
 before(async () => {
   cloud = await createTestCloud();
-  const image = await cloud.call('image', 'POST', '/v2/images', { user: cloud.admin, payload: { name: 'cirros', disk_format: 'raw', container_format: 'bare', visibility: 'public' } });
-  assert.equal(image.status, 201, JSON.stringify(image.body));
-  imageId = image.body.id;
-  const upload = await fetch(`${cloud.urls.image}/v2/images/${imageId}/file`, { method: 'PUT', headers: { 'X-Auth-Token': cloud.admin.token, 'Content-Type': 'application/octet-stream' }, body: new Uint8Array(1024) });
-  assert.equal(upload.status, 204, 'image uploaded');
-  const network = await cloud.call('network', 'POST', '/v2.0/networks', { user: cloud.alpha, payload: { network: { name: 'lan' } } });
-  networkId = network.body.network.id;
-  const subnet = await cloud.call('network', 'POST', '/v2.0/subnets', { user: cloud.alpha, payload: { subnet: { network_id: networkId, cidr: '10.1.0.0/24', ip_version: 4 } } });
-  assert.equal(subnet.status, 201, JSON.stringify(subnet.body));
+  ({ imageId, networkId } = await addBootFixtures(cloud));
 });
 
 after(async () => {
@@ -45,6 +37,34 @@ async function boot(name: string, extra: Record<string, unknown> = {}, user = cl
 }
 
 describe('boot and delete', () => {
+  test('a full port quota refuses the boot at the API, and max_count shrinks to what fits', async () => {
+    const project = cloud.alpha.projectId;
+    const ports = await cloud.call('network', 'GET', `/v2.0/quotas/${project}/details`, { user: cloud.admin });
+    const used = ports.body.quota.port.used as number;
+    const limit = ports.body.quota.port.limit as number;
+    const setPorts = async (limit: number): Promise<void> => {
+      const res = await cloud.call('network', 'PUT', `/v2.0/quotas/${project}`, { user: cloud.admin, payload: { quota: { port: limit } } });
+      assert.equal(res.status, 200, JSON.stringify(res.body));
+    };
+    await setPorts(used);
+    try {
+      const refused = await boot('no-port');
+      assert.equal(refused.status, 403, JSON.stringify(refused.body));
+      assert.equal(refused.body.forbidden.message, 'Maximum number of ports exceeded');
+      await setPorts(used + 1);
+      const some = await boot('one-of-three', { min_count: 1, max_count: 3, return_reservation_id: true });
+      assert.equal(some.status, 202, JSON.stringify(some.body));
+      const made = await cloud.request('GET', `/servers?reservation_id=${some.body.reservation_id}`, { user: cloud.alpha, version: '2.93' });
+      assert.equal(made.body.servers.length, 1, 'only as many servers as there are ports for');
+      const id = made.body.servers[0].id as string;
+      await waitFor(id, (s) => s.status !== 'BUILD');
+      assert.equal((await cloud.request('DELETE', `/servers/${id}`, { user: cloud.alpha })).status, 204);
+      await waitFor(id, (s) => s.status === 'DELETED');
+    } finally {
+      await setPorts(limit);
+    }
+  });
+
   test('a server reaches ACTIVE on a host with its port address; placement and network hold its resources', async () => {
     const res = await boot('web');
     assert.equal(res.status, 202, JSON.stringify(res.body));

@@ -1,4 +1,5 @@
 import { RemoteError, type Consumer } from '../../core/bus/index.js';
+import { zoneOfHost } from '../aggregates.js';
 import type { ComputeService } from '../compute.js';
 import { isoNow, newUuid, parseJson } from '../common.js';
 import { finishActionEvent, startActionEvent } from '../instances.js';
@@ -139,7 +140,7 @@ export class Conductor {
 
   /** Records the chosen host on the server and casts the build to it; false when the server went meanwhile. */
   private async sendToHost(request: BuildRequest): Promise<boolean> {
-    const zone = await this.zoneOfHost(request.destination.host);
+    const zone = await zoneOfHost(this.compute, request.destination.host);
     const result = await this.compute.db
       .updateTable('instance')
       .set({ host: request.destination.host, node: request.destination.node, availability_zone: zone, task_state: 'scheduling', updated_at: isoNow() })
@@ -151,17 +152,7 @@ export class Conductor {
     return true;
   }
 
-  /** The availability zone of a host: its aggregates' `availability_zone`, else the default. */
-  private async zoneOfHost(host: string): Promise<string> {
-    const row = await this.compute.db
-      .selectFrom('aggregate_host')
-      .innerJoin('aggregate_metadata', 'aggregate_metadata.aggregate_id', 'aggregate_host.aggregate_id')
-      .select('aggregate_metadata.value')
-      .where('aggregate_host.host', '=', host)
-      .where('aggregate_metadata.key', '=', 'availability_zone')
-      .executeTakeFirst();
-    return row?.value ?? this.compute.config.compute.default_availability_zone;
-  }
+
 
   /**
    * An agent could not build a server (it already undid what it did on the

@@ -1,4 +1,5 @@
 import { RemoteError } from '../../core/bus/index.js';
+import { zoneOfHost } from '../aggregates.js';
 import type { ComputeService } from '../compute.js';
 import { isoNow, newUuid, parseJson } from '../common.js';
 import type { InstanceRow, MigrationRow } from '../db/schema.js';
@@ -255,16 +256,4 @@ export class MoveError extends Error {
     super(message);
     this.name = 'MoveError';
   }
-}
-
-/** The availability zone of a host: its aggregates' `availability_zone`, else the default. */
-export async function zoneOfHost(compute: ComputeService, host: string): Promise<string> {
-  const row = await compute.db
-    .selectFrom('aggregate_host')
-    .innerJoin('aggregate_metadata', 'aggregate_metadata.aggregate_id', 'aggregate_host.aggregate_id')
-    .select('aggregate_metadata.value')
-    .where('aggregate_host.host', '=', host)
-    .where('aggregate_metadata.key', '=', 'availability_zone')
-    .executeTakeFirst();
-  return row?.value ?? compute.config.compute.default_availability_zone;
 }

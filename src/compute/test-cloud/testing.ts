@@ -1,3 +1,4 @@
+import assert from 'node:assert/strict';
 import fs from 'node:fs';
 import net from 'node:net';
 import { createBus, type Bus } from '../../core/bus/index.js';
@@ -181,4 +182,22 @@ export async function createTestCloud(options: TestCloudOptions = {}): Promise<T
       fs.rmSync(dir, { recursive: true, force: true });
     },
   };
+}
+
+/**
+ * What booting needs in a test cloud: a public raw image with 1 KiB of data
+ * (as admin) and a network of alpha's with an IPv4 subnet of `cidr`.
+ */
+export async function addBootFixtures(cloud: TestCloud, cidr = '10.1.0.0/24'): Promise<{ imageId: string; networkId: string }> {
+  const image = await cloud.call('image', 'POST', '/v2/images', { user: cloud.admin, payload: { name: 'cirros', disk_format: 'raw', container_format: 'bare', visibility: 'public' } });
+  assert.equal(image.status, 201, JSON.stringify(image.body));
+  const imageId = image.body.id as string;
+  const upload = await fetch(`${cloud.urls.image}/v2/images/${imageId}/file`, { method: 'PUT', headers: { 'X-Auth-Token': cloud.admin.token, 'Content-Type': 'application/octet-stream' }, body: new Uint8Array(1024) });
+  assert.equal(upload.status, 204, 'image uploaded');
+  const network = await cloud.call('network', 'POST', '/v2.0/networks', { user: cloud.alpha, payload: { network: { name: 'lan' } } });
+  assert.equal(network.status, 201, JSON.stringify(network.body));
+  const networkId = network.body.network.id as string;
+  const subnet = await cloud.call('network', 'POST', '/v2.0/subnets', { user: cloud.alpha, payload: { subnet: { network_id: networkId, cidr, ip_version: 4 } } });
+  assert.equal(subnet.status, 201, JSON.stringify(subnet.body));
+  return { imageId, networkId };
 }
