@@ -14,6 +14,7 @@ import { MAX_VERSION, MIN_VERSION, type ComputeService } from './compute.js';
 import { migrations } from './db/migrations.js';
 import type { ComputeSchema } from './db/schema.js';
 import { PlacementClient } from './placement-client.js';
+import { withInstanceInfo } from './notifications.js';
 import { computePolicyDefaults } from './policies.js';
 import { ensureDefaultFlavors } from './bootstrap.js';
 import { agentHosts, startConductorRoles, startFakeAgents } from './roles.js';
@@ -59,7 +60,9 @@ export async function openCompute(config: StratusConfig, bus: Bus, options: Comp
     placement: new PlacementClient(client, { logger: log }),
     publicUrl: options.publicUrl ?? `http://${config.public_host}:${options.port ?? config.compute.port}`,
     notify: (eventType, payload) => {
-      bus.notify(publisher, eventType, payload).catch((err: unknown) => log.warn({ err }, 'could not publish a notification'));
+      withInstanceInfo(database.db, payload)
+        .then((full) => bus.notify(publisher, eventType, full))
+        .catch((err: unknown) => log.warn({ err, event_type: eventType }, 'could not publish a notification'));
     },
   };
   return { compute, database };

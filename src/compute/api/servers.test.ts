@@ -37,6 +37,33 @@ async function boot(name: string, extra: Record<string, unknown> = {}, user = cl
 }
 
 describe('boot and delete', () => {
+  test('compute.instance.create.end and delete.end carry Nova’s instance payload', async () => {
+    const seen: { event_type: string; payload: Record<string, any> }[] = [];
+    const listener = await cloud.bus.onNotification('compute.instance.', (n) => void seen.push(n as { event_type: string; payload: Record<string, any> }));
+    try {
+      const res = await boot('told');
+      const id = res.body.server.id as string;
+      await waitFor(id, active);
+      assert.equal((await cloud.request('DELETE', `/servers/${id}`, { user: cloud.alpha })).status, 204);
+      await waitFor(id, (s) => s.status === 'DELETED');
+      for (let i = 0; i < 200 && !seen.some((n) => n.event_type === 'compute.instance.delete.end' && n.payload.instance_id === id); i++) await new Promise((r) => setTimeout(r, 10));
+      const created = seen.find((n) => n.event_type === 'compute.instance.create.end' && n.payload.instance_id === id);
+      assert.ok(created, `create.end among ${seen.map((n) => n.event_type).join(', ')}`);
+      assert.equal(created.payload.tenant_id, cloud.alpha.projectId);
+      assert.equal(created.payload.user_id, cloud.alpha.userId);
+      assert.equal(created.payload.display_name, 'told');
+      assert.equal(created.payload.instance_type, 'm1.tiny');
+      assert.equal(created.payload.memory_mb, 512);
+      assert.equal(created.payload.state, 'active');
+      assert.match(String(created.payload.host), /^host-/);
+      const deleted = seen.find((n) => n.event_type === 'compute.instance.delete.end' && n.payload.instance_id === id);
+      assert.ok(deleted, 'delete.end');
+      assert.equal(deleted.payload.state, 'deleted');
+    } finally {
+      await listener.stop();
+    }
+  });
+
   test('a full port quota refuses the boot at the API, and max_count shrinks to what fits', async () => {
     const project = cloud.alpha.projectId;
     const ports = await cloud.call('network', 'GET', `/v2.0/quotas/${project}/details`, { user: cloud.admin });
