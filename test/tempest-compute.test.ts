@@ -82,16 +82,15 @@ suspend = True
 rescue = True
 snapshot = True
 config_drive = True
-# OS-DCF:diskConfig is always MANUAL: AUTO is not kept.
-disk_config = False
+disk_config = True
 shelve = True
 shelve_migrate = True
 cold_migration = True
 live_migration = True
-block_migration_for_live_migration = False
+block_migration_for_live_migration = True
 interface_attach = True
-# No changePassword action; no consoles but the log.
-change_password = False
+change_password = True
+# No consoles but the log (VNC comes with the QEMU driver).
 vnc_console = False
 spice_console = False
 serial_console = False

@@ -157,6 +157,7 @@ export type AgentAction =
   | { kind: 'resume' }
   | { kind: 'rescue'; image_ref: string }
   | { kind: 'unrescue' }
+  | { kind: 'set_password'; password: string }
   | { kind: 'snapshot'; image_id: string; /** createBackup: after the upload, keep only the newest `rotation` backups of this type. */ backup?: { type: string; rotation: number } }
   | { kind: 'rebuild'; image_ref: string; image_properties: Record<string, unknown>; preserve_ephemeral: boolean }
   | { kind: 'resize'; migration_uuid: string; new_flavor: EmbeddedFlavor; destination: Destination; same_host: boolean; old_vm_state?: string }

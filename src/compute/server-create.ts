@@ -8,7 +8,7 @@ import { badRequest, conflict, ComputeError } from './errors.js';
 import { embeddedFlavor, loadFlavorFor } from './flavors.js';
 import { recordAction } from './instances.js';
 import { checkServerQuota, lockProjectQuota, projectLimits, serversThatFit } from './quotas.js';
-import { canonicalIpv6, checkAccessIps } from './server-views.js';
+import { canonicalIpv6, checkAccessIps, diskConfigOf } from './server-views.js';
 import { metadataLimitExceeded } from './server-metadata.js';
 import { ConductorRpc, type RequestedNetwork, type RequestSpec } from './rpc.js';
 import { invalidField, isObject, notOfType, unexpected } from './api/nova-input.js';
@@ -19,6 +19,8 @@ export interface CreatedServers {
   reservationId: string;
   adminPass: string;
   securityGroups: string[];
+  /** `OS-DCF:diskConfig` as recorded. */
+  diskConfig: string;
 }
 
 const TOP_KEYS = ['server', 'os:scheduler_hints', 'OS-SCH-HNT:scheduler_hints'];
@@ -238,6 +240,7 @@ export async function createServers(compute: ComputeService, req: FastifyRequest
   const groups = await securityGroups(compute, ctx, server.security_groups);
   if (Array.isArray(networks) && networks.some((n) => n.port_id) && maxCount > 1) throw badRequest('Unable to launch multiple instances with a single configured port ID. Please launch your instance one by one with different ports.');
   const portRoom = await serversWithPorts(compute, ctx, networks, minCount);
+  const diskConfig = diskConfigOf(server);
   const configDrive = server.config_drive === true || server.config_drive === 'True' || server.config_drive === 'true' ? 'True' : '';
   const tags = atLeast(req, '2.52') && Array.isArray(server.tags) ? server.tags.map(String) : [];
   const hostname = atLeast(req, '2.90') ? str(server, 'hostname') : undefined;
@@ -306,6 +309,7 @@ export async function createServers(compute: ComputeService, req: FastifyRequest
         user_data: userData ?? null,
         config_drive: configDrive,
         access_ip_v4: str(server, 'accessIPv4') ?? null,
+        disk_config: diskConfig ?? 'MANUAL',
         access_ip_v6: accessIpv6,
         locked: 0,
         locked_by: null,
@@ -335,7 +339,7 @@ export async function createServers(compute: ComputeService, req: FastifyRequest
   });
   compute.notify('compute.instance.create.start', { instance_ids: uuids, project_id: projectId });
   await new ConductorRpc(compute.bus).buildInstances({ instance_uuids: uuids, action_ids: actionIds }, { request_id: req.requestId, user_id: ctx.userId, project_id: projectId });
-  return { uuids, reservationId, adminPass, securityGroups: spec.security_groups };
+  return { uuids, reservationId, adminPass, securityGroups: spec.security_groups, diskConfig: diskConfig ?? 'MANUAL' };
 }
 
 /** The availability zones servers may ask for: the default one and those of aggregates. */

@@ -8,6 +8,7 @@ import type { InstanceFaultRow, InstanceRow } from './db/schema.js';
 import type { EmbeddedFlavor, NetworkInfo } from './rpc.js';
 import { serverStatus } from './vm-states.js';
 import { badRequest } from './errors.js';
+import { invalidField } from './api/nova-input.js';
 
 /** What a server view needs besides the row (loaded for a page of servers at once). */
 export interface ServerExtras {
@@ -114,7 +115,7 @@ export function serverView(compute: ComputeService, req: FastifyRequest, ctx: Re
     accessIPv4: row.access_ip_v4 ?? '',
     accessIPv6: row.access_ip_v6 ?? '',
     links: links(compute, 'servers', row.uuid),
-    'OS-DCF:diskConfig': 'MANUAL',
+    'OS-DCF:diskConfig': row.disk_config,
     'OS-EXT-AZ:availability_zone': row.availability_zone ?? '',
     config_drive: row.config_drive,
     key_name: row.key_name,
@@ -204,4 +205,12 @@ export function checkAccessIps(server: Record<string, unknown>): void {
 /** An IPv6 address in its canonical short form (`::babe:dc0c:1602`), as Nova's database stores access IPs. */
 export function canonicalIpv6(address: string): string {
   return isIPv6(address) ? new URL(`http://[${address}]/`).hostname.slice(1, -1) : address;
+}
+
+/** `OS-DCF:diskConfig` of a request: AUTO or MANUAL, else 400 as Nova's schema says; undefined when absent. */
+export function diskConfigOf(body: Record<string, unknown>): 'AUTO' | 'MANUAL' | undefined {
+  const value = body['OS-DCF:diskConfig'];
+  if (value === undefined) return undefined;
+  if (value !== 'AUTO' && value !== 'MANUAL') throw invalidField('OS-DCF:diskConfig', value, `'${String(value)}' is not one of ['AUTO', 'MANUAL']`);
+  return value;
 }

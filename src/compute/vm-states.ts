@@ -145,6 +145,7 @@ export type ServerAction =
   | 'rebuild'
   | 'createImage'
   | 'createBackup'
+  | 'changePassword'
   | 'shelve'
   | 'shelveOffload'
   | 'unshelve'
@@ -179,6 +180,7 @@ export const ACTION_STATES: Record<ServerAction, { vm: VmState[] | 'any'; task: 
   rebuild: { vm: ['active', 'stopped', 'error'], task: [null] },
   createImage: { vm: ['active', 'stopped', 'paused', 'suspended'], task: [null] },
   createBackup: { vm: ['active', 'stopped', 'paused', 'suspended'], task: [null] },
+  changePassword: { vm: ['active'], task: [null] },
   shelve: { vm: ['active', 'stopped', 'paused', 'suspended'], task: [null] },
   shelveOffload: { vm: ['shelved'], task: [null] },
   unshelve: { vm: ['shelved', 'shelved_offloaded'], task: [null] },

@@ -25,7 +25,7 @@ export async function runAgentAction(agent: ComputeAgent, uuid: string, action: 
   if (isMoveAction(action)) return runMoveAction(agent, uuid, action, actionId);
   if (isAttachmentAction(action)) return runAttachmentAction(agent, uuid, action, actionId);
   const simple = POWER_ACTIONS[action.kind];
-  const event = await agent.eventStart(actionId, simple?.event ?? `compute_${action.kind}_instance`);
+  const event = await agent.eventStart(actionId, simple?.event ?? (action.kind === 'set_password' ? 'compute_set_admin_password' : `compute_${action.kind}_instance`));
   const instance = await agent.instance(uuid);
   if (!instance) {
     await agent.eventFinish(event, new Error('the server is gone'));
@@ -45,6 +45,10 @@ export async function runAgentAction(agent: ComputeAgent, uuid: string, action: 
         case 'rescue':
           await agent.driver.rescue(uuid, action.image_ref);
           done = { vm_state: 'rescued', power_state: 1 };
+          break;
+        case 'set_password':
+          await agent.driver.setAdminPassword(uuid, action.password);
+          done = {};
           break;
         case 'snapshot':
           await uploadSnapshot(agent, uuid, action.image_id);

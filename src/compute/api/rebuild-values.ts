@@ -4,7 +4,7 @@ import { atLeast, authorize, type ComputeService } from '../compute.js';
 import { projectLimits } from '../quotas.js';
 import type { InstanceRow } from '../db/schema.js';
 import { badRequest, invalidState } from '../errors.js';
-import { canonicalIpv6, checkAccessIps } from '../server-views.js';
+import { canonicalIpv6, checkAccessIps, diskConfigOf } from '../server-views.js';
 import { invalidField, isObject, notOfType } from './nova-input.js';
 import { validateMetadata } from './server-metadata.js';
 
@@ -28,6 +28,8 @@ export async function rebuildChanges(compute: ComputeService, req: FastifyReques
     values.display_name = arg.name;
   }
   checkAccessIps(arg);
+  const diskConfig = diskConfigOf(arg);
+  if (diskConfig) values.disk_config = diskConfig;
   if (typeof arg.accessIPv4 === 'string') values.access_ip_v4 = arg.accessIPv4;
   if (typeof arg.accessIPv6 === 'string') values.access_ip_v6 = canonicalIpv6(arg.accessIPv6);
   if (arg.description !== undefined && atLeast(req, '2.19')) {

@@ -87,6 +87,15 @@ const ACTIONS: Record<string, Handler> = {
     return snapshotTo(compute, req, ctx, instance, 'createImage', arg.name, { image_type: 'snapshot', ...metadata }, null);
   },
 
+  async changePassword(compute, _p, req, ctx, instance, arg) {
+    authorize(compute, ctx, 'os-admin-password', { project_id: instance.project_id });
+    if (!isObject(arg) || arg.adminPass === undefined) throw badRequest("Invalid input for field/attribute changePassword. Value: None. 'adminPass' is a required property");
+    if (typeof arg.adminPass !== 'string') throw badRequest(`Invalid input for field/attribute adminPass. Value: ${String(arg.adminPass)}. ${JSON.stringify(arg.adminPass)} is not of type 'string'`);
+    await beginTask(compute, ctx, instance, 'changePassword', 'updating_password');
+    await toAgent(compute, req, ctx, instance, 'changePassword', { kind: 'set_password', password: arg.adminPass });
+    return { status: 202 };
+  },
+
   async createBackup(compute, _p, req, ctx, instance, arg) {
     authorize(compute, ctx, 'os-create-backup', { project_id: instance.project_id });
     if (!isObject(arg)) throw badRequest("Invalid input for field/attribute createBackup. Value: None. 'name' is a required property");

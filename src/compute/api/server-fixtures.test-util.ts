@@ -37,6 +37,7 @@ export async function insertServer(db: Kysely<ComputeSchema>, owner: { projectId
     config_drive: '',
     access_ip_v4: null,
     access_ip_v6: null,
+    disk_config: 'MANUAL',
     locked: 0,
     locked_by: null,
     locked_reason: null,

@@ -9,6 +9,7 @@ import { badRequest, ComputeError, conflict, invalidState } from '../errors.js';
 import { embeddedFlavor, loadFlavorFor } from '../flavors.js';
 import { checkActionState } from '../instances.js';
 import { checkResizeQuota } from '../quotas.js';
+import { diskConfigOf } from '../server-views.js';
 import { ConductorRpc, type EmbeddedFlavor, type MoveRequest, type RequestSpec } from '../rpc.js';
 import type { ServerAction } from '../vm-states.js';
 import { beginTask, checkLock, computeHostExists, endTask, recordFor, setSystemMetadata, toAgent, type ActionHandler } from './action-common.js';
@@ -87,8 +88,10 @@ const resize: ActionHandler = async (compute, _placement, req, ctx, instance, ar
   if (row.flavorid === current.flavorid) throw badRequest('When resizing, instances must change flavor!');
   const next = embeddedFlavor(row, row.extra_specs);
   if (next.root_gb < current.root_gb && next.root_gb !== 0) throw badRequest('Resize error: Unable to resize disk down.');
+  const diskConfig = diskConfigOf(arg);
   await checkResizeQuota(compute.db, compute.config.compute, instance.project_id, instance.user_id, current, next);
   await startColdMove(compute, req, ctx, instance, 'resize', next, null);
+  if (diskConfig) await compute.db.updateTable('instance').set({ disk_config: diskConfig }).where('uuid', '=', instance.uuid).execute();
   return { status: 202 };
 };
 

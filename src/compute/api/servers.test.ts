@@ -1,5 +1,6 @@
 import assert from 'node:assert/strict';
 import { after, before, describe, test } from 'node:test';
+import type { FakeDriver } from '../virt/fake/fake-driver.js';
 import { addBootFixtures, createTestCloud, type TestCloud } from '../test-cloud/testing.js';
 
 // The life of a server across services: compute-api, conductor, scheduler,
@@ -207,6 +208,29 @@ describe('actions', () => {
     const image = await cloud.call('image', 'GET', `/v2/images/${snap.body.image_id}`, { user: cloud.alpha });
     assert.equal(image.body.status, 'active', JSON.stringify(image.body));
     assert.equal(image.body.instance_uuid, id, 'instance_uuid property');
+    await cloud.request('DELETE', `/servers/${id}`, { user: cloud.alpha });
+  });
+
+  test('changePassword reaches the guest; OS-DCF:diskConfig AUTO is kept, changed and checked', async () => {
+    const res = await boot('pw', { 'OS-DCF:diskConfig': 'AUTO' });
+    assert.equal(res.body.server['OS-DCF:diskConfig'], 'AUTO', 'create answers with the asked disk config');
+    const id = res.body.server.id as string;
+    const server = await waitFor(id, active);
+    assert.equal(server['OS-DCF:diskConfig'], 'AUTO');
+    const bad = await cloud.request('PUT', `/servers/${id}`, { user: cloud.alpha, version: '2.93', payload: { server: { 'OS-DCF:diskConfig': 'SOMETIMES' } } });
+    assert.equal(bad.status, 400, JSON.stringify(bad.body));
+    const updated = await cloud.request('PUT', `/servers/${id}`, { user: cloud.alpha, version: '2.93', payload: { server: { 'OS-DCF:diskConfig': 'MANUAL' } } });
+    assert.equal(updated.body.server['OS-DCF:diskConfig'], 'MANUAL');
+    const noPass = await cloud.request('POST', `/servers/${id}/action`, { user: cloud.alpha, version: '2.93', payload: { changePassword: {} } });
+    assert.equal(noPass.status, 400, 'adminPass is required');
+    const changed = await cloud.request('POST', `/servers/${id}/action`, { user: cloud.alpha, version: '2.93', payload: { changePassword: { adminPass: 'n3w-Secret' } } });
+    assert.equal(changed.status, 202, JSON.stringify(changed.body));
+    await waitFor(id, (s) => s['OS-EXT-STS:task_state'] === null);
+    const host = (await cloud.request('GET', `/servers/${id}`, { user: cloud.admin, version: '2.93' })).body.server['OS-EXT-SRV-ATTR:host'];
+    const driver = cloud.agents.find((a) => a.host === host)?.driver as FakeDriver;
+    assert.ok(driver.calls.some((c) => c.method === 'setAdminPassword' && c.uuid === id), 'the host set the password');
+    const events = await cloud.request('GET', `/servers/${id}/os-instance-actions`, { user: cloud.alpha });
+    assert.ok(events.body.instanceActions.some((a: { action: string }) => a.action === 'changePassword'), 'the action is recorded');
     await cloud.request('DELETE', `/servers/${id}`, { user: cloud.alpha });
   });
 

@@ -8,7 +8,7 @@ import { loadInstanceFor, recordAction } from '../instances.js';
 import type { ComputePlacement } from '../placement.js';
 import { AgentRpc, type NetworkInfo } from '../rpc.js';
 import { createServers } from '../server-create.js';
-import { addresses, canonicalIpv6, changedServerView, checkAccessIps, links, loadServerExtras, serverView, withServerGroups } from '../server-views.js';
+import { addresses, canonicalIpv6, changedServerView, checkAccessIps, diskConfigOf, links, loadServerExtras, serverView, withServerGroups } from '../server-views.js';
 import { statesForStatus } from '../vm-states.js';
 import { invalidField, isObject, notOfType, timeParam, unexpected } from './nova-input.js';
 
@@ -118,6 +118,8 @@ function updateValues(req: FastifyRequest, body: unknown): Partial<InstanceRow> 
   if (typeof server.accessIPv4 === 'string') values.access_ip_v4 = server.accessIPv4;
   if (typeof server.accessIPv6 === 'string') values.access_ip_v6 = canonicalIpv6(server.accessIPv6);
   if (typeof server.hostname === 'string') values.hostname = server.hostname;
+  const diskConfig = diskConfigOf(server);
+  if (diskConfig) values.disk_config = diskConfig;
   return values;
 }
 
@@ -171,7 +173,7 @@ export function registerServers(app: FastifyInstance, compute: ComputeService, p
     if (body.return_reservation_id === true || body.return_reservation_id === 'True') return reply.code(202).send({ reservation_id: created.reservationId });
     const id = created.uuids[0] ?? '';
     return reply.code(202).send({
-      server: { id, links: links(compute, 'servers', id), 'OS-DCF:diskConfig': 'MANUAL', security_groups: created.securityGroups.map((name) => ({ name })), adminPass: created.adminPass },
+      server: { id, links: links(compute, 'servers', id), 'OS-DCF:diskConfig': created.diskConfig, security_groups: created.securityGroups.map((name) => ({ name })), adminPass: created.adminPass },
     });
   });
 

@@ -308,4 +308,10 @@ export const migrations: Record<string, Migration> = {
         .execute();
     },
   },
+  /** `OS-DCF:diskConfig` of a server: AUTO (grow the root partition to the disk) or MANUAL. */
+  '0003_instance_disk_config': {
+    async up(db: Kysely<any>): Promise<void> {
+      await db.schema.alterTable('instance').addColumn('disk_config', 'varchar(8)', (c) => c.notNull().defaultTo('MANUAL')).execute();
+    },
+  },
 };

@@ -125,6 +125,8 @@ export interface InstanceRow {
   config_drive: string;
   access_ip_v4: string | null;
   access_ip_v6: string | null;
+  /** `OS-DCF:diskConfig`: AUTO or MANUAL. */
+  disk_config: string;
   locked: number;
   /** `owner` or `admin`. */
   locked_by: string | null;

@@ -72,6 +72,8 @@ export interface VirtDriver {
   /** Boots the guest from a rescue image, keeping its disk attached. */
   rescue(uuid: string, rescueImageRef: string): Promise<void>;
   unrescue(uuid: string): Promise<void>;
+  /** Sets the guest's administrator password (Nova's `set_admin_password`). */
+  setAdminPassword(uuid: string, password: string): Promise<void>;
   /** The guest's root disk as a stream of qcow2 (or raw) bytes for a snapshot image; null when the driver has no disk data (fake). */
   snapshot(uuid: string): Promise<{ diskFormat: string; data: Uint8Array } | null>;
   /** Gives the guest a new flavor's sizes (a cold resize on this host). */

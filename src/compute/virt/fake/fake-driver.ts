@@ -11,6 +11,8 @@ interface FakeGuest {
   spec: GuestSpec;
   power: GuestPowerState;
   rescued: boolean;
+  /** The last password set with setAdminPassword. */
+  adminPassword?: string;
   volumes: Map<string, string>;
   console: string[];
 }
@@ -123,6 +125,11 @@ export class FakeDriver implements VirtDriver {
   async resume(uuid: string): Promise<void> {
     this.record('resume', uuid);
     this.guest(uuid).power = 1;
+  }
+
+  async setAdminPassword(uuid: string, password: string): Promise<void> {
+    this.record('setAdminPassword', uuid);
+    this.guest(uuid).adminPassword = password;
   }
 
   async rescue(uuid: string, rescueImageRef: string): Promise<void> {
