@@ -215,7 +215,7 @@ function percentile(values: number[], p: number): number | null {
 }
 
 /** The scheduler's counters, and the API requests answered by role and route, from the Prometheus endpoint. */
-async function schedulerMetrics(port: number): Promise<{ placed: number; noValidHost: number; selectSum: number; selectCount: number; requests: Map<string, number> }> {
+async function schedulerMetrics(port: number): Promise<{ placed: number; noValidHost: number; selectSum: number; selectCount: number; requests: Map<string, number>; queries: Map<string, number> }> {
   const res = await httpRequest(`http://127.0.0.1:${port}/metrics`, { timeoutMs: 10_000 });
   const value = (re: RegExp): number => Number(re.exec(res.body)?.[1] ?? 0);
   const requests = new Map<string, number>();
@@ -224,8 +224,15 @@ async function schedulerMetrics(port: number): Promise<{ placed: number; noValid
     const key = `${labels.role ?? ''} ${labels.method ?? ''} ${labels.route ?? ''}`;
     requests.set(key, (requests.get(key) ?? 0) + Number(m[2]));
   }
+  // Database queries answered, by role (each service's database layer counts them).
+  const queries = new Map<string, number>();
+  for (const m of res.body.matchAll(/^stratus_db_query_duration_seconds_count\{([^}]*)\} ([\d.e+]+)$/gm)) {
+    const role = /role="([^"]*)"/.exec(m[1] ?? '')?.[1] ?? '';
+    queries.set(role, (queries.get(role) ?? 0) + Number(m[2]));
+  }
   return {
     requests,
+    queries,
     placed: value(/^stratus_compute_scheduler_decisions_total\{result="placed"\} ([\d.e+]+)$/m),
     noValidHost: value(/^stratus_compute_scheduler_decisions_total\{result="no_valid_host"\} ([\d.e+]+)$/m),
     selectSum: value(/^stratus_compute_scheduler_select_seconds_sum ([\d.e+-]+)$/m),
@@ -255,6 +262,8 @@ interface PhaseResult {
   polls: number;
   /** API requests answered per server booted and deleted, by role, method and route (the most frequent). */
   requests_per_server: Record<string, number>;
+  /** Database queries per server (boot and delete), by role. */
+  queries_per_server: Record<string, number>;
   first_error: string | null;
 }
 
@@ -459,6 +468,12 @@ class BackendRun {
       stratus_cpu_s: cpu0 !== null && cpu1 !== null ? round(cpu1 - cpu0) : null,
       polls: watcher.polls - polls0,
       requests_per_server: Object.fromEntries(perServer),
+      queries_per_server: Object.fromEntries(
+        [...m2.queries.entries()]
+          .map(([role, n]) => [role, round((n - (m0.queries.get(role) ?? 0)) / Math.max(1, ids.length))] as const)
+          .filter(([, n]) => n >= 0.5)
+          .sort((a, b) => b[1] - a[1]),
+      ),
       first_error: firstError,
     };
     say(`${this.backend} c=${c}: ${result.boot_per_s} servers/s to ACTIVE (p50 ${result.boot_p50_ms} ms, p99 ${result.boot_p99_ms} ms), ${result.scheduler_decisions_per_s} scheduler decisions/s, ${result.delete_per_s} deletes/s, ${errors} errors`);

@@ -240,6 +240,10 @@ export function registerFloatingIps(app: FastifyInstance, net: NetworkService): 
     const query = parseListQuery(req, LIST_SPEC, net.config.network.pagination_max_limit);
     let select = net.db.selectFrom('floatingip').selectAll();
     if (!isAdmin(net, ctx)) select = select.where('project_id', '=', ctx.projectId ?? '');
+    // The filters compute asks on every server (`port_id`, `project_id`) narrow in SQL too; listResponse applies them all.
+    const q = req.query as Record<string, unknown>;
+    if (typeof q.port_id === 'string' && q.port_id !== '') select = select.where('fixed_port_id', '=', q.port_id);
+    for (const key of ['project_id', 'tenant_id']) if (typeof q[key] === 'string' && q[key] !== '') select = select.where('project_id', '=', q[key] as string);
     const rows = (await select.execute()).filter((row) => allowed(net, ctx, 'get_floatingip', ownerTarget(row)));
     return listResponse(req, LIST_SPEC, await floatingIpViews(net.db, rows), query);
   });

@@ -209,6 +209,9 @@ async function listGroups(net: NetworkService, req: FastifyRequest): Promise<unk
   await ensureDefault(net, ctx, listedProject(req));
   let select = net.db.selectFrom('security_group').selectAll();
   if (!isAdmin(net, ctx)) select = select.where('project_id', '=', ctx.projectId ?? '');
+  // A project filter (compute checks a server's groups this way) narrows in SQL too; listResponse applies every filter.
+  const q = req.query as Record<string, unknown>;
+  for (const key of ['project_id', 'tenant_id']) if (typeof q[key] === 'string' && q[key] !== '') select = select.where('project_id', '=', q[key] as string);
   const rows = (await select.execute()).filter((row) => allowed(net, ctx, 'get_security_group', groupTarget(row)));
   return listResponse(req, GROUP_LIST, await groupViews(net.db, rows), query);
 }
