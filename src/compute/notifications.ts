@@ -53,8 +53,17 @@ export async function withInstanceInfo(db: Kysely<ComputeSchema>, payload: unkno
   if (typeof payload !== 'object' || payload === null || Array.isArray(payload)) return payload;
   const id = (payload as { instance_id?: unknown }).instance_id;
   if (typeof id !== 'string') return payload;
-  const row = await db.selectFrom('instance').selectAll().where('uuid', '=', id).executeTakeFirst();
-  if (!row) return payload;
-  const metadata = await db.selectFrom('instance_metadata').select(['key', 'value']).where('instance_uuid', '=', id).execute();
-  return { ...instanceInfo(row, Object.fromEntries(metadata.map((m) => [m.key, m.value]))), ...payload };
+  // One query: the server's row once per metadata item (or once, with nulls, when it has none).
+  const rows = await db
+    .selectFrom('instance')
+    .leftJoin('instance_metadata', 'instance_metadata.instance_uuid', 'instance.uuid')
+    .selectAll('instance')
+    .select(['instance_metadata.key as meta_key', 'instance_metadata.value as meta_value'])
+    .where('instance.uuid', '=', id)
+    .execute();
+  const first = rows[0];
+  if (!first) return payload;
+  const { meta_key: _k, meta_value: _v, ...row } = first;
+  const metadata = Object.fromEntries(rows.filter((r) => r.meta_key !== null).map((r) => [r.meta_key, r.meta_value]));
+  return { ...instanceInfo(row, metadata), ...payload };
 }

@@ -119,6 +119,10 @@ async function requestedNetworks(compute: ComputeService, ctx: RequestContext, r
 async function serversWithPorts(compute: ComputeService, ctx: RequestContext, networks: 'none' | RequestedNetwork[], minCount: number): Promise<number> {
   const perServer = networks === 'none' ? 0 : networks.filter((n) => !n.port_id).length;
   if (perServer === 0) return Infinity;
+  // The limit first (cheap); what is used only when there is a limit.
+  const limits = await compute.client.request<{ quota?: { port?: number } }>('network', 'GET', `/v2.0/quotas/${ctx.projectId}`, { userToken: ctx.authToken });
+  const limit = limits.status === 200 ? limits.body.quota?.port : undefined;
+  if (limit === undefined || limit < 0) return Infinity;
   const res = await compute.client.request<{ quota?: { port?: { limit: number; used: number; reserved?: number } } }>('network', 'GET', `/v2.0/quotas/${ctx.projectId}/details`, { userToken: ctx.authToken });
   const port = res.status === 200 ? res.body.quota?.port : undefined;
   if (!port || port.limit < 0) return Infinity;
