@@ -63,12 +63,12 @@ program
 program
   .command('serve')
   .description('run the chosen roles in this process (a multi-host deployment: PostgreSQL/MySQL and RabbitMQ by URL)')
-  .argument('<roles...>', 'roles to run: identity, image, network, placement, compute-api, compute-conductor (with the scheduler), compute-agent')
+  .argument('<roles...>', 'roles to run: identity, image, network, placement, compute-api, compute-conductor, compute-scheduler, compute-agent')
   .option('--data <dir>', 'data directory')
   .option('--config <file>', 'configuration file (YAML)')
   .action(async (roles: string[], opts: { data?: string; config?: string }) => {
     const cfg = config(opts);
-    const known = ['identity', 'image', 'network', 'placement', 'compute-api', 'compute-conductor', 'compute-agent'];
+    const known = ['identity', 'image', 'network', 'placement', 'compute-api', 'compute-conductor', 'compute-scheduler', 'compute-agent'];
     const unknown = roles.filter((r) => !known.includes(r));
     if (unknown.length) throw new ConfigError(`unknown role(s): ${unknown.join(', ')} (available: ${known.join(', ')})`);
     process.umask(0o077);
@@ -106,10 +106,11 @@ program
       stops.push(() => api.stop());
       say(`compute listening on ${cfg.bind_host}:${api.port}`);
     }
-    if (roles.includes('compute-conductor')) {
-      const conductor = await startComputeConductor(cfg, bus, { identity: serviceIdentity('compute', 'nova') });
+    const conductorRoles = (['conductor', 'scheduler'] as const).filter((r) => roles.includes(`compute-${r}`));
+    if (conductorRoles.length > 0) {
+      const conductor = await startComputeConductor(cfg, bus, { identity: serviceIdentity('compute', 'nova') }, [...conductorRoles]);
       stops.push(() => conductor.stop());
-      say('compute-conductor and compute-scheduler serving');
+      say(`${conductorRoles.map((r) => `compute-${r}`).join(' and ')} serving`);
     }
     if (roles.includes('compute-agent')) {
       const agents = await startComputeAgents(cfg, bus, { identity: serviceIdentity('compute', 'nova') });

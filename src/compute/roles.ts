@@ -18,20 +18,21 @@ export interface RunningRoles {
 }
 
 /**
- * Starts compute-conductor and compute-scheduler on `compute` (both need the
- * database), serving their topics as `server`, with heartbeats in the
- * services table (`nova-conductor`, `nova-scheduler`).
+ * Starts compute-conductor and/or compute-scheduler (`roles`, default both)
+ * on `compute` (both need the database), serving their topics as `server`,
+ * with heartbeats in the services table (`nova-conductor`, `nova-scheduler`).
  */
-export async function startConductorRoles(compute: ComputeService, server: string): Promise<RunningRoles> {
-  const conductor = new Conductor(compute, compute.placement);
-  const scheduler = new Scheduler(compute.db, compute.config.compute, compute.placement, compute.log);
+export async function startConductorRoles(compute: ComputeService, server: string, roles: ('conductor' | 'scheduler')[] = ['conductor', 'scheduler']): Promise<RunningRoles> {
   const consumers: Consumer[] = [];
-  consumers.push(await conductor.serve(server));
-  consumers.push(await compute.bus.serve(SCHEDULER_TOPIC, server, { select_destinations: (args: { spec: RequestSpec; instance_uuids: string[] }) => scheduler.selectDestinations(args.spec, args.instance_uuids) }));
+  if (roles.includes('conductor')) consumers.push(await new Conductor(compute, compute.placement).serve(server));
+  if (roles.includes('scheduler')) {
+    const scheduler = new Scheduler(compute.db, compute.config.compute, compute.placement, compute.log);
+    consumers.push(await compute.bus.serve(SCHEDULER_TOPIC, server, { select_destinations: (args: { spec: RequestSpec; instance_uuids: string[] }) => scheduler.selectDestinations(args.spec, args.instance_uuids) }));
+  }
   const host = compute.config.public_host === '127.0.0.1' ? os.hostname() : compute.config.public_host;
   const beat = async (): Promise<void> => {
-    await registerHost(compute, { host, binary: 'nova-conductor' });
-    await registerHost(compute, { host, binary: 'nova-scheduler' });
+    if (roles.includes('conductor')) await registerHost(compute, { host, binary: 'nova-conductor' });
+    if (roles.includes('scheduler')) await registerHost(compute, { host, binary: 'nova-scheduler' });
   };
   await beat();
   const timer = compute.config.compute.report_interval > 0 ? setInterval(() => void beat().catch((err: unknown) => compute.log.warn({ err }, 'heartbeat failed')), compute.config.compute.report_interval * 1000) : null;

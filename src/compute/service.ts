@@ -127,15 +127,15 @@ export async function startComputeApi(config: StratusConfig, bus: Bus, options: 
 }
 
 /**
- * Starts compute-conductor and compute-scheduler (for `serve`): they share
- * compute's database with the API, and create the default flavors on first
- * start as `up` does.
+ * Starts compute-conductor and/or compute-scheduler (for `serve`): they
+ * share compute's database with the API; the conductor creates the default
+ * flavors on first start as `up` does.
  */
-export async function startComputeConductor(config: StratusConfig, bus: Bus, options: ComputeOptions): Promise<{ stop(): Promise<void> }> {
-  const { compute, database } = await openCompute(config, bus, options, 'compute-conductor');
+export async function startComputeConductor(config: StratusConfig, bus: Bus, options: ComputeOptions, which: ('conductor' | 'scheduler')[]): Promise<{ stop(): Promise<void> }> {
+  const { compute, database } = await openCompute(config, bus, options, which.includes('conductor') ? 'compute-conductor' : 'compute-scheduler');
   try {
-    if (config.compute.bootstrap_flavors) await ensureDefaultFlavors(compute.db);
-    const roles = await startConductorRoles(compute, `${config.public_host}-${process.pid}`);
+    if (config.compute.bootstrap_flavors && which.includes('conductor')) await ensureDefaultFlavors(compute.db);
+    const roles = await startConductorRoles(compute, `${config.public_host}-${process.pid}`, which);
     return {
       async stop() {
         await roles.stop();
