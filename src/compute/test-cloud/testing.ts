@@ -1,12 +1,11 @@
 import assert from 'node:assert/strict';
 import fs from 'node:fs';
-import net from 'node:net';
 import { createBus, type Bus } from '../../core/bus/index.js';
 import type { StratusConfig } from '../../core/config.js';
 import { brokerLock, rabbitmqctl } from '../../core/bus/test-support.js';
 import { listen } from '../../core/http/server.js';
 import { roleLogger } from '../../core/logging.js';
-import { injectJson, testConfig, type InjectMethod, type TestReply } from '../../core/testing.js';
+import { freePort, injectJson, testConfig, type InjectMethod, type TestReply } from '../../core/testing.js';
 import { startLoopbackIdentity, type TestUser } from '../../identity/testing.js';
 import { startImage } from '../../image/service.js';
 import { startNetwork } from '../../network/service.js';
@@ -16,19 +15,6 @@ import type { ComputeService } from '../compute.js';
 import { startConductorRoles, startFakeAgents } from '../roles.js';
 import { buildComputeApp, openCompute } from '../service.js';
 import { ensureDefaultFlavors } from '../bootstrap.js';
-
-/** A free loopback port (taken again at once by the caller). */
-async function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const server = net.createServer();
-    server.once('error', reject);
-    server.listen(0, '127.0.0.1', () => {
-      const address = server.address();
-      const port = typeof address === 'object' && address ? address.port : 0;
-      server.close(() => resolve(port));
-    });
-  });
-}
 
 /**
  * A whole small cloud for compute's flow tests: identity, image, network
