@@ -36,6 +36,7 @@ export class Cloud {
     readonly networkPort = 0,
     readonly placementPort = 0,
     readonly computePort = 0,
+    readonly volumePort = 0,
   ) {
     this.env = {
       ...process.env,
@@ -44,6 +45,7 @@ export class Cloud {
       STRATUS_NETWORK__PORT: String(networkPort),
       STRATUS_PLACEMENT__PORT: String(placementPort),
       STRATUS_COMPUTE__PORT: String(computePort),
+      STRATUS_VOLUME__PORT: String(volumePort),
       STRATUS_METRICS__ENABLED: 'false',
       ...(adminPassword ? { STRATUS_ADMIN_PASSWORD: adminPassword } : {}),
     };
@@ -52,7 +54,7 @@ export class Cloud {
   /** A cloud on a fresh data directory and free ports; `extraEnv` adds to its environment (e.g. `STRATUS_COMPUTE__FAKE_HOSTS`). */
   static async create(adminPassword: string | null = 'e2e-admin-secret', extraEnv: NodeJS.ProcessEnv = {}): Promise<Cloud> {
     const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'stratus-e2e-'));
-    const cloud = new Cloud(path.join(dir, 'data'), await freePort(), adminPassword, await freePort(), await freePort(), await freePort(), await freePort());
+    const cloud = new Cloud(path.join(dir, 'data'), await freePort(), adminPassword, await freePort(), await freePort(), await freePort(), await freePort(), await freePort());
     Object.assign(cloud.env, extraEnv);
     return cloud;
   }
@@ -74,6 +76,11 @@ export class Cloud {
   /** The compute API's root URL (Nova v2.1 lives under `/v2.1`). */
   get computeUrl(): string {
     return `http://127.0.0.1:${this.computePort}`;
+  }
+
+  /** The Block Storage API's root URL (v3 lives under `/v3`). */
+  get volumeUrl(): string {
+    return `http://127.0.0.1:${this.volumePort}`;
   }
 
   /** The placement API's root URL. */
@@ -110,6 +117,17 @@ export class Cloud {
     await new Promise<void>((resolve) => {
       child.once('exit', () => resolve());
       child.kill('SIGTERM');
+    });
+    this.child = null;
+  }
+
+  /** Kills `stratus up` with SIGKILL, as a crash would (nothing runs its shutdown), and waits for the exit. */
+  async kill(): Promise<void> {
+    const child = this.child;
+    if (!child || child.exitCode !== null) return;
+    await new Promise<void>((resolve) => {
+      child.once('exit', () => resolve());
+      child.kill('SIGKILL');
     });
     this.child = null;
   }

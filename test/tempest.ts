@@ -3,8 +3,8 @@ import fs from 'node:fs';
 import path from 'node:path';
 import type { Cloud } from './cloud.js';
 
-/** Services Tempest may be told are there; cinder, swift and horizon never are. */
-export type TempestService = 'glance' | 'neutron' | 'nova';
+/** Services Tempest may be told are there; swift and horizon never are. */
+export type TempestService = 'glance' | 'neutron' | 'nova' | 'cinder';
 
 const ini = (value: boolean): string => (value ? 'True' : 'False');
 
@@ -51,7 +51,7 @@ ${features.join('')}
 nova = ${ini(services.includes('nova'))}
 glance = ${ini(services.includes('glance'))}
 neutron = ${ini(services.includes('neutron'))}
-cinder = False
+cinder = ${ini(services.includes('cinder'))}
 swift = False
 horizon = False
 `;

@@ -12,9 +12,9 @@ export interface Launch {
  * The environment of a benchmarked `stratus up`: only the services whose
  * ports are given, on those ports; the admin password; metrics off.
  */
-export function stratusEnv(o: { identityPort: number; imagePort?: number; networkPort?: number; placementPort?: number; computePort?: number; password: string }): NodeJS.ProcessEnv {
+export function stratusEnv(o: { identityPort: number; imagePort?: number; networkPort?: number; placementPort?: number; computePort?: number; volumePort?: number; password: string }): NodeJS.ProcessEnv {
   // Only the services measured run: the others would take ports and memory.
-  const ports: [service: string, port: number | undefined][] = [['image', o.imagePort], ['network', o.networkPort], ['placement', o.placementPort], ['compute', o.computePort]];
+  const ports: [service: string, port: number | undefined][] = [['image', o.imagePort], ['network', o.networkPort], ['placement', o.placementPort], ['compute', o.computePort], ['volume', o.volumePort]];
   const services = ['identity', ...ports.filter(([, port]) => port !== undefined).map(([service]) => service)];
   return {
     ...process.env,

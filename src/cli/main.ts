@@ -11,6 +11,7 @@ import { KeyRepository } from '../identity/tokens/keys.js';
 import { startNetwork, type RunningNetwork } from '../network/service.js';
 import { startPlacement } from '../placement/service.js';
 import { startComputeAgents, startComputeApi, startComputeConductor } from '../compute/service.js';
+import { startVolumeAgentRole, startVolumeApi, startVolumeScheduler } from '../volume/service.js';
 import { runTests } from './test-runner.js';
 import { up } from './up.js';
 
@@ -63,19 +64,19 @@ program
 program
   .command('serve')
   .description('run the chosen roles in this process (a multi-host deployment: PostgreSQL/MySQL and RabbitMQ by URL)')
-  .argument('<roles...>', 'roles to run: identity, image, network, placement, compute-api, compute-conductor, compute-scheduler, compute-agent')
+  .argument('<roles...>', 'roles to run: identity, image, network, placement, compute-api, compute-conductor, compute-scheduler, compute-agent, volume-api, volume-scheduler, volume-agent')
   .option('--data <dir>', 'data directory')
   .option('--config <file>', 'configuration file (YAML)')
   .action(async (roles: string[], opts: { data?: string; config?: string }) => {
     const cfg = config(opts);
-    const known = ['identity', 'image', 'network', 'placement', 'compute-api', 'compute-conductor', 'compute-scheduler', 'compute-agent'];
+    const known = ['identity', 'image', 'network', 'placement', 'compute-api', 'compute-conductor', 'compute-scheduler', 'compute-agent', 'volume-api', 'volume-scheduler', 'volume-agent'];
     const unknown = roles.filter((r) => !known.includes(r));
     if (unknown.length) throw new ConfigError(`unknown role(s): ${unknown.join(', ')} (available: ${known.join(', ')})`);
     process.umask(0o077);
     configureLogging({ level: cfg.log.level, ...(cfg.log.file ? { file: cfg.log.file } : {}) });
     const bus = await createBus(cfg.bus.url);
     /** How a service role logs in to identity as its service user. */
-    const serviceIdentity = (role: 'image' | 'network' | 'placement' | 'compute', user: string): { authUrl: string; password: string } => {
+    const serviceIdentity = (role: 'image' | 'network' | 'placement' | 'compute' | 'volume', user: string): { authUrl: string; password: string } => {
       const { auth_url, service_password } = cfg[role];
       if (!service_password) throw new ConfigError(`the ${role} role needs ${role}.service_password (the password of the ${user} service user)`);
       return { authUrl: auth_url || `http://${cfg.public_host}:${cfg.identity.port}/v3`, password: service_password };
@@ -116,6 +117,21 @@ program
       const agents = await startComputeAgents(cfg, bus, { identity: serviceIdentity('compute', 'nova') });
       stops.push(() => agents.stop());
       say('compute agent(s) serving');
+    }
+    if (roles.includes('volume-api')) {
+      const api = await startVolumeApi(cfg, bus, { identity: serviceIdentity('volume', 'cinder') });
+      stops.push(() => api.stop());
+      say(`volume listening on ${cfg.bind_host}:${api.port}`);
+    }
+    if (roles.includes('volume-scheduler')) {
+      const scheduler = await startVolumeScheduler(cfg, bus, { identity: serviceIdentity('volume', 'cinder') });
+      stops.push(() => scheduler.stop());
+      say('volume-scheduler serving');
+    }
+    if (roles.includes('volume-agent')) {
+      const agents = await startVolumeAgentRole(cfg, bus, { identity: serviceIdentity('volume', 'cinder') });
+      stops.push(() => agents.stop());
+      say('volume agent(s) serving');
     }
     stayUp(async () => {
       for (const stop of stops.reverse()) await stop();

@@ -97,7 +97,7 @@ function nodeTest(title: string, files: string[], env: Record<string, string>): 
 
 /**
  * The whole suite: unit tests (SQLite, in-memory bus and the AMQP tests on a
- * real RabbitMQ), identity, image and database tests again on PostgreSQL and
+ * real RabbitMQ), every service's tests again on PostgreSQL and
  * RabbitMQ, then end-to-end tests that drive `./stratus up` with the real
  * `openstack` CLI. Returns the exit code.
  */
@@ -111,12 +111,12 @@ export async function runTests(only?: string): Promise<number> {
   const src = path.join(DIST, 'src');
   if (want('unit')) results.push(['unit (SQLite, memory bus, RabbitMQ)', nodeTest('unit', findTests(src, () => true), services)]);
   if (want('postgres')) {
-    const onPg = findTests(src, (f) => [`${path.sep}identity${path.sep}`, `${path.sep}image${path.sep}`, `${path.sep}network${path.sep}`, `${path.sep}placement${path.sep}`, `${path.sep}compute${path.sep}`, `${path.sep}db${path.sep}`].some((part) => f.includes(part)));
-    results.push(['identity, image, network, placement and compute on PostgreSQL + RabbitMQ', nodeTest('postgres', onPg, { ...services, STRATUS_TEST_DATABASE_URL: TEST_PG_URL, STRATUS_TEST_BUS_URL: TEST_AMQP_URL })]);
+    const onPg = findTests(src, (f) => [`${path.sep}identity${path.sep}`, `${path.sep}image${path.sep}`, `${path.sep}network${path.sep}`, `${path.sep}placement${path.sep}`, `${path.sep}compute${path.sep}`, `${path.sep}volume${path.sep}`, `${path.sep}db${path.sep}`].some((part) => f.includes(part)));
+    results.push(['identity, image, network, placement, compute and volume on PostgreSQL + RabbitMQ', nodeTest('postgres', onPg, { ...services, STRATUS_TEST_DATABASE_URL: TEST_PG_URL, STRATUS_TEST_BUS_URL: TEST_AMQP_URL })]);
   }
   const e2e = path.join(DIST, 'test');
   if (want('e2e')) results.push(['end-to-end (openstack CLI)', nodeTest('e2e', findTests(e2e, (f) => !f.includes('tempest')), services)]);
-  if (want('tempest')) results.push(['Tempest identity v3, image v2, network v2.0 and compute v2.1', nodeTest('tempest', findTests(e2e, (f) => f.includes('tempest')), services)]);
+  if (want('tempest')) results.push(['Tempest identity v3, image v2, network v2.0, compute v2.1 and block storage v3', nodeTest('tempest', findTests(e2e, (f) => f.includes('tempest')), services)]);
   for (const [name, ok] of results) log(`${ok ? 'ok  ' : 'FAIL'} ${name}`);
   return results.every(([, ok]) => ok) ? 0 : 1;
 }

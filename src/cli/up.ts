@@ -12,6 +12,7 @@ import { ensurePublicNetwork } from '../network/bootstrap.js';
 import { startNetwork, type RunningNetwork } from '../network/service.js';
 import { startPlacement, type RunningPlacement } from '../placement/service.js';
 import { startCompute, type RunningCompute } from '../compute/service.js';
+import { startVolume, type RunningVolume } from '../volume/service.js';
 import { writeCloudFiles } from './cloud-files.js';
 import { ensurePackages } from './packages.js';
 import { servicePassword } from './service-passwords.js';
@@ -23,6 +24,7 @@ export interface RunningCloud {
   network: RunningNetwork | null;
   placement: RunningPlacement | null;
   compute: RunningCompute | null;
+  volume: RunningVolume | null;
   bus: Bus;
   stop(): Promise<void>;
 }
@@ -40,6 +42,13 @@ function catalogServices(config: StratusConfig, identityPort: number): CatalogSe
     ...(config.services.includes('network') ? [catalogEntry('network', 'neutron', 'Stratus Networking (Neutron v2.0)', `http://${host}:${config.network.port}`)] : []),
     ...(config.services.includes('placement') ? [catalogEntry('placement', 'placement', 'Stratus Placement', `http://${host}:${config.placement.port}`)] : []),
     ...(config.services.includes('compute') ? [catalogEntry('compute', 'nova', 'Stratus Compute (Nova v2.1)', `http://${host}:${config.compute.port}/v2.1`)] : []),
+    // Block Storage v3 under both names clients look for (`volumev3` for older ones, `block-storage` now), as DevStack registers it.
+    ...(config.services.includes('volume')
+      ? [
+          catalogEntry('volumev3', 'cinderv3', 'Stratus Block Storage (Cinder v3)', `http://${host}:${config.volume.port}/v3/$(project_id)s`),
+          catalogEntry('block-storage', 'cinder', 'Stratus Block Storage (Cinder v3)', `http://${host}:${config.volume.port}/v3/$(project_id)s`),
+        ]
+      : []),
   ];
 }
 
@@ -53,10 +62,11 @@ export async function up(config: StratusConfig, out: (line: string) => void): Pr
   const withNetwork = config.services.includes('network');
   const withPlacement = config.services.includes('placement');
   const withCompute = config.services.includes('compute');
+  const withVolume = config.services.includes('volume');
   // With one hypervisor host a resize can only stay on it (DevStack sets the same for its single host).
   if (withCompute && config.compute.fake_hosts === 0) config.compute.allow_resize_to_same_host = true;
   // The image service checks and converts image data with qemu-img (Debian's qemu-utils).
-  if (withImage) ensurePackages([[config.image.qemu_img, 'qemu-utils']], out);
+  if (withImage || withVolume) ensurePackages([[config.image.qemu_img, 'qemu-utils']], out);
   const started = process.hrtime.bigint();
   // The data directory holds secrets (token keys, password hashes): owner-only files.
   process.umask(0o077);
@@ -69,6 +79,7 @@ export async function up(config: StratusConfig, out: (line: string) => void): Pr
   const neutronPassword = withNetwork ? servicePassword(config.data_dir, 'neutron', config.network.service_password) : '';
   const placementPassword = withPlacement ? servicePassword(config.data_dir, 'placement', config.placement.service_password) : '';
   const novaPassword = withCompute ? servicePassword(config.data_dir, 'nova', config.compute.service_password) : '';
+  const cinderPassword = withVolume ? servicePassword(config.data_dir, 'cinder', config.volume.service_password) : '';
   const result = await bootstrap(identity.identity, {
     adminUser: config.identity.admin_user,
     adminProject: config.identity.admin_project,
@@ -80,6 +91,7 @@ export async function up(config: StratusConfig, out: (line: string) => void): Pr
       ...(withNetwork ? [{ name: 'neutron', password: neutronPassword }] : []),
       ...(withPlacement ? [{ name: 'placement', password: placementPassword }] : []),
       ...(withCompute ? [{ name: 'nova', password: novaPassword }] : []),
+      ...(withVolume ? [{ name: 'cinder', password: cinderPassword }] : []),
     ],
   });
   const authUrl = `http://${config.public_host}:${identity.port}/v3`;
@@ -88,6 +100,7 @@ export async function up(config: StratusConfig, out: (line: string) => void): Pr
   if (network) await ensurePublicNetwork(network.database.db, config.network, result.adminProjectId);
   const placement = withPlacement ? await startPlacement(config, { identity: { authUrl, password: placementPassword } }) : null;
   const compute = withCompute ? await startCompute(config, bus, { identity: { authUrl, password: novaPassword } }) : null;
+  const volume = withVolume ? await startVolume(config, bus, { identity: { authUrl, password: cinderPassword } }) : null;
   const cloudsYaml = path.join(config.data_dir, 'clouds.yaml');
   const password = config.identity.admin_password || result.adminPassword;
   if (password) {
@@ -103,7 +116,7 @@ export async function up(config: StratusConfig, out: (line: string) => void): Pr
     });
   }
   const ms = Number(process.hrtime.bigint() - started) / 1e6;
-  const urls = [`identity ${authUrl}`, ...(image ? [`image http://${config.public_host}:${image.port}`] : []), ...(network ? [`network http://${config.public_host}:${network.port}`] : []), ...(placement ? [`placement http://${config.public_host}:${placement.port}`] : []), ...(compute ? [`compute http://${config.public_host}:${compute.api.port}/v2.1`] : [])];
+  const urls = [`identity ${authUrl}`, ...(image ? [`image http://${config.public_host}:${image.port}`] : []), ...(network ? [`network http://${config.public_host}:${network.port}`] : []), ...(placement ? [`placement http://${config.public_host}:${placement.port}`] : []), ...(compute ? [`compute http://${config.public_host}:${compute.api.port}/v2.1`] : []), ...(volume ? [`volume http://${config.public_host}:${volume.api.port}/v3`] : [])];
   out(`Stratus is up (${Math.round(ms)} ms): ${urls.join(', ')}`);
   if (result.created && result.adminPassword) out(`Generated admin password (shown once, also in clouds.yaml and openrc): ${result.adminPassword}`);
   out(`Use it:  export OS_CLIENT_CONFIG_FILE=${cloudsYaml} OS_CLOUD=stratus; openstack token issue`);
@@ -115,8 +128,10 @@ export async function up(config: StratusConfig, out: (line: string) => void): Pr
     network,
     placement,
     compute,
+    volume,
     bus,
     async stop() {
+      await volume?.stop();
       await compute?.stop();
       await placement?.stop();
       await network?.stop();

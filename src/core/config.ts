@@ -35,6 +35,7 @@ export interface StratusConfig {
   network: NetworkConfig;
   placement: PlacementConfig;
   compute: ComputeConfig;
+  volume: VolumeConfig;
   /** Services whose roles `up` runs and whose endpoints bootstrap registers. */
   services: string[];
   /** Optional `policy.yaml` overrides per service (file paths). */
@@ -201,6 +202,55 @@ export interface ComputeConfig {
   bootstrap_flavors: boolean;
 }
 
+/** One storage backend of the volume service (Cinder's `enabled_backends` section). */
+export interface VolumeBackendConfig {
+  /** `file` (a qcow2 or raw file per volume, made with qemu-img) or `fake` (in memory, for tests and scale). */
+  driver: string;
+  /** The `volume_backend_name` capability that volume types match (empty: the backend's key). */
+  volume_backend_name: string;
+  /** For `file`: the directory of the volume files (empty: `<data_dir>/volumes/<backend>`). */
+  path: string;
+  /** For `file`: `qcow2` or `raw`. */
+  format: string;
+  /** Capacity reported to the scheduler in GiB (0: the size of the file system under `path`; the fake driver's default is 1000). */
+  capacity_gb: number;
+  /** Zone of the backend (empty: `volume.storage_availability_zone`). */
+  availability_zone: string;
+}
+
+export interface VolumeConfig {
+  port: number;
+  /** Identity's v3 URL, where the volume service checks tokens (empty: `http://<public_host>:<identity.port>/v3`). */
+  auth_url: string;
+  /** Password of the `cinder` service user; empty: generated once and kept in the data directory. */
+  service_password: string;
+  /** The backends, by name; each runs in a volume agent as `<host>@<name>`. */
+  backends: Record<string, VolumeBackendConfig>;
+  /** The backends the volume agents of this process run (empty: all of `backends`). */
+  enabled_backends: string[];
+  /** Host name of this process's volume agents (empty: `public_host`). */
+  host: string;
+  /** Zone of backends that name none (Cinder's `storage_availability_zone`). */
+  storage_availability_zone: string;
+  /** Zone of volumes created without one (empty: the storage zone). */
+  default_availability_zone: string;
+  /** The volume type of volumes created without one (Cinder's `default_volume_type`). */
+  default_volume_type: string;
+  /** Seconds between agent heartbeats, and without one after which a service is down. */
+  report_interval: number;
+  service_down_time: number;
+  /** Backends tried per volume before it goes to `error` (Cinder's `scheduler_max_attempts`). */
+  max_attempts: number;
+  /** Largest `limit` honoured on lists (Cinder's `osapi_max_limit`). */
+  max_limit: number;
+  /** Quotas of a project for which none is set (Cinder's `quota_*`; -1: unlimited). */
+  default_quotas: Record<string, number>;
+  /** The `qemu-img` binary that creates, resizes and converts volume files. */
+  qemu_img: string;
+  /** Address NBD exports listen on for hosts that cannot open the volume file. */
+  nbd_host: string;
+}
+
 export const DEFAULTS: StratusConfig = {
   data_dir: './data',
   bind_host: '127.0.0.1',
@@ -301,7 +351,25 @@ export const DEFAULTS: StratusConfig = {
     },
     bootstrap_flavors: true,
   },
-  services: ['identity', 'image', 'network', 'placement', 'compute'],
+  volume: {
+    port: 8776,
+    auth_url: '',
+    service_password: '',
+    backends: { file: { driver: 'file', volume_backend_name: '', path: '', format: 'qcow2', capacity_gb: 0, availability_zone: '' } },
+    enabled_backends: [],
+    host: '',
+    storage_availability_zone: 'nova',
+    default_availability_zone: '',
+    default_volume_type: '__DEFAULT__',
+    report_interval: 10,
+    service_down_time: 60,
+    max_attempts: 3,
+    max_limit: 1000,
+    default_quotas: { volumes: 10, snapshots: 10, gigabytes: 1000, backups: 10, backup_gigabytes: 1000, per_volume_gigabytes: -1, groups: 10 },
+    qemu_img: 'qemu-img',
+    nbd_host: '127.0.0.1',
+  },
+  services: ['identity', 'image', 'network', 'placement', 'compute', 'volume'],
   policy_files: {},
 };
 
@@ -386,7 +454,7 @@ function setPath(config: Record<string, unknown>, keys: string[], raw: unknown, 
 
 /** Mappings whose keys are free (not checked against the defaults). */
 function isOpenMapping(name: string): boolean {
-  return name === 'policy_files' || name === 'image.stores';
+  return name === 'policy_files' || name === 'image.stores' || name === 'volume.backends';
 }
 
 function coerce(current: unknown, value: unknown, name: string, where: string): unknown {

@@ -24,6 +24,8 @@ export interface ApiServerOptions {
   bodyLimit?: number;
   /** Extra response headers that carry the request id (Nova: `x-compute-request-id`). */
   extraRequestIdHeaders?: string[];
+  /** Rewrites each request's URL before routing (Block Storage's optional project id in paths). */
+  rewriteUrl?: (url: string) => string;
 }
 
 /**
@@ -39,6 +41,7 @@ export function createApiServer(options: ApiServerOptions): FastifyInstance {
     loggerInstance: logger as FastifyBaseLogger,
     logController: new LogController({ disableRequestLogging: true, requestIdLogLabel: 'request_id' }),
     bodyLimit: options.bodyLimit ?? 1024 * 1024,
+    ...(options.rewriteUrl ? { rewriteUrl: (req: { url?: string }) => options.rewriteUrl!(req.url ?? '/') } : {}),
     genReqId: () => `req-${randomUUID()}`,
     routerOptions: { ignoreTrailingSlash: true, ignoreDuplicateSlashes: true, maxParamLength: 1024 },
     return503OnClosing: true,

@@ -1,0 +1,50 @@
+import type { FastifyInstance } from 'fastify';
+import type { VolumeService } from '../volume.js';
+import { registerAttachments } from './attachments.js';
+import { registerDefaultTypes } from './default-types.js';
+import { registerTypeEncryption } from './type-encryption.js';
+import { registerTypeExtraSpecs } from './type-extra-specs.js';
+import { registerTypes } from './types.js';
+import { registerAvailabilityZones } from './availability-zones.js';
+import { registerDiscovery } from './discovery.js';
+import { registerExtensions } from './extensions.js';
+import { registerGroupSnapshots } from './group-snapshots.js';
+import { registerGroupTypes } from './group-types.js';
+import { registerGroups } from './groups.js';
+import { registerHosts } from './hosts.js';
+import { registerLimits } from './limits.js';
+import { registerMessages } from './messages.js';
+import { registerQosSpecs } from './qos-specs.js';
+import { registerQuotas } from './quotas.js';
+import { registerSchedulerStats } from './scheduler-stats.js';
+import { registerServices } from './services.js';
+import { registerTransfers } from './transfers.js';
+import { registerSnapshots } from './snapshots.js';
+import { registerVolumeActions } from './volume-actions.js';
+import { registerVolumes } from './volumes.js';
+
+/** Every route of the Block Storage v3 API. */
+export function registerVolumeApi(app: FastifyInstance, volume: VolumeService): void {
+  registerTypes(app, volume);
+  registerTypeExtraSpecs(app, volume);
+  registerTypeEncryption(app, volume);
+  registerDefaultTypes(app, volume);
+  registerQosSpecs(app, volume);
+  registerQuotas(app, volume);
+  registerLimits(app, volume);
+  registerAvailabilityZones(app, volume);
+  registerServices(app, volume);
+  registerHosts(app, volume);
+  registerSchedulerStats(app, volume);
+  registerMessages(app, volume);
+  registerTransfers(app, volume);
+  registerExtensions(app, volume);
+  registerDiscovery(app, volume);
+  registerVolumes(app, volume);
+  registerVolumeActions(app, volume);
+  registerSnapshots(app, volume);
+  registerAttachments(app, volume);
+  registerGroupTypes(app, volume);
+  registerGroups(app, volume);
+  registerGroupSnapshots(app, volume);
+}
