@@ -47,7 +47,7 @@ function flavorId(name: string): string {
 const SCHEDULER_FILTERS = ['ComputeFilter', 'AvailabilityZoneFilter', 'ComputeCapabilitiesFilter', 'AggregateInstanceExtraSpecsFilter', 'ImagePropertiesFilter', 'AggregateMultiTenancyIsolation', 'ServerGroupAffinityFilter', 'ServerGroupAntiAffinityFilter', 'SameHostFilter', 'DifferentHostFilter'];
 
 function tempestConf(options: { image: string; imageAlt: string; flavor: string; flavorAlt: string; publicNetworkId: string; networkExtensions: string[] }): string {
-  return `${baseConf(cloud, workspace, { services: ['nova', 'glance', 'neutron'] })}
+  return `${baseConf(cloud, workspace, { services: ['nova', 'glance', 'neutron', 'cinder'] })}
 [network]
 endpoint_type = public
 project_network_cidr = 10.100.0.0/16
@@ -97,10 +97,39 @@ serial_console = False
 # Injected files (personality, before 2.57) are not written into guests; the fake data plane has no metadata service.
 personality = False
 metadata_service = False
+# Volume type encryption is recorded but volumes are not encrypted (no key manager runs).
 attach_encrypted_volume = False
+# This Tempest makes multiattach volumes with the volume create's \`multiattach\` parameter, which the block storage
+# service refuses (400) as Cinder does since it removed it (multiattach volume types instead).
 volume_multiattach = False
+# Swapping a volume is Cinder's step of a volume migration only (Nova's fix of bug 2112187: 409 when the volume is not
+# migrating); Tempest's TestVolumeSwap calls it directly. The swap itself is tested in src/compute/api/volume-attach.test.ts.
+swap_volume = False
+volume_backed_live_migration = True
+# Live block migration with a volume attached (the volume's connection moves to the new host; NBD, not iSCSI, here).
+block_migrate_cinder_iscsi = True
+# Rescue with a rescue image that names hw_rescue_device/hw_rescue_bus, volume-backed servers from 2.87.
+stable_rescue = True
 # The scheduler's filters (src/compute/scheduler/filters.ts).
 scheduler_enabled_filters = ${SCHEDULER_FILTERS.join(',')}
+
+[volume]
+catalog_type = volumev3
+endpoint_type = publicURL
+build_interval = 1
+build_timeout = 120
+storage_protocol = NBD
+vendor_name = Open Source
+volume_size = 1
+min_microversion = 3.0
+max_microversion = 3.70
+
+[volume-feature-enabled]
+snapshot = True
+clone = True
+# Backups go to object storage, which comes with its own issue.
+backup = False
+api_extensions = all
 `;
 }
 

@@ -81,6 +81,12 @@ export interface BuildRequest {
   /** Hosts already tried for this server. */
   attempts: string[];
   action_id: string;
+  /**
+   * The requesting user's token, for what the host does in the user's name
+   * (new volumes of a boot from volume). Travels on the bus only, as Nova's
+   * request context does; never stored.
+   */
+  user_token?: string;
 }
 
 /** The server's attributes an agent reads (through the conductor). */
@@ -109,6 +115,8 @@ export interface AgentInstance {
   request_spec: RequestSpec;
   /** Compute's own notes on the server (`shelved_image_id`, `shelved_at`, `old_vm_state`, ...). */
   system_metadata?: Record<string, string>;
+  /** The server's block device mappings, root first. */
+  block_devices?: AgentBdm[];
 }
 
 /** The network info cache of a server: one entry per port. */
@@ -196,14 +204,25 @@ export interface AgentMigration {
   dest_node: string | null;
 }
 
-/** A block device mapping as agents read it (`get_bdm`). */
+/** A block device mapping as agents read it (`get_bdm`, `get_bdms`). */
 export interface AgentBdm {
   id: string;
   instance_uuid: string;
   volume_id: string | null;
   attachment_id: string | null;
   device_name: string | null;
+  /** JSON of what the block storage service handed out for this host. */
   connection_info: string | null;
+  source_type?: string;
+  destination_type?: string;
+  boot_index?: number | null;
+  image_id?: string | null;
+  snapshot_id?: string | null;
+  volume_size?: number | null;
+  volume_type?: string | null;
+  /** 1 when the volume goes with the server. */
+  delete_on_termination?: number;
+  tag?: string | null;
 }
 
 /** How a server is moved (`move_instance`). */
@@ -228,6 +247,8 @@ export interface ExternalEvent {
   server_uuid: string;
   tag?: string;
   status: 'completed' | 'failed' | 'in-progress';
+  /** The instance action the agent records its event under (`extend_volume` for `volume-extended`). */
+  action_id?: string;
 }
 
 /** Calls from compute-api and agents to the conductor. */
@@ -238,7 +259,7 @@ export class ConductorRpc {
   ) {}
 
   /** Schedules and builds servers recorded by compute-api (fire and forget). */
-  buildInstances(args: { instance_uuids: string[]; action_ids: Record<string, string> }, context?: BusContext): Promise<void> {
+  buildInstances(args: { instance_uuids: string[]; action_ids: Record<string, string>; user_token?: string }, context?: BusContext): Promise<void> {
     return this.bus.cast({ topic: CONDUCTOR_TOPIC }, 'build_instances', args, context ? { context } : {});
   }
 

@@ -12,6 +12,7 @@ import { canonicalIpv6, checkAccessIps, diskConfigOf } from './server-views.js';
 import { metadataLimitExceeded } from './server-metadata.js';
 import { ConductorRpc, type RequestedNetwork, type RequestSpec } from './rpc.js';
 import { invalidField, isObject, notOfType, unexpected } from './api/nova-input.js';
+import { mappingRows, parseBlockDevices, releaseReservations, reserveVolumes, resolveBlockDevices, type ResolvedBdms } from './block-devices.js';
 
 /** What a create request became after validation. */
 export interface CreatedServers {
@@ -181,16 +182,19 @@ export async function createServers(compute: ComputeService, req: FastifyRequest
   const maxCount = count(server, 'max_count') ?? minCount;
   if (minCount > maxCount) throw badRequest("min_count must be <= max_count");
 
-  const bdms = Array.isArray(server.block_device_mapping_v2) ? server.block_device_mapping_v2 : [];
-  const bootVolume = bdms.find((b) => isObject(b) && (b.boot_index === 0 || b.boot_index === '0') && b.destination_type === 'volume');
-  if (bootVolume) throw new ComputeError(400, 'Booting from a volume needs the block storage service, which this cloud does not run yet.');
   const imageRef = str(server, 'imageRef');
-  if (!imageRef) throw badRequest('Missing imageRef attribute');
-  const image = await loadImage(compute, ctx, imageRef);
-  if (flavor.memory_mb < image.min_ram) throw badRequest('Flavor\'s memory is too small for requested image.');
-  if (flavor.root_gb > 0 && flavor.root_gb < image.min_disk) throw badRequest("Flavor's disk is too small for requested image.");
-  if (flavor.root_gb > 0 && image.size > flavor.root_gb * 1024 ** 3) throw badRequest("Flavor's disk is too small for requested image.");
-  if (flavor.root_gb === 0) authorize(compute, ctx, 'servers:create:zero_disk_flavor', target);
+  const bdms = parseBlockDevices(req, server, Boolean(imageRef));
+  if (!imageRef && bdms.length === 0) throw badRequest('Missing imageRef attribute');
+  if (bdms.length > 0) authorize(compute, ctx, 'servers:create:attach_volume', target);
+  const image = imageRef ? await loadImage(compute, ctx, imageRef) : null;
+  // A volume root is checked once the block devices are (below); a local root here.
+  const localRoot = !bdms.some((b) => b.boot_index === 0 && b.destination_type === 'volume');
+  if (image && localRoot) {
+    if (flavor.memory_mb < image.min_ram) throw badRequest('Flavor\'s memory is too small for requested image.');
+    if (flavor.root_gb > 0 && flavor.root_gb < image.min_disk) throw badRequest("Flavor's disk is too small for requested image.");
+    if (flavor.root_gb > 0 && image.size > flavor.root_gb * 1024 ** 3) throw badRequest("Flavor's disk is too small for requested image.");
+    if (flavor.root_gb === 0) authorize(compute, ctx, 'servers:create:zero_disk_flavor', target);
+  }
 
   let keyData: string | null = null;
   const keyName = server.key_name === null ? undefined : str(server, 'key_name');
@@ -248,12 +252,19 @@ export async function createServers(compute: ComputeService, req: FastifyRequest
   const configDrive = server.config_drive === true || server.config_drive === 'True' || server.config_drive === 'true' ? 'True' : '';
   const tags = atLeast(req, '2.52') && Array.isArray(server.tags) ? server.tags.map(String) : [];
   const hostname = atLeast(req, '2.90') ? str(server, 'hostname') : undefined;
+  let resolved: ResolvedBdms | null = null;
+  let bootImage = image ?? { id: '', min_disk: 0, min_ram: 0, size: 0, properties: {} };
+  if (bdms.length > 0) {
+    const found = await resolveBlockDevices(compute, ctx, req, bdms, { image, flavor, maxCount, loadImage: (id) => loadImage(compute, ctx, id) });
+    resolved = found;
+    bootImage = found.bootImage;
+  }
 
   const spec: RequestSpec = {
     project_id: ctx.projectId ?? '',
     user_id: ctx.userId,
     flavor,
-    image: { id: image.id, min_disk: image.min_disk, min_ram: image.min_ram, properties: image.properties },
+    image: { id: bootImage.id, min_disk: bootImage.min_disk, min_ram: bootImage.min_ram, properties: bootImage.properties },
     availability_zone: zone,
     force_host: forceHost,
     force_node: forceNode,
@@ -265,7 +276,7 @@ export async function createServers(compute: ComputeService, req: FastifyRequest
     requested_networks: networks === 'none' ? 'none' : networks,
     security_groups: networks === 'none' ? [] : groups,
     ignore_hosts: [],
-    local_root: true,
+    local_root: !resolved?.volumeBacked,
   };
 
   const reservationId = `r-${randomBytes(4).toString('hex')}`;
@@ -274,75 +285,85 @@ export async function createServers(compute: ComputeService, req: FastifyRequest
   const projectId = ctx.projectId ?? '';
   const uuids: string[] = [];
   const actionIds: Record<string, string> = {};
-  await compute.db.transaction().execute(async (trx) => {
-    await lockProjectQuota(trx, projectId);
-    let n = Math.min(maxCount, portRoom);
-    if (n > minCount) n = Math.max(minCount, Math.min(n, await serversThatFit(trx, compute.config.compute, projectId, ctx.userId, flavor.vcpus, flavor.memory_mb)));
-    await checkServerQuota(trx, compute.config.compute, projectId, ctx.userId, n, flavor.vcpus, flavor.memory_mb);
-    if (group) {
-      const limits = await projectLimits(trx, compute.config.compute, projectId, ctx.userId);
-      const members = await trx.selectFrom('instance_group_member').innerJoin('instance', 'instance.uuid', 'instance_group_member.instance_uuid').select((eb) => eb.fn.countAll<number>().as('n')).where('group_uuid', '=', group.uuid).where('instance.deleted', '=', 0).executeTakeFirst();
-      if (limits.server_group_members >= 0 && Number(members?.n ?? 0) + n > limits.server_group_members) throw new ComputeError(403, 'Quota exceeded, too many servers in group');
-    }
-    for (let i = 0; i < n; i++) {
-      const uuid = newUuid();
-      uuids.push(uuid);
-      const displayName = n > 1 ? `${name}-${i + 1}` : name;
-      const row: InstanceRow = {
-        uuid,
-        project_id: projectId,
-        user_id: ctx.userId,
-        display_name: displayName,
-        display_description: description === undefined ? (atLeast(req, '2.19') ? null : displayName) : description,
-        hostname: hostname ?? sanitizeHostname(displayName, uuid),
-        host: null,
-        node: null,
-        availability_zone: zone,
-        vm_state: 'building',
-        task_state: 'scheduling',
-        power_state: 0,
-        flavor: JSON.stringify(flavor),
-        old_flavor: null,
-        new_flavor: null,
-        vcpus: flavor.vcpus,
-        memory_mb: flavor.memory_mb,
-        image_ref: image.id,
-        image: JSON.stringify(image.properties),
-        key_name: keyName ?? null,
-        key_data: keyData,
-        user_data: userData ?? null,
-        config_drive: configDrive,
-        access_ip_v4: str(server, 'accessIPv4') ?? null,
-        disk_config: diskConfig ?? 'MANUAL',
-        access_ip_v6: accessIpv6,
-        locked: 0,
-        locked_by: null,
-        locked_reason: null,
-        progress: 0,
-        reservation_id: reservationId,
-        launch_index: i,
-        root_device_name: '/dev/vda',
-        security_groups: JSON.stringify(spec.security_groups),
-        network_info: '[]',
-        request_spec: JSON.stringify(spec),
-        trusted_certs: null,
-        launched_at: null,
-        terminated_at: null,
-        created_at: now,
-        updated_at: now,
-        deleted: 0,
-        deleted_at: null,
-      };
-      await trx.insertInto('instance').values(row).execute();
-      for (const [key, value] of Object.entries(metadata)) await trx.insertInto('instance_metadata').values({ instance_uuid: uuid, key, value: String(value) }).execute();
-      for (const tag of new Set(tags)) await trx.insertInto('instance_tag').values({ instance_uuid: uuid, tag }).execute();
-      if (group) await trx.insertInto('instance_group_member').values({ group_uuid: group.uuid, instance_uuid: uuid }).execute();
-      // The create action in the same commit: one write to disk per request, and no server without its action.
-      actionIds[uuid] = await recordAction(trx, { uuid, project_id: projectId }, 'create', { requestId: req.requestId, userId: ctx.userId, projectId });
-    }
-  });
+  // Existing volumes are reserved before the servers are recorded (only one server may map them).
+  const plannedUuids = Array.from({ length: maxCount }, () => newUuid());
+  const reserved = resolved ? await reserveVolumes(compute, ctx, plannedUuids[0] ?? '', resolved) : new Map<string, string>();
+  try {
+    await compute.db.transaction().execute(async (trx) => {
+      await lockProjectQuota(trx, projectId);
+      let n = Math.min(maxCount, portRoom);
+      if (n > minCount) n = Math.max(minCount, Math.min(n, await serversThatFit(trx, compute.config.compute, projectId, ctx.userId, flavor.vcpus, flavor.memory_mb)));
+      await checkServerQuota(trx, compute.config.compute, projectId, ctx.userId, n, flavor.vcpus, flavor.memory_mb);
+      if (group) {
+        const limits = await projectLimits(trx, compute.config.compute, projectId, ctx.userId);
+        const members = await trx.selectFrom('instance_group_member').innerJoin('instance', 'instance.uuid', 'instance_group_member.instance_uuid').select((eb) => eb.fn.countAll<number>().as('n')).where('group_uuid', '=', group.uuid).where('instance.deleted', '=', 0).executeTakeFirst();
+        if (limits.server_group_members >= 0 && Number(members?.n ?? 0) + n > limits.server_group_members) throw new ComputeError(403, 'Quota exceeded, too many servers in group');
+      }
+      for (let i = 0; i < n; i++) {
+        const uuid = plannedUuids[i] ?? newUuid();
+        uuids.push(uuid);
+        const displayName = n > 1 ? `${name}-${i + 1}` : name;
+        const row: InstanceRow = {
+          uuid,
+          project_id: projectId,
+          user_id: ctx.userId,
+          display_name: displayName,
+          display_description: description === undefined ? (atLeast(req, '2.19') ? null : displayName) : description,
+          hostname: hostname ?? sanitizeHostname(displayName, uuid),
+          host: null,
+          node: null,
+          availability_zone: zone,
+          vm_state: 'building',
+          task_state: 'scheduling',
+          power_state: 0,
+          flavor: JSON.stringify(flavor),
+          old_flavor: null,
+          new_flavor: null,
+          vcpus: flavor.vcpus,
+          memory_mb: flavor.memory_mb,
+          image_ref: image?.id ?? '',
+          image: JSON.stringify(bootImage.properties),
+          key_name: keyName ?? null,
+          key_data: keyData,
+          user_data: userData ?? null,
+          config_drive: configDrive,
+          access_ip_v4: str(server, 'accessIPv4') ?? null,
+          disk_config: diskConfig ?? 'MANUAL',
+          access_ip_v6: accessIpv6,
+          locked: 0,
+          locked_by: null,
+          locked_reason: null,
+          progress: 0,
+          reservation_id: reservationId,
+          launch_index: i,
+          root_device_name: '/dev/vda',
+          security_groups: JSON.stringify(spec.security_groups),
+          network_info: '[]',
+          request_spec: JSON.stringify(spec),
+          trusted_certs: null,
+          launched_at: null,
+          terminated_at: null,
+          created_at: now,
+          updated_at: now,
+          deleted: 0,
+          deleted_at: null,
+        };
+        await trx.insertInto('instance').values(row).execute();
+        for (const [key, value] of Object.entries(metadata)) await trx.insertInto('instance_metadata').values({ instance_uuid: uuid, key, value: String(value) }).execute();
+        for (const tag of new Set(tags)) await trx.insertInto('instance_tag').values({ instance_uuid: uuid, tag }).execute();
+        if (group) await trx.insertInto('instance_group_member').values({ group_uuid: group.uuid, instance_uuid: uuid }).execute();
+        if (resolved) for (const bdm of mappingRows(uuid, resolved.bdms, reserved)) await trx.insertInto('block_device_mapping').values(bdm).execute();
+        // The create action in the same commit: one write to disk per request, and no server without its action.
+        actionIds[uuid] = await recordAction(trx, { uuid, project_id: projectId }, 'create', { requestId: req.requestId, userId: ctx.userId, projectId });
+      }
+    });
+  } catch (err) {
+    await releaseReservations(compute, reserved);
+    throw err;
+  }
   compute.notify('compute.instance.create.start', { instance_ids: uuids, project_id: projectId });
-  await new ConductorRpc(compute.bus).buildInstances({ instance_uuids: uuids, action_ids: actionIds }, { request_id: req.requestId, user_id: ctx.userId, project_id: projectId });
+  // The user's token goes with the build (not stored): the host makes the server's new volumes in the user's project.
+  await new ConductorRpc(compute.bus).buildInstances({ instance_uuids: uuids, action_ids: actionIds, ...(resolved ? { user_token: ctx.authToken } : {}) }, { request_id: req.requestId, user_id: ctx.userId, project_id: projectId });
   return { uuids, reservationId, adminPass, securityGroups: spec.security_groups, diskConfig: diskConfig ?? 'MANUAL' };
 }
 

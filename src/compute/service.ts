@@ -18,6 +18,7 @@ import { withInstanceInfo } from './notifications.js';
 import { computePolicyDefaults } from './policies.js';
 import { ensureDefaultFlavors } from './bootstrap.js';
 import { agentHosts, startConductorRoles, startFakeAgents } from './roles.js';
+import { volumesBootAsServers } from './api/volumes.js';
 
 export interface ComputeOptions {
   logger?: Logger;
@@ -80,6 +81,7 @@ export function buildComputeApp(compute: ComputeService, options: ComputeOptions
     logger: compute.log,
     bodyLimit: 1024 * 1024,
     extraRequestIdHeaders: ['x-compute-request-id'],
+    rewriteUrl: volumesBootAsServers,
     fault: (error) => {
       const fault = novaFault(error);
       return error.status === 401 ? { ...fault, headers: { 'WWW-Authenticate': `Keystone uri="${authUri}"` } } : fault;

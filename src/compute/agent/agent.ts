@@ -3,10 +3,12 @@ import type { Bus, Consumer } from '../../core/bus/index.js';
 import type { ComputeConfig } from '../../core/config.js';
 import type { Logger } from '../../core/logging.js';
 import type { HostRecord, HostReport } from '../conductor/hosts.js';
-import { AgentRpc, ConductorRpc, COMPUTE_TOPIC, type AgentAction, type AgentInstance, type BuildRequest, type ExternalEvent, type InstanceValues, type NetworkInfo, type RequestedNetwork } from '../rpc.js';
-import type { GuestSpec, VirtDriver } from '../virt/driver.js';
+import { AgentRpc, ConductorRpc, COMPUTE_TOPIC, type AgentAction, type AgentBdm, type AgentInstance, type BuildRequest, type ExternalEvent, type InstanceValues, type NetworkInfo, type RequestedNetwork } from '../rpc.js';
+import type { GuestBlockDevice, GuestSpec, VirtDriver } from '../virt/driver.js';
+import { removeServerVolumes, VolumeApi } from '../volume-api.js';
 import { runAgentAction } from './actions.js';
-import { attachInterface } from './attachments.js';
+import { attachInterface, extendVolume } from './attachments.js';
+import { completeBlockDevices, guestBlockDevices, prepareBlockDevices, releaseBlockDevices, volumeMappings } from './block-devices.js';
 import { offloadExpiredShelved, receiveLiveMigration } from './moves.js';
 import { InstanceEvents } from './events.js';
 import { AgentNetworkApi } from './network-api.js';
@@ -149,7 +151,7 @@ export class ComputeAgent {
   }
 
   /** The driver's view of a server. */
-  guestSpec(instance: AgentInstance, networkInfo: NetworkInfo = instance.network_info): GuestSpec {
+  guestSpec(instance: AgentInstance, networkInfo: NetworkInfo = instance.network_info, blockDevices: GuestBlockDevice[] = guestBlockDevices(instance.block_devices)): GuestSpec {
     const f = instance.flavor;
     return {
       uuid: instance.uuid,
@@ -161,6 +163,7 @@ export class ComputeAgent {
       swapMb: f.swap,
       imageRef: instance.image_ref,
       imageProperties: instance.image_properties,
+      blockDevices,
       vifs: networkInfo.map((v) => ({ portId: v.port_id, networkId: v.network_id, mac: v.mac_address, devName: v.devname, fixedIps: v.fixed_ips.map((ip) => ip.ip_address) })),
       userData: instance.user_data,
       keyData: instance.key_data,
@@ -180,6 +183,7 @@ export class ComputeAgent {
     const event = await this.eventStart(req.action_id, 'compute_build_and_run_instance');
     let allocated: { portId: string; created: boolean; tag: string | null }[] = [];
     let spawned = false;
+    let volumesTouched = false;
     try {
       const instance = await this.instance(uuid);
       if (!instance || !(await this.update(uuid, { task_state: 'networking' }, ['scheduling']))) {
@@ -191,14 +195,22 @@ export class ComputeAgent {
       allocated = await this.network.allocate(instance, requested, req.spec.security_groups);
       const networkInfo = await this.network.networkInfo(uuid, allocated);
       if (!(await this.update(uuid, { task_state: 'block_device_mapping', network_info: networkInfo }, ['networking']))) throw new Gone();
+      let blockDevices: GuestBlockDevice[] = [];
+      if (volumeMappings(instance.block_devices).length > 0) {
+        volumesTouched = true;
+        blockDevices = await prepareBlockDevices(this, instance, req.user_token).catch((err: unknown) => {
+          throw new BlockDeviceFailure(err);
+        });
+      }
       if (!(await this.update(uuid, { task_state: 'spawning' }, ['block_device_mapping']))) throw new Gone();
       const waitKeys = networkInfo.filter((v) => !v.active).map((v) => `network-vif-plugged:${v.port_id}`);
-      await this.driver.spawn(this.guestSpec(instance, networkInfo));
+      await this.driver.spawn(this.guestSpec(instance, networkInfo, blockDevices));
       spawned = true;
       const { vif_plugging_timeout: timeout, vif_plugging_is_fatal: fatal } = this.options.config;
       const plugged = await this.events.waitFor(uuid, waitKeys, timeout * 1000);
       if (plugged.failed.length > 0 || (!plugged.complete && fatal && timeout > 0)) throw new Error(`Virtual Interface creation failed${plugged.failed.length ? ` for ports ${plugged.failed.join(', ')}` : ' (timed out waiting for network-vif-plugged)'}`);
       const fresh = await this.network.networkInfo(uuid, allocated);
+      if (volumesTouched) await completeBlockDevices(this, uuid);
       const active = await this.update(uuid, { vm_state: 'active', task_state: null, power_state: 1, launched_at: new Date().toISOString(), network_info: fresh }, ['spawning']);
       if (!active) throw new Gone();
       this.events.clear(uuid);
@@ -210,14 +222,23 @@ export class ComputeAgent {
       await this.network.release(allocated.map((a) => ({ port_id: a.portId, preserve_on_delete: !a.created }))).catch((e: unknown) => this.options.log.warn({ err: e, instance_uuid: uuid }, 'could not release ports'));
       if (err instanceof Gone) {
         // Deleted while building: the delete finishes here, on the host that had it.
+        if (volumesTouched) await this.removeVolumes(uuid);
         await this.conductor.call('instance_destroyed', { uuid });
         await this.eventFinish(event);
         return;
       }
+      if (volumesTouched) await releaseBlockDevices(this, uuid);
       this.options.log.warn({ err, instance_uuid: uuid, host: this.host }, 'build failed');
-      await this.eventFinish(event, err);
-      const message = err instanceof Error ? err.message : String(err);
-      await this.conductor.call('build_failed', { request: req, message: `Build of instance ${uuid} aborted: ${message}`, details: err instanceof Error ? (err.stack ?? '') : '', reschedule: true });
+      // As Nova's BuildAbortException: a volume that could not be made or connected is no host's fault, so no reschedule.
+      const cause = err instanceof BlockDeviceFailure ? err.cause : err;
+      await this.eventFinish(event, cause);
+      const message = cause instanceof Error ? cause.message : String(cause);
+      const details = cause instanceof Error ? (cause.stack ?? '') : '';
+      if (err instanceof BlockDeviceFailure) {
+        await this.conductor.call('build_failed', { request: req, message: `Build of instance ${uuid} aborted: Failure prepping block device. ${message}`, details, reschedule: false });
+      } else {
+        await this.conductor.call('build_failed', { request: req, message: `Build of instance ${uuid} aborted: ${message}`, details, reschedule: true });
+      }
     }
   }
 
@@ -226,6 +247,7 @@ export class ComputeAgent {
     const instance = await this.instance(uuid);
     await this.driver.destroy(uuid);
     if (instance) await this.network.release(instance.network_info);
+    if (instance && volumeMappings(instance.block_devices).length > 0) await this.removeVolumes(uuid);
     // A shelved server's snapshot goes with it (Nova deletes it on delete).
     const shelvedImage = instance?.system_metadata?.shelved_image_id;
     if (shelvedImage) await this.options.client.request('image', 'DELETE', `/v2/images/${shelvedImage}`).catch((err: unknown) => this.options.log.warn({ err, instance_uuid: uuid }, 'could not delete the shelved image'));
@@ -233,10 +255,17 @@ export class ComputeAgent {
     await this.conductor.call('instance_destroyed', { uuid });
   }
 
+  /** Detaches a server's volumes and deletes those marked `delete_on_termination` (its delete). */
+  private async removeVolumes(uuid: string): Promise<void> {
+    const bdms = await this.conductor.call<AgentBdm[]>('get_bdms', { instance_uuid: uuid });
+    await removeServerVolumes(new VolumeApi(this.options.client), bdms, this.options.log);
+  }
+
   private externalEvents(events: ExternalEvent[]): void {
     for (const e of events) {
       this.events.deliver(e.server_uuid, e.name, e.tag, e.status);
       if (e.name === 'network-changed' || e.name === 'network-vif-deleted') this.track(this.refreshNetworkInfo(e.server_uuid));
+      if (e.name === 'volume-extended' && e.tag) this.track(extendVolume(this, e.server_uuid, e.tag, e.action_id ?? ''));
     }
   }
 
@@ -289,6 +318,14 @@ export class ComputeAgent {
         await this.update(instance.uuid, { task_state: null, power_state: power });
       }
     }
+  }
+}
+
+/** A build failed while preparing the server's volumes (not rescheduled). */
+class BlockDeviceFailure extends Error {
+  constructor(override readonly cause: unknown) {
+    super(cause instanceof Error ? cause.message : String(cause));
+    this.name = 'BlockDeviceFailure';
   }
 }
 

@@ -1,6 +1,7 @@
 import type { AgentAction, AgentBdm, AgentInstance } from '../rpc.js';
 import { VolumeApi } from '../volume-api.js';
 import type { ComputeAgent } from './agent.js';
+import { hostConnector } from './block-devices.js';
 
 /**
  * Hot-plugging on a server's host: network interfaces (ports from the
@@ -102,17 +103,13 @@ async function bdmOf(agent: ComputeAgent, id: string): Promise<AgentBdm> {
   return bdm;
 }
 
-function connector(agent: ComputeAgent): { host: string; platform: string; os_type: string; multipath: boolean } {
-  return { host: agent.host, platform: process.arch, os_type: process.platform, multipath: false };
-}
-
 /** Connects the reserved attachment to this host, has the driver attach it, completes it; on failure the attachment and the record go. */
 async function attachVolume(agent: ComputeAgent, instance: AgentInstance, bdmId: string): Promise<void> {
   const bdm = await bdmOf(agent, bdmId);
   const volumes = new VolumeApi(agent.options.client);
   try {
     if (!bdm.attachment_id || !bdm.volume_id) throw new Error(`block device mapping ${bdmId} has no attachment`);
-    const info = await volumes.updateAttachment(bdm.attachment_id, { ...connector(agent), ...(bdm.device_name ? { mountpoint: bdm.device_name } : {}) });
+    const info = await volumes.updateAttachment(bdm.attachment_id, hostConnector(agent, bdm.device_name));
     await agent.driver.attachVolume(instance.uuid, bdm.volume_id, info, bdm.device_name ?? '');
     await volumes.completeAttachment(bdm.attachment_id);
     await agent.conductor.call('update_bdm', { id: bdmId, values: { connection_info: JSON.stringify(info) } });
@@ -134,14 +131,50 @@ async function detachVolume(agent: ComputeAgent, instance: AgentInstance, bdmId:
   agent.notify('compute.instance.volume.detach', { instance_id: instance.uuid, volume_id: bdm.volume_id });
 }
 
-/** Moves the guest from the old volume to the new one (Nova's swap, called by the block storage service's migration). */
+/**
+ * Moves the guest from the old volume to the new one (Nova's swap, called
+ * by the block storage service's migration), then tells the service the
+ * swap is over. On failure the new attachment goes, the guest keeps the old
+ * volume and the service hears of the error.
+ */
 async function swapVolume(agent: ComputeAgent, instance: AgentInstance, action: Extract<AgentAction, { kind: 'swap_volume' }>): Promise<void> {
   const bdm = await bdmOf(agent, action.bdm_id);
   const volumes = new VolumeApi(agent.options.client);
-  const info = await volumes.updateAttachment(action.new_attachment_id, connector(agent));
-  await agent.driver.attachVolume(instance.uuid, action.new_volume_id, info, bdm.device_name ?? '');
-  if (bdm.volume_id) await agent.driver.detachVolume(instance.uuid, bdm.volume_id);
-  await volumes.completeAttachment(action.new_attachment_id);
+  const oldId = bdm.volume_id ?? '';
+  let info: Record<string, unknown>;
+  try {
+    info = await volumes.updateAttachment(action.new_attachment_id, hostConnector(agent, bdm.device_name));
+    await agent.driver.attachVolume(instance.uuid, action.new_volume_id, info, bdm.device_name ?? '');
+    if (oldId) await agent.driver.detachVolume(instance.uuid, oldId);
+    await volumes.completeAttachment(action.new_attachment_id);
+  } catch (err) {
+    await agent.driver.detachVolume(instance.uuid, action.new_volume_id).catch(() => undefined);
+    await volumes.deleteAttachment(action.new_attachment_id).catch(() => undefined);
+    if (oldId) await volumes.migrateVolumeCompletion(oldId, action.new_volume_id, true).catch(() => undefined);
+    throw err;
+  }
   if (bdm.attachment_id) await volumes.deleteAttachment(bdm.attachment_id);
-  await agent.conductor.call('update_bdm', { id: action.bdm_id, values: { volume_id: action.new_volume_id, attachment_id: action.new_attachment_id, connection_info: JSON.stringify(info) } });
+  const kept = oldId ? await volumes.migrateVolumeCompletion(oldId, action.new_volume_id, false) : action.new_volume_id;
+  await agent.conductor.call('update_bdm', { id: action.bdm_id, values: { volume_id: kept, attachment_id: action.new_attachment_id, connection_info: JSON.stringify(info) } });
+}
+
+/**
+ * The `volume-extended` event: the block storage service grew an attached
+ * volume; the driver tells the guest its new size. Failures are logged (the
+ * volume is extended regardless; the guest sees it after a reboot).
+ */
+export async function extendVolume(agent: ComputeAgent, uuid: string, volumeId: string, actionId: string): Promise<void> {
+  const event = await agent.eventStart(actionId, 'compute_extend_volume').catch(() => null);
+  try {
+    const instance = await agent.instance(uuid);
+    if (!instance || instance.host !== agent.host) return;
+    if (!(instance.block_devices ?? []).some((b) => b.volume_id === volumeId)) throw new Error(`Volume ${volumeId} is not attached to ${uuid}`);
+    const volume = await new VolumeApi(agent.options.client).get(volumeId);
+    await agent.driver.extendVolume(uuid, volumeId, volume.size);
+    agent.notify('compute.instance.volume.extend', { instance_id: uuid, volume_id: volumeId, size: volume.size });
+    await agent.eventFinish(event);
+  } catch (err) {
+    agent.options.log.warn({ err, instance_uuid: uuid, volume_id: volumeId }, 'could not extend a volume in its guest');
+    await agent.eventFinish(event, err).catch(() => undefined);
+  }
 }

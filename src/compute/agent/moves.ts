@@ -1,6 +1,8 @@
 import type { AgentAction, AgentInstance, AgentMigration, InstanceValues, MigrationValues } from '../rpc.js';
 import { AgentRpc } from '../rpc.js';
+import { VolumeApi } from '../volume-api.js';
 import type { ComputeAgent } from './agent.js';
+import { completeBlockDevices, disconnectBlockDevices, moveBlockDevicesHere, prepareBlockDevices, releaseBlockDevices, volumeMappings } from './block-devices.js';
 
 /**
  * The agents' half of moving a server between hosts (Nova's
@@ -138,7 +140,8 @@ const finishResize: Step<'finish_resize'> = async (agent, instance, action) => {
   try {
     await advance(agent, uuid, { task_state: 'resize_finish' }, ['resize_migrated']);
     if (!sameHost) await agent.network.bindPorts(ports, agent.host);
-    const guest = agent.guestSpec({ ...instance, flavor: action.new_flavor });
+    const blockDevices = !sameHost && volumeMappings(instance.block_devices).length > 0 ? await moveBlockDevicesHere(agent, uuid) : undefined;
+    const guest = agent.guestSpec({ ...instance, flavor: action.new_flavor }, instance.network_info, blockDevices);
     if (sameHost) await agent.driver.resize(uuid, guest);
     else {
       await agent.driver.spawn(guest);
@@ -194,7 +197,8 @@ const finishRevertResize: Step<'finish_revert_resize'> = async (agent, instance,
   const stopped = instance.system_metadata?.old_vm_state === 'stopped';
   await agent.options.placement.moveAllocations(migration.uuid, uuid, instance.project_id, instance.user_id);
   if (migration.source_compute !== migration.dest_compute) await agent.network.bindPorts(instance.network_info.map((v) => v.port_id), agent.host);
-  const guest = agent.guestSpec({ ...instance, flavor: old });
+  const blockDevices = migration.source_compute !== migration.dest_compute && volumeMappings(instance.block_devices).length > 0 ? await moveBlockDevicesHere(agent, uuid) : undefined;
+  const guest = agent.guestSpec({ ...instance, flavor: old }, instance.network_info, blockDevices);
   if (migration.source_compute === migration.dest_compute || !(await hasGuest(agent, uuid))) {
     if (await hasGuest(agent, uuid)) await agent.driver.resize(uuid, guest);
     else await agent.driver.spawn(guest);
@@ -247,6 +251,7 @@ async function offload(agent: ComputeAgent, instance: AgentInstance, expected: s
       instance.network_info.map((v) => v.port_id),
       '',
     );
+    if (volumeMappings(instance.block_devices).length > 0) await disconnectBlockDevices(agent, uuid);
     // Freed before the state changes, so that whoever sees SHELVED_OFFLOADED also sees the room.
     await agent.options.placement.deleteAllocations(uuid);
     await advance(agent, uuid, { vm_state: 'shelved_offloaded', task_state: null, host: null, node: null, power_state: 4 }, expected);
@@ -287,11 +292,19 @@ const unshelve: Step<'unshelve'> = async (agent, instance, action) => {
     await agent.network.bindPorts(ports, agent.host);
     const order = instance.network_info.map((v) => ({ portId: v.port_id, created: !v.preserve_on_delete, tag: v.tag }));
     const networkInfo = await agent.network.networkInfo(uuid, order);
-    await agent.driver.spawn(agent.guestSpec({ ...instance, image_ref: snapshot ?? instance.image_ref }, networkInfo));
+    const withVolumes = volumeMappings(instance.block_devices).length > 0;
+    // The volumes are connected to this host again (the offload left them reserved).
+    const blockDevices = withVolumes ? await prepareBlockDevices(agent, instance, undefined) : [];
+    await agent.driver.spawn(agent.guestSpec({ ...instance, image_ref: snapshot ?? instance.image_ref }, networkInfo, blockDevices));
     spawned = true;
+    if (withVolumes) await completeBlockDevices(agent, uuid);
     await done({ network_info: networkInfo, host: agent.host, node: action.destination.node }, ['spawning']);
   } catch (err) {
     if (spawned) await agent.driver.destroy(uuid).catch(() => undefined);
+    if (volumeMappings(instance.block_devices).length > 0) {
+      await releaseBlockDevices(agent, uuid);
+      await reserveAgain(agent, uuid);
+    }
     if (!(err instanceof Overtaken)) {
       await agent.network.bindPorts(ports, '').catch(() => undefined);
       await agent.options.placement.deleteAllocations(uuid).catch(() => undefined);
@@ -300,6 +313,16 @@ const unshelve: Step<'unshelve'> = async (agent, instance, action) => {
     throw err;
   }
 };
+
+/** After a failed unshelve: each volume reserved for the server again (it stays offloaded with its volumes). */
+async function reserveAgain(agent: ComputeAgent, uuid: string): Promise<void> {
+  const volumes = new VolumeApi(agent.options.client);
+  for (const bdm of volumeMappings((await agent.instance(uuid))?.block_devices)) {
+    if (!bdm.volume_id || bdm.attachment_id) continue;
+    const reservation = await volumes.createAttachment(bdm.volume_id, uuid).catch(() => null);
+    if (reservation) await agent.conductor.call('update_bdm', { id: bdm.id, values: { attachment_id: reservation } });
+  }
+}
 
 /**
  * Source host of a live migration: binds the ports to the destination,
@@ -340,7 +363,8 @@ export async function receiveLiveMigration(agent: ComputeAgent, uuid: string, ac
   try {
     const instance = await agent.instance(uuid);
     if (!instance) throw new Error('the server is gone');
-    await agent.driver.spawn(agent.guestSpec(instance));
+    const blockDevices = volumeMappings(instance.block_devices).length > 0 ? await moveBlockDevicesHere(agent, uuid) : undefined;
+    await agent.driver.spawn(agent.guestSpec(instance, instance.network_info, blockDevices));
     if (instance.vm_state === 'paused') await agent.driver.pause(uuid);
     await agent.update(uuid, { power_state: await powerOf(agent, uuid) });
     await agent.eventFinish(event);

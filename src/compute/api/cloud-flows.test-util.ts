@@ -26,8 +26,8 @@ export interface FlowCloud {
   close(): Promise<void>;
 }
 
-export async function createFlowCloud(options: { hosts?: string[] } = {}): Promise<FlowCloud> {
-  const cloud = await createTestCloud(options.hosts ? { hosts: options.hosts } : {});
+export async function createFlowCloud(options: { hosts?: string[]; volume?: boolean } = {}): Promise<FlowCloud> {
+  const cloud = await createTestCloud({ ...(options.hosts ? { hosts: options.hosts } : {}), ...(options.volume ? { volume: true } : {}) });
   const { imageId, networkId } = await addBootFixtures(cloud);
 
   const waitFor = async (id: string, done: (server: Record<string, any>) => boolean): Promise<Record<string, any>> => {

@@ -1,9 +1,12 @@
 import type { FastifyInstance } from 'fastify';
 import { authorize, contextOf, type ComputeService } from '../compute.js';
 import { badRequest } from '../errors.js';
+import { recordAction } from '../instances.js';
 import { AgentRpc, type ExternalEvent } from '../rpc.js';
 import { isObject } from './nova-input.js';
 
+/** Events that name what they are about in `tag` (a volume id, a power state, an accelerator request). */
+const TAG_REQUIRED = ['volume-extended', 'power-update', 'accelerator-request-bound'];
 const NAMES = ['network-changed', 'network-vif-plugged', 'network-vif-unplugged', 'network-vif-deleted', 'volume-extended', 'power-update', 'accelerator-request-bound', 'volume-reimaged'];
 
 /**
@@ -27,16 +30,21 @@ export function registerExternalEvents(app: FastifyInstance, compute: ComputeSer
       events.push({ name: e.name, server_uuid: e.server_uuid, status, ...(typeof e.tag === 'string' ? { tag: e.tag } : {}) });
     }
     const uuids = [...new Set(events.map((e) => e.server_uuid))];
-    const rows = await compute.db.selectFrom('instance').select(['uuid', 'host']).where('uuid', 'in', uuids).where('deleted', '=', 0).execute();
+    const rows = await compute.db.selectFrom('instance').select(['uuid', 'host', 'project_id']).where('uuid', 'in', uuids).where('deleted', '=', 0).execute();
+    const projects = new Map(rows.map((r) => [r.uuid, r.project_id]));
     const hosts = new Map(rows.map((r) => [r.uuid, r.host]));
     const byHost = new Map<string, ExternalEvent[]>();
     for (const e of events) {
       if (!hosts.has(e.server_uuid)) e.code = 404;
+      else if (TAG_REQUIRED.includes(e.name) && e.tag === undefined) e.code = 400;
       else if (!hosts.get(e.server_uuid)) e.code = 422;
       else {
         e.code = 200;
         const host = hosts.get(e.server_uuid) ?? '';
-        byHost.set(host, [...(byHost.get(host) ?? []), { name: e.name, server_uuid: e.server_uuid, status: e.status, ...(e.tag ? { tag: e.tag } : {}) }]);
+        // A volume's extend is the user's operation: an `extend_volume` action (whose `compute_extend_volume` event the host records) lets them follow it, as in Nova.
+        const actionId =
+          e.name === 'volume-extended' ? await recordAction(compute.db, { uuid: e.server_uuid, project_id: projects.get(e.server_uuid) ?? '' }, 'extend_volume', { requestId: req.globalRequestId ?? req.requestId, userId: ctx.userId, projectId: projects.get(e.server_uuid) ?? null }) : undefined;
+        byHost.set(host, [...(byHost.get(host) ?? []), { name: e.name, server_uuid: e.server_uuid, status: e.status, ...(e.tag ? { tag: e.tag } : {}), ...(actionId ? { action_id: actionId } : {}) }]);
       }
     }
     const agents = new AgentRpc(compute.bus);

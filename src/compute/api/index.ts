@@ -31,6 +31,7 @@ import { registerImages } from './images.js';
 import { registerSecurityGroups } from './security-groups.js';
 import { registerInterfaces } from './interfaces.js';
 import { registerVolumeAttachments } from './volume-attachments.js';
+import { registerVolumes } from './volumes.js';
 
 /** Every route of the compute API. */
 export function registerComputeApi(app: FastifyInstance, compute: ComputeService): void {
@@ -65,4 +66,5 @@ export function registerComputeApi(app: FastifyInstance, compute: ComputeService
   registerSecurityGroups(app, compute);
   registerInterfaces(app, compute);
   registerVolumeAttachments(app, compute);
+  registerVolumes(app, compute);
 }

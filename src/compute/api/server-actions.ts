@@ -28,13 +28,14 @@ function power(rule: string, action: ServerAction, task: TaskState, agentAction:
   };
 }
 
-async function loadImageId(compute: ComputeService, ctx: RequestContext, ref: unknown): Promise<{ id: string; properties: Record<string, unknown> }> {
+async function loadImageId(compute: ComputeService, ctx: RequestContext, ref: unknown): Promise<{ id: string; properties: Record<string, unknown>; stableRescue: boolean }> {
   const id = typeof ref === 'string' ? (ref.split('/').pop() ?? '') : '';
   if (!isUuid(id)) throw badRequest('Invalid imageRef provided.');
   const res = await compute.client.request<Record<string, unknown>>('image', 'GET', `/v2/images/${id}`, { userToken: ctx.authToken });
   if (res.status >= 400) throw badRequest(`Image ${id} could not be found.`);
   if (res.body.status !== 'active') throw badRequest(`Image ${id} is not active.`);
-  return { id, properties: { disk_format: res.body.disk_format, container_format: res.body.container_format } };
+  const stableRescue = res.body.hw_rescue_device !== undefined || res.body.hw_rescue_bus !== undefined;
+  return { id, properties: { disk_format: res.body.disk_format, container_format: res.body.container_format }, stableRescue };
 }
 
 const ACTIONS: Record<string, Handler> = {
@@ -72,7 +73,12 @@ const ACTIONS: Record<string, Handler> = {
 
   async rescue(compute, _p, req, ctx, instance, arg) {
     authorize(compute, ctx, 'os-rescue', { project_id: instance.project_id });
-    const ref = isObject(arg) && arg.rescue_image_ref !== undefined ? (await loadImageId(compute, ctx, arg.rescue_image_ref)).id : instance.image_ref;
+    const image = isObject(arg) && arg.rescue_image_ref !== undefined ? await loadImageId(compute, ctx, arg.rescue_image_ref) : null;
+    // Nova rescues a volume-backed server only from 2.87, and only from a
+    // rescue image that names its rescue device or bus (stable device rescue:
+    // the root volume stays attached, the rescue disk is added).
+    if (instance.image_ref === '' && (!atLeast(req, '2.87') || !image?.stableRescue)) throw badRequest(`Instance ${instance.uuid} cannot be rescued: Cannot rescue a volume-backed instance`);
+    const ref = image ? image.id : instance.image_ref;
     const pass = isObject(arg) && typeof arg.adminPass === 'string' ? arg.adminPass : newUuid().slice(0, 12);
     await beginTask(compute, ctx, instance, 'rescue', 'rescuing');
     await toAgent(compute, req, ctx, instance, 'rescue', { kind: 'rescue', image_ref: ref });
@@ -115,6 +121,7 @@ const ACTIONS: Record<string, Handler> = {
     authorize(compute, ctx, 'servers:rebuild', { project_id: instance.project_id });
     if (!isObject(arg) || arg.imageRef === undefined) throw badRequest("Invalid input for field/attribute rebuild. Value: None. 'imageRef' is a required property");
     const image = await loadImageId(compute, ctx, arg.imageRef);
+    await checkVolumeBackedRebuild(compute, instance, image.id);
     const changes = await rebuildChanges(compute, req, ctx, instance, arg, image.id);
     await beginTask(compute, ctx, instance, 'rebuild', 'rebuilding', changes.values);
     await replaceMetadata(compute, instance.uuid, changes.metadata);
@@ -210,6 +217,17 @@ export function registerServerActions(app: FastifyInstance, compute: ComputeServ
     for (const [k, v] of Object.entries(result.headers ?? {})) reply.header(k, v);
     return result.body === undefined ? reply.code(result.status).send() : reply.code(result.status).send(result.body);
   });
+}
+
+/**
+ * A server whose root is a volume is rebuilt only with the image it was
+ * built from (the volume is not re-imaged; Nova before 2.93).
+ */
+async function checkVolumeBackedRebuild(compute: ComputeService, instance: InstanceRow, imageId: string): Promise<void> {
+  const root = await compute.db.selectFrom('block_device_mapping').select('destination_type').where('instance_uuid', '=', instance.uuid).where('boot_index', '=', 0).executeTakeFirst();
+  if (root?.destination_type !== 'volume') return;
+  const original = instance.image_ref || parseJson<{ image?: { id?: string } }>(instance.request_spec, {}).image?.id || '';
+  if (imageId !== original) throw badRequest(`Image ${imageId} is unacceptable: Unable to rebuild with a different image for a volume-backed server.`);
 }
 
 /**

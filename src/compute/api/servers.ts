@@ -8,6 +8,7 @@ import { loadInstanceFor, recordAction } from '../instances.js';
 import type { ComputePlacement } from '../placement.js';
 import { AgentRpc, type NetworkInfo } from '../rpc.js';
 import { createServers } from '../server-create.js';
+import { removeServerVolumes, VolumeApi } from '../volume-api.js';
 import { addresses, canonicalIpv6, changedServerView, checkAccessIps, diskConfigOf, links, loadServerExtras, serverView, withServerGroups } from '../server-views.js';
 import { statesForStatus } from '../vm-states.js';
 import { invalidField, isObject, notOfType, timeParam, unexpected } from './nova-input.js';
@@ -147,6 +148,9 @@ export async function deleteServer(compute: ComputeService, placement: ComputePl
     if (res.status >= 400 && res.status !== 404) compute.log.warn({ instance_uuid: instance.uuid, port_id: vif.port_id, status: res.status }, 'could not release a port on local delete');
   }
   await placement.deleteAllocations(instance.uuid);
+  // Its volumes are detached, and deleted when marked so (Nova's `_local_cleanup_bdm_volumes`).
+  const bdms = await compute.db.selectFrom('block_device_mapping').selectAll().where('instance_uuid', '=', instance.uuid).execute();
+  if (bdms.length > 0) await removeServerVolumes(new VolumeApi(compute.client), bdms, compute.log, ctx.authToken);
   // An offloaded server's shelve snapshot goes with it, as on an agent's delete.
   const shelved = await compute.db.selectFrom('instance_system_metadata').select('value').where('instance_uuid', '=', instance.uuid).where('key', '=', 'shelved_image_id').executeTakeFirst();
   if (shelved?.value) {
@@ -160,6 +164,7 @@ export async function deleteServer(compute: ComputeService, placement: ComputePl
     await trx.deleteFrom('virtual_interface').where('instance_uuid', '=', instance.uuid).execute();
     await trx.deleteFrom('instance_group_member').where('instance_uuid', '=', instance.uuid).execute();
     await trx.deleteFrom('instance_tag').where('instance_uuid', '=', instance.uuid).execute();
+    await trx.deleteFrom('block_device_mapping').where('instance_uuid', '=', instance.uuid).execute();
   });
   compute.notify('compute.instance.delete.end', { instance_id: instance.uuid });
 }

@@ -5,7 +5,7 @@ import { isoNow, isUuid, newUuid } from '../common.js';
 import type { BlockDeviceMappingRow, InstanceRow } from '../db/schema.js';
 import { badRequest, ComputeError, conflict, invalidState, notFound } from '../errors.js';
 import { checkActionState, loadInstanceFor } from '../instances.js';
-import { VolumeApi } from '../volume-api.js';
+import { VolumeApi, type Volume } from '../volume-api.js';
 import { checkLock, recordFor, toAgent } from './action-common.js';
 import { booleanLike } from './request-checks.js';
 import { checkObject, invalidField, notOfType, pyRepr } from './nova-input.js';
@@ -44,6 +44,18 @@ async function bdmsOf(compute: ComputeService, uuid: string): Promise<BlockDevic
 
 async function bdmOf(compute: ComputeService, instance: InstanceRow, volumeId: string): Promise<BlockDeviceMappingRow | undefined> {
   return compute.db.selectFrom('block_device_mapping').selectAll().where('instance_uuid', '=', instance.uuid).where('volume_id', '=', volumeId).executeTakeFirst();
+}
+
+/**
+ * Nova's `_check_volume_already_attached`: a volume that is not multiattach
+ * may be mapped to one server only, and a volume to a server only once
+ * (the block storage service would allow a second attachment).
+ */
+async function checkNotAttached(compute: ComputeService, instance: InstanceRow, volume: Volume): Promise<void> {
+  const mapped = await compute.db.selectFrom('block_device_mapping').select('instance_uuid').where('volume_id', '=', volume.id).execute();
+  if (mapped.length === 0) return;
+  if (!volume.multiattach) throw badRequest(`Invalid volume: volume ${volume.id} is already attached to instances: ${mapped.map((m) => m.instance_uuid).join(' ')}`);
+  if (mapped.some((m) => m.instance_uuid === instance.uuid)) throw badRequest(`Invalid volume: volume ${volume.id} already attached`);
 }
 
 function notAttached(instance: InstanceRow, volumeId: string): Error {
@@ -94,7 +106,11 @@ async function attach(compute: ComputeService, req: FastifyRequest<ServerParams>
   checkActionState(instance, 'attach_volume');
   const volumes = new VolumeApi(compute.client);
   const volume = await volumes.get(ask.volumeId, ctx.authToken);
-  if (await bdmOf(compute, instance, ask.volumeId)) throw badRequest(`Invalid volume: volume ${ask.volumeId} already attached`);
+  await checkNotAttached(compute, instance, volume);
+  const offloaded = instance.vm_state === 'shelved_offloaded';
+  if (offloaded && ask.tag) throw badRequest('Tagged volume attachment is not supported for shelved-offloaded instances.');
+  if (offloaded && volume.multiattach) throw badRequest('Attaching multiattach volumes is not supported for shelved-offloaded instances.');
+  if (volume.multiattach && !atLeast(req, '2.60')) throw badRequest('Multiattach volumes are only supported starting with compute API version 2.60.');
   if (volume.status !== 'available' && !(volume.multiattach && volume.status === 'in-use')) throw badRequest(`Invalid volume: volume '${ask.volumeId}' status must be 'available'. Currently in '${volume.status}'`);
   const device = ask.device ?? (await nextDevice(compute, instance));
   const attachmentId = await volumes.createAttachment(ask.volumeId, instance.uuid, ctx.authToken);
@@ -120,8 +136,19 @@ async function attach(compute: ComputeService, req: FastifyRequest<ServerParams>
     created_at: isoNow(),
   };
   await compute.db.insertInto('block_device_mapping').values(bdm).execute();
-  if (instance.vm_state === 'shelved_offloaded' || !instance.host) await recordFor(compute, req, ctx, instance, 'attach_volume');
-  else await toAgent(compute, req, ctx, instance, 'attach_volume', { kind: 'attach_volume', bdm_id: bdm.id });
+  try {
+    if (offloaded || !instance.host) {
+      // No host to connect it: the attachment is completed without one (the volume shows `in-use`), connected at unshelve.
+      await recordFor(compute, req, ctx, instance, 'attach_volume');
+      await volumes.completeAttachment(attachmentId);
+    } else {
+      await toAgent(compute, req, ctx, instance, 'attach_volume', { kind: 'attach_volume', bdm_id: bdm.id });
+    }
+  } catch (err) {
+    await compute.db.deleteFrom('block_device_mapping').where('id', '=', bdm.id).execute();
+    await volumes.deleteAttachment(attachmentId).catch(() => undefined);
+    throw err;
+  }
   const out: Record<string, unknown> = { id: ask.volumeId, serverId: instance.uuid, volumeId: ask.volumeId, device };
   if (atLeast(req, '2.70')) out.tag = ask.tag;
   if (atLeast(req, '2.79')) out.delete_on_termination = ask.deleteOnTermination;
@@ -158,10 +185,12 @@ async function update(compute: ComputeService, req: FastifyRequest<VolumeParams>
 async function swapVolume(compute: ComputeService, req: FastifyRequest, ctx: RequestContext, instance: InstanceRow, oldId: string, newId: string): Promise<void> {
   const volumes = new VolumeApi(compute.client);
   const old = await volumes.get(oldId, ctx.authToken);
-  if (!old.migration_status) throw conflict(`volume ${oldId} is not migrating; this API should only be called by Cinder`);
+  // The body is checked before the state: an unknown new volume is 400 (as
+  // Tempest expects) even when the swap would be refused as not migrating.
   const next = await volumes.get(newId, ctx.authToken).catch((err: unknown) => {
     throw err instanceof Error ? badRequest(err.message) : err;
   });
+  if (!old.migration_status) throw conflict(`volume ${oldId} is not migrating; this API should only be called by Cinder`);
   const bdm = await bdmOf(compute, instance, oldId);
   if (!bdm) throw notFound(`No volume Block Device Mapping with id ${oldId}.`);
   checkLock(compute, ctx, instance);
@@ -178,13 +207,15 @@ async function detach(compute: ComputeService, req: FastifyRequest<VolumeParams>
   const volumeId = req.params.volume_id;
   checkShelvedVersion(req, instance, 'detach_volume');
   const volumes = new VolumeApi(compute.client);
-  await volumes.get(volumeId, ctx.authToken);
+  const volume = await volumes.get(volumeId, ctx.authToken);
   const bdm = await bdmOf(compute, instance, volumeId);
   if (!bdm) throw notAttached(instance, volumeId);
   if (bdm.boot_index === 0) throw badRequest('Cannot detach a root device volume');
   checkLock(compute, ctx, instance);
   checkActionState(instance, 'detach_volume');
   if (instance.host && instance.vm_state !== 'shelved_offloaded') {
+    // Cinder's `os-begin_detaching` check: a volume still being attached cannot be detached yet.
+    if (volume.status !== 'in-use') throw badRequest(`Invalid volume: Unable to detach volume. Volume status must be 'in-use' and attach_status must be 'attached' to detach.`);
     await toAgent(compute, req, ctx, instance, 'detach_volume', { kind: 'detach_volume', bdm_id: bdm.id });
     return;
   }

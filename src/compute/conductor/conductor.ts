@@ -32,7 +32,7 @@ export class Conductor {
   /** Serves the conductor's topic as `server` (one per process). */
   serve(server: string): Promise<Consumer> {
     return this.compute.bus.serve(CONDUCTOR_TOPIC, server, {
-      build_instances: (args: { instance_uuids: string[]; action_ids: Record<string, string> }) => this.buildInstances(args.instance_uuids, args.action_ids),
+      build_instances: (args: { instance_uuids: string[]; action_ids: Record<string, string>; user_token?: string }) => this.buildInstances(args.instance_uuids, args.action_ids, args.user_token),
       get_instance: (args: { uuid: string }) => this.getInstance(args.uuid),
       instances_on_host: (args: { host: string }) => this.instancesOnHost(args.host),
       update_instance: (args: { uuid: string; values: InstanceValues; expected_task_state?: (string | null)[] }) => this.updateInstance(args.uuid, args.values, args.expected_task_state),
@@ -49,6 +49,7 @@ export class Conductor {
       update_migration: (args: { uuid: string; values: MigrationValues }) => this.moves.updateMigration(args.uuid, args.values),
       set_system_metadata: (args: { uuid: string; values: Record<string, string | null> }) => this.moves.setSystemMetadata(args.uuid, args.values),
       get_bdm: (args: { id: string }) => this.compute.db.selectFrom('block_device_mapping').selectAll().where('id', '=', args.id).executeTakeFirst().then((r) => r ?? null),
+      get_bdms: (args: { instance_uuid: string }) => this.blockDevices(args.instance_uuid),
       update_bdm: (args: { id: string; values: Partial<Pick<BlockDeviceMappingRow, 'volume_id' | 'attachment_id' | 'connection_info' | 'device_name'>> }) => this.compute.db.updateTable('block_device_mapping').set(args.values).where('id', '=', args.id).execute().then(() => undefined),
       delete_bdm: (args: { id: string }) => this.compute.db.deleteFrom('block_device_mapping').where('id', '=', args.id).execute().then(() => undefined),
     });
@@ -59,14 +60,27 @@ export class Conductor {
     return Object.fromEntries(rows.map((r) => [r.key, r.value]));
   }
 
+  /** A server's block device mappings, the root first, then by boot index and age. */
+  async blockDevices(uuid: string): Promise<BlockDeviceMappingRow[]> {
+    const rows = await this.compute.db.selectFrom('block_device_mapping').selectAll().where('instance_uuid', '=', uuid).orderBy('created_at').orderBy('id').execute();
+    return rows.sort((a, b) => (a.boot_index ?? Infinity) - (b.boot_index ?? Infinity));
+  }
+
   async getInstance(uuid: string): Promise<AgentInstance | null> {
     const row = await this.compute.db.selectFrom('instance').selectAll().where('uuid', '=', uuid).executeTakeFirst();
-    return row ? { ...agentInstance(row, await this.metadataOf(uuid)), system_metadata: await this.moves.systemMetadata(uuid) } : null;
+    return row ? { ...agentInstance(row, await this.metadataOf(uuid)), system_metadata: await this.moves.systemMetadata(uuid), block_devices: await this.blockDevices(uuid) } : null;
   }
 
   private async instancesOnHost(host: string): Promise<AgentInstance[]> {
     const rows = await this.compute.db.selectFrom('instance').selectAll().where('host', '=', host).where('deleted', '=', 0).execute();
-    return Promise.all(rows.map(async (row) => ({ ...agentInstance(row, await this.metadataOf(row.uuid)), system_metadata: await this.moves.systemMetadata(row.uuid) })));
+    // The mappings of every server in one query (most servers have none).
+    const mappings = new Map<string, BlockDeviceMappingRow[]>();
+    if (rows.length > 0) {
+      const onHost = this.compute.db.selectFrom('instance').select('uuid').where('host', '=', host).where('deleted', '=', 0);
+      const all = await this.compute.db.selectFrom('block_device_mapping').selectAll().where('instance_uuid', 'in', onHost).orderBy('created_at').orderBy('id').execute();
+      for (const bdm of all.sort((a, b) => (a.boot_index ?? Infinity) - (b.boot_index ?? Infinity))) mappings.set(bdm.instance_uuid, [...(mappings.get(bdm.instance_uuid) ?? []), bdm]);
+    }
+    return Promise.all(rows.map(async (row) => ({ ...agentInstance(row, await this.metadataOf(row.uuid)), system_metadata: await this.moves.systemMetadata(row.uuid), block_devices: mappings.get(row.uuid) ?? [] })));
   }
 
   /**
@@ -99,7 +113,7 @@ export class Conductor {
   }
 
   /** Schedules servers recorded together (one request) and sends each to its host. */
-  async buildInstances(uuids: string[], actionIds: Record<string, string>): Promise<void> {
+  async buildInstances(uuids: string[], actionIds: Record<string, string>, userToken?: string): Promise<void> {
     // Every server's event starts before its row is read, so that once the event of a server
     // deleted meanwhile has finished, nothing of this build can claim for it any more.
     const events = new Map<string, string>();
@@ -132,7 +146,7 @@ export class Conductor {
       const [destination, ...alternates] = selections[i] ?? [];
       const event = events.get(uuid);
       // The event ends once the server is on its host, or its claim is freed (deleted meanwhile).
-      const sent = destination ? await this.sendToHost({ instance_uuid: uuid, spec, destination, alternates, attempts: [destination.host], action_id: actionIds[uuid] ?? '' }) : false;
+      const sent = destination ? await this.sendToHost({ instance_uuid: uuid, spec, destination, alternates, attempts: [destination.host], action_id: actionIds[uuid] ?? '', ...(userToken ? { user_token: userToken } : {}) }) : false;
       if (destination && !sent) await this.placement.deleteAllocations(uuid);
       if (event) await finishActionEvent(this.compute.db, event);
     }
@@ -218,6 +232,8 @@ export class Conductor {
       await trx.deleteFrom('instance_group_member').where('instance_uuid', '=', uuid).execute();
       await trx.deleteFrom('instance_tag').where('instance_uuid', '=', uuid).execute();
       await trx.deleteFrom('instance_system_metadata').where('instance_uuid', '=', uuid).execute();
+      // The volumes were detached (and deleted when marked so) by whoever destroyed the server.
+      await trx.deleteFrom('block_device_mapping').where('instance_uuid', '=', uuid).execute();
     });
     this.compute.notify('compute.instance.delete.end', { instance_id: uuid });
   }

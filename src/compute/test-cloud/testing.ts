@@ -31,10 +31,11 @@ export interface TestCloud {
   beta: TestUser;
   alphaReader: TestUser;
   agents: ComputeAgent[];
-  urls: Record<'identity' | 'image' | 'network' | 'placement' | 'compute', string>;
+  /** Service URLs; `volume` is '' unless the cloud runs the block storage service (`volume: true`). */
+  urls: Record<'identity' | 'image' | 'network' | 'placement' | 'compute' | 'volume', string>;
   request(method: InjectMethod, url: string, options?: { user?: TestUser | null; payload?: unknown; version?: string }): Promise<TestReply>;
-  /** A request to another service of the cloud (`network`, `image`, `placement`) with the user's token. */
-  call(service: 'image' | 'network' | 'placement', method: InjectMethod, path: string, options?: { user?: TestUser; payload?: unknown; headers?: Record<string, string> }): Promise<{ status: number; body: any }>;
+  /** A request to another service of the cloud (`network`, `image`, `placement`, `volume`: paths from `/v3`) with the user's token. */
+  call(service: 'image' | 'network' | 'placement' | 'volume', method: InjectMethod, path: string, options?: { user?: TestUser; payload?: unknown; headers?: Record<string, string> }): Promise<{ status: number; body: any }>;
   close(): Promise<void>;
 }
 
@@ -50,7 +51,20 @@ export interface TestCloudOptions {
    * time never take each other's messages. Default: a private memory bus.
    */
   sharedBus?: boolean;
+  /**
+   * Run the block storage service too (volume API, scheduler and agents on
+   * two fake backends, `fake-a` 1000 GB and `fake-b` 500 GB, on host
+   * `volume-host`), in the catalog as `volumev3` and `block-storage`.
+   * Without it the catalog has no block storage and every volume is unknown.
+   */
+  volume?: boolean;
 }
+
+/** The fake backends of a test cloud's block storage service. */
+const FAKE_VOLUME_BACKENDS = {
+  'fake-a': { driver: 'fake', volume_backend_name: 'fake-a', path: '', format: 'raw', capacity_gb: 1000, availability_zone: '' },
+  'fake-b': { driver: 'fake', volume_backend_name: 'fake-b', path: '', format: 'raw', capacity_gb: 500, availability_zone: '' },
+};
 
 /** The `n` fake host names `prefix-1` ... `prefix-n`. */
 export function hostNames(n: number, prefix = 'host'): string[] {
@@ -87,31 +101,43 @@ async function testBusUrl(unique: string, sharedBus: boolean): Promise<{ url: st
 }
 
 export async function createTestCloud(options: TestCloudOptions = {}): Promise<TestCloud> {
-  const { config, dir, unique } = testConfig('cloud', { 'compute.report_interval': 0, 'compute.sync_power_state_interval': 0, 'network.report_interval': 3600, ...(options.overrides ?? {}) });
+  const withVolume = options.volume === true;
+  const volumeDefaults = withVolume ? { 'volume.backends': FAKE_VOLUME_BACKENDS, 'volume.host': 'volume-host', 'volume.report_interval': 0 } : {};
+  const { config, dir, unique } = testConfig('cloud', { 'compute.report_interval': 0, 'compute.sync_power_state_interval': 0, 'network.report_interval': 3600, ...volumeDefaults, ...(options.overrides ?? {}) });
   const busUrl = await testBusUrl(unique, options.sharedBus === true);
   config.bus.url = busUrl.url;
   const bus = await createBus(config.bus.url);
   const [imagePort, networkPort, placementPort, computePort] = [await freePort(), await freePort(), await freePort(), await freePort()];
+  const volumePort = withVolume ? await freePort() : 0;
   const urls = {
     identity: '',
     image: `http://127.0.0.1:${imagePort}`,
     network: `http://127.0.0.1:${networkPort}`,
     placement: `http://127.0.0.1:${placementPort}`,
     compute: `http://127.0.0.1:${computePort}`,
+    volume: withVolume ? `http://127.0.0.1:${volumePort}` : '',
   };
-  const passwords = { nova: 'nova-secret', neutron: 'neutron-secret', glance: 'glance-secret', placement: 'placement-secret' };
+  const passwords = { nova: 'nova-secret', neutron: 'neutron-secret', glance: 'glance-secret', placement: 'placement-secret', cinder: 'cinder-secret' };
+  const volumeServices = withVolume
+    ? [
+        { type: 'volumev3', name: 'cinderv3', url: `${urls.volume}/v3/$(project_id)s` },
+        { type: 'block-storage', name: 'cinder', url: `${urls.volume}/v3/$(project_id)s` },
+      ]
+    : [];
   const identity = await startLoopbackIdentity(config, bus, {
     services: [
       { type: 'compute', name: 'nova', url: `${urls.compute}/v2.1` },
       { type: 'image', name: 'glance', url: urls.image },
       { type: 'network', name: 'neutron', url: urls.network },
       { type: 'placement', name: 'placement', url: urls.placement },
+      ...volumeServices,
     ],
     serviceUser: { name: 'nova', password: passwords.nova },
     moreServiceUsers: [
       { name: 'neutron', password: passwords.neutron },
       { name: 'glance', password: passwords.glance },
       { name: 'placement', password: passwords.placement },
+      ...(withVolume ? [{ name: 'cinder', password: passwords.cinder }] : []),
     ],
   });
   urls.identity = identity.authUrl;
@@ -123,6 +149,12 @@ export async function createTestCloud(options: TestCloudOptions = {}): Promise<T
   stops.push(() => network.stop());
   const placement = await startPlacement(config, { identity: { authUrl, password: passwords.placement }, port: placementPort });
   stops.push(() => placement.stop());
+  if (withVolume) {
+    // Loaded only when asked for, so that compute's other tests need nothing of it.
+    const { startVolume } = await import('../../volume/service.js');
+    const volume = await startVolume(config, bus, { identity: { authUrl, password: passwords.cinder }, port: volumePort, publicUrl: urls.volume, logger: roleLogger('volume-api') });
+    stops.push(() => volume.stop());
+  }
   const computeOptions = { identity: { authUrl, password: passwords.nova }, publicUrl: urls.compute, logger: roleLogger('compute-api') };
   const { compute, database } = await openCompute(config, bus, computeOptions, 'compute-api');
   await ensureDefaultFlavors(compute.db);
@@ -147,7 +179,8 @@ export async function createTestCloud(options: TestCloudOptions = {}): Promise<T
     request: (method, url, opts = {}) =>
       injectJson(app, method, `/v2.1${url}`, { token: opts.user?.token ?? null, payload: opts.payload, headers: opts.version ? { 'OpenStack-API-Version': `compute ${opts.version}` } : {} }),
     async call(service, method, path, opts = {}) {
-      const res = await fetch(`${urls[service]}${path}`, {
+      if (!urls[service]) throw new Error(`this test cloud does not run the ${service} service`);
+      const res = await fetch(`${urls[service]}${service === 'volume' ? `/v3${path}` : path}`, {
         method,
         headers: { 'Content-Type': 'application/json', Accept: 'application/json', ...(opts.user ? { 'X-Auth-Token': opts.user.token } : {}), ...(opts.headers ?? {}) },
         ...(opts.payload === undefined ? {} : { body: typeof opts.payload === 'string' || opts.payload instanceof Uint8Array ? (opts.payload as string) : JSON.stringify(opts.payload) }),

@@ -19,6 +19,8 @@ export interface GuestSpec {
   /** The image id ('' when booted from a volume) and its properties. */
   imageRef: string;
   imageProperties: Record<string, unknown>;
+  /** Volumes connected to this host before the guest starts; the one with boot index 0 is its root disk. */
+  blockDevices: GuestBlockDevice[];
   /** The server's ports, as the network service bound them. */
   vifs: GuestVif[];
   userData: string | null;
@@ -34,6 +36,17 @@ export interface GuestVif {
   /** The device the network driver plugs the port into (a tap for the linux driver). */
   devName: string;
   fixedIps: string[];
+}
+
+/** A volume as a guest gets it. */
+export interface GuestBlockDevice {
+  volumeId: string;
+  /** `/dev/vda`, ... */
+  device: string;
+  /** 0 for the root disk, null for a data disk. */
+  bootIndex: number | null;
+  /** What the block storage service handed out for this host (`driver_volume_type` and `data`). */
+  connectionInfo: Record<string, unknown>;
 }
 
 /** A guest's power state as the driver sees it (Nova's numbers). */
@@ -84,6 +97,8 @@ export interface VirtDriver {
   detachInterface(uuid: string, portId: string): Promise<void>;
   attachVolume(uuid: string, volumeId: string, connectionInfo: Record<string, unknown>, device: string): Promise<void>;
   detachVolume(uuid: string, volumeId: string): Promise<void>;
+  /** Tells the guest an attached volume grew (the `volume-extended` event) to `sizeGb`. */
+  extendVolume(uuid: string, volumeId: string, sizeGb: number): Promise<void>;
   /** Every guest this driver runs on the host, with its power state (for the power-state sync and recovery). */
   listGuests(): Promise<{ uuid: string; powerState: GuestPowerState }[]>;
 }

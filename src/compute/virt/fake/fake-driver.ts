@@ -70,7 +70,12 @@ export class FakeDriver implements VirtDriver {
     const failure = this.failSpawns.shift();
     if (failure !== undefined) throw new Error(failure);
     if (this.guests.has(guest.uuid)) this.releaseConsole(guest.uuid);
-    this.guests.set(guest.uuid, { spec: guest, power: 1, rescued: false, volumes: new Map(), console: this.holdConsole(guest.uuid, guest.name) });
+    this.guests.set(guest.uuid, { spec: guest, power: 1, rescued: false, volumes: new Map(guest.blockDevices.map((d) => [d.volumeId, d.device])), console: this.holdConsole(guest.uuid, guest.name) });
+  }
+
+  /** The volumes a guest has, by id, with their devices (tests). */
+  volumesOf(uuid: string): Record<string, string> {
+    return Object.fromEntries(this.guests.get(uuid)?.volumes ?? []);
   }
 
   private holdConsole(uuid: string, name: string): string[] {
@@ -155,7 +160,7 @@ export class FakeDriver implements VirtDriver {
   async resize(uuid: string, guest: GuestSpec): Promise<void> {
     this.record('resize', uuid, guest.vcpus, guest.memoryMb, guest.rootGb);
     const current = this.guests.get(uuid);
-    this.guests.set(uuid, { spec: guest, power: current?.power ?? 1, rescued: false, volumes: current?.volumes ?? new Map(), console: current?.console ?? this.holdConsole(uuid, guest.name) });
+    this.guests.set(uuid, { spec: guest, power: current?.power ?? 1, rescued: false, volumes: current?.volumes ?? new Map(guest.blockDevices.map((d) => [d.volumeId, d.device])), console: current?.console ?? this.holdConsole(uuid, guest.name) });
   }
 
   async consoleOutput(uuid: string, lines?: number): Promise<string> {
@@ -182,6 +187,11 @@ export class FakeDriver implements VirtDriver {
   async detachVolume(uuid: string, volumeId: string): Promise<void> {
     this.record('detachVolume', uuid, volumeId);
     this.guest(uuid).volumes.delete(volumeId);
+  }
+
+  async extendVolume(uuid: string, volumeId: string, sizeGb: number): Promise<void> {
+    this.record('extendVolume', uuid, volumeId, sizeGb);
+    if (!this.guest(uuid).volumes.has(volumeId)) throw new Error(`Volume ${volumeId} is not attached to ${uuid}.`);
   }
 
   async listGuests(): Promise<{ uuid: string; powerState: GuestPowerState }[]> {
