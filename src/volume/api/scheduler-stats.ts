@@ -1,7 +1,7 @@
 import type { FastifyInstance, FastifyRequest } from 'fastify';
 import { badRequest, notFound } from '../errors.js';
 import { SchedulerRpc, type BackendReport } from '../rpc.js';
-import { matchExtraSpec } from '../scheduler/filters.js';
+import { capabilitiesMatch } from '../scheduler/filters.js';
 import { atLeast, authorize, contextOf, type VolumeService } from '../volume.js';
 import { backendOf, listServices, VOLUME_BINARY } from '../volume-services.js';
 import { findVolumeType } from '../volume-types.js';
@@ -13,23 +13,6 @@ import { boolParam, queryOf } from './catalog-input.js';
  * 3.28 and `volume_type` from 3.35) and `GET /capabilities/{host}` (a
  * backend's capabilities from its last report).
  */
-
-/** True when every extra spec of a type that concerns capabilities matches the pool (as the scheduler's CapabilitiesFilter). */
-function poolMatchesSpecs(capabilities: Record<string, unknown>, specs: Record<string, string>): boolean {
-  for (const [key, requirement] of Object.entries(specs)) {
-    const scope = key.split(':');
-    if (scope.length > 1 && scope[0] !== 'capabilities') continue;
-    if (scope[0] === 'capabilities') scope.shift();
-    let cap: unknown = capabilities;
-    for (const part of scope) {
-      if (cap === null || typeof cap !== 'object' || Array.isArray(cap)) return false;
-      cap = (cap as Record<string, unknown>)[part];
-      if (cap === undefined || cap === null) return false;
-    }
-    if (!matchExtraSpec(cap, requirement)) return false;
-  }
-  return true;
-}
 
 async function getPools(volume: VolumeService, req: FastifyRequest): Promise<unknown> {
   const ctx = contextOf(req);
@@ -50,7 +33,7 @@ async function getPools(volume: VolumeService, req: FastifyRequest): Promise<unk
   if (filters.name !== undefined) pools = pools.filter((p) => p.name === filters.name);
   if (filters.volume_type !== undefined) {
     const type = await findVolumeType(volume, null, filters.volume_type);
-    pools = pools.filter((p) => poolMatchesSpecs(p.capabilities as Record<string, unknown>, type.extra_specs));
+    pools = pools.filter((p) => capabilitiesMatch(p.capabilities as Record<string, unknown>, type.extra_specs));
   }
   return { pools: pools.map((p) => (detail ? { name: p.name, capabilities: p.capabilities } : { name: p.name })) };
 }

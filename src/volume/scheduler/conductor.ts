@@ -8,6 +8,7 @@ import { now, type VolumeService } from '../volume.js';
 import type { CapacityClaims } from './scheduler.js';
 import { recordHeartbeat } from './services.js';
 import { migrationFailed, migrationFinished } from '../volume-migration.js';
+import { notifyVolume, volumeUsage } from '../volumes.js';
 
 /** Volume statuses an agent resolves when it starts. */
 const TRANSIENT_VOLUME = ['creating', 'deleting', 'extending', 'uploading', 'downloading', 'reverting'];
@@ -162,7 +163,7 @@ export class Conductor {
       await trx.deleteFrom('volume').where('id', '=', volumeId).execute();
     });
     this.claims.drop(volumeId);
-    this.volume.notify('volume.delete.end', volumeUsage({ ...row, status: 'deleted' }, metadata));
+    this.volume.notify('volume.delete.end', volumeUsage({ ...row, status: 'deleted' }, { metadata }));
     if (row.group_id) await settleGroup(this.volume, row.group_id);
   }
 
@@ -225,8 +226,7 @@ export class Conductor {
   }
 
   private async notifyVolume(volumeId: string, event: string): Promise<void> {
-    const row = await this.volume.db.selectFrom('volume').selectAll().where('id', '=', volumeId).executeTakeFirst();
-    if (row) this.volume.notify(event, volumeUsage(row, await this.volumeMetadata(volumeId)));
+    await notifyVolume(this.volume, volumeId, event.replace(/^volume\./, ''));
   }
 
   private async snapshotUsage(row: SnapshotRow): Promise<Record<string, unknown>> {
@@ -278,25 +278,6 @@ async function insertMessage(db: VolumeService['db'], message: UserMessage): Pro
     .execute();
 }
 
-/** Cinder's volume notification payload (`_usage_from_volume`). */
-export function volumeUsage(row: VolumeRow, metadata: Record<string, string>): Record<string, unknown> {
-  return {
-    tenant_id: row.project_id,
-    host: row.host,
-    user_id: row.user_id,
-    availability_zone: row.availability_zone,
-    volume_id: row.id,
-    volume_type: row.volume_type_id,
-    display_name: row.display_name,
-    launched_at: row.launched_at,
-    created_at: row.created_at,
-    status: row.status,
-    snapshot_id: row.snapshot_id,
-    size: row.size,
-    replication_status: row.replication_status,
-    metadata,
-  };
-}
 
 /**
  * A volume made from a snapshot or cloned from a volume takes its source's

@@ -82,27 +82,31 @@ export const capacityFilter: Filter = {
 };
 
 /**
- * Every extra spec of the type must match the pool's capabilities (Cinder's
- * CapabilitiesFilter): unscoped keys and `capabilities:<key>` are checked,
- * keys with another scope (`RESKEY:`, `provisioning:`, `qos:`, ...) are not.
+ * True when every extra spec of a type matches a pool's capabilities (Cinder's
+ * CapabilitiesFilter): unscoped keys and `capabilities:<key>` (a `:` path
+ * into nested capabilities) are checked, keys with another scope
+ * (`RESKEY:`, `provisioning:`, `qos:`, ...) are not.
  */
+export function capabilitiesMatch(capabilities: Record<string, unknown>, specs: Record<string, string>): boolean {
+  for (const [key, requirement] of Object.entries(specs)) {
+    const scope = key.split(':');
+    if (scope.length > 1 && scope[0] !== 'capabilities') continue;
+    if (scope[0] === 'capabilities') scope.shift();
+    let cap: unknown = capabilities;
+    for (const part of scope) {
+      if (cap === null || typeof cap !== 'object' || Array.isArray(cap)) return false;
+      cap = (cap as Record<string, unknown>)[part];
+      if (cap === undefined || cap === null) return false;
+    }
+    if (!matchExtraSpec(cap, requirement)) return false;
+  }
+  return true;
+}
+
+/** The type's extra specs against the pool's capabilities ({@link capabilitiesMatch}). */
 export const capabilitiesFilter: Filter = {
   name: 'CapabilitiesFilter',
-  passes(pool, req) {
-    for (const [key, requirement] of Object.entries(req.extra_specs)) {
-      const scope = key.split(':');
-      if (scope.length > 1 && scope[0] !== 'capabilities') continue;
-      if (scope[0] === 'capabilities') scope.shift();
-      let cap: unknown = pool.capabilities;
-      for (const part of scope) {
-        if (cap === null || typeof cap !== 'object' || Array.isArray(cap)) return false;
-        cap = (cap as Record<string, unknown>)[part];
-        if (cap === undefined || cap === null) return false;
-      }
-      if (!matchExtraSpec(cap, requirement)) return false;
-    }
-    return true;
-  },
+  passes: (pool, req) => capabilitiesMatch(pool.capabilities, req.extra_specs),
 };
 
 /** A volume made from a snapshot or another volume stays on its source's backend. */
