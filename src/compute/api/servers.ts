@@ -134,6 +134,9 @@ export async function deleteServer(compute: ComputeService, placement: ComputePl
   const actionId = await recordAction(compute.db, instance, force ? 'forceDelete' : 'delete', { requestId: req.requestId, userId: ctx.userId, projectId: ctx.projectId });
   await compute.db.updateTable('instance').set({ task_state: 'deleting', updated_at: isoNow() }).where('uuid', '=', instance.uuid).execute();
   compute.notify('compute.instance.delete.start', { instance_id: instance.uuid });
+  // The host as it is now that the delete is marked: the conductor gives no host to a server being deleted, so this is final.
+  const current = await compute.db.selectFrom('instance').select(['host', 'node']).where('uuid', '=', instance.uuid).executeTakeFirst();
+  if (current) instance = { ...instance, host: current.host, node: current.node };
   const service = instance.host ? await compute.db.selectFrom('service').select(['last_seen_up', 'forced_down']).where('host', '=', instance.host).where('binary', '=', 'nova-compute').executeTakeFirst() : undefined;
   const up = service && !service.forced_down && service.last_seen_up !== null && Date.parse(service.last_seen_up) >= Date.now() - compute.config.compute.service_down_time * 1000;
   if (instance.host && up) {

@@ -160,6 +160,8 @@ export class Conductor {
       .set({ host: request.destination.host, node: request.destination.node, availability_zone: zone, task_state: 'scheduling', updated_at: isoNow() })
       .where('uuid', '=', request.instance_uuid)
       .where('deleted', '=', 0)
+      // A delete that began meanwhile wins: the server gets no host after its delete read that it had none.
+      .where((eb) => eb.or([eb('task_state', 'is', null), eb('task_state', '!=', 'deleting')]))
       .executeTakeFirst();
     if (Number(result.numUpdatedRows) === 0) return false;
     await this.agents.buildAndRun(request.destination.host, request);
