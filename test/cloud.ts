@@ -55,6 +55,14 @@ export class Cloud {
   static async create(adminPassword: string | null = 'e2e-admin-secret', extraEnv: NodeJS.ProcessEnv = {}): Promise<Cloud> {
     const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'stratus-e2e-'));
     const cloud = new Cloud(path.join(dir, 'data'), await freePort(), adminPassword, await freePort(), await freePort(), await freePort(), await freePort(), await freePort());
+    // Object storage: the proxy and this node's three storage servers (the default rings are built on these ports).
+    cloud.objectPort = await freePort();
+    Object.assign(cloud.env, {
+      STRATUS_OBJECT__PORT: String(cloud.objectPort),
+      STRATUS_OBJECT__STORAGE__OBJECT_PORT: String(await freePort()),
+      STRATUS_OBJECT__STORAGE__CONTAINER_PORT: String(await freePort()),
+      STRATUS_OBJECT__STORAGE__ACCOUNT_PORT: String(await freePort()),
+    });
     Object.assign(cloud.env, extraEnv);
     return cloud;
   }
@@ -81,6 +89,14 @@ export class Cloud {
   /** The Block Storage API's root URL (v3 lives under `/v3`). */
   get volumeUrl(): string {
     return `http://127.0.0.1:${this.volumePort}`;
+  }
+
+  /** Port of the object proxy (Swift v1 under `/v1`, and S3), when `create` chose one. */
+  objectPort = 0;
+
+  /** The object proxy's root URL. */
+  get objectUrl(): string {
+    return `http://127.0.0.1:${this.objectPort}`;
   }
 
   /** The placement API's root URL. */

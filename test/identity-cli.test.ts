@@ -134,7 +134,7 @@ test('a restart keeps everything and bootstraps nothing twice', async () => {
   assert.deepEqual(cloud.json<{ Name: string }[]>(['user', 'list']).map((u) => u.Name).sort(), usersBefore);
   assert.equal(cloud.json<{ Name: string }[]>(['role', 'list']).length, rolesBefore);
   const services = cloud.json<{ Name: string; Type: string }[]>(['service', 'list']).map((s) => s.Type).sort();
-  assert.deepEqual(services, ['block-storage', 'compute', 'identity', 'image', 'network', 'placement', 'volumev3'], 'each service is in the catalog once after a restart');
+  assert.deepEqual(services, ['block-storage', 'compute', 'identity', 'image', 'network', 'object-store', 'placement', 'volumev3'], 'each service is in the catalog once after a restart');
   const external = cloud.json<{ Name: string }[]>(['network', 'list', '--external']).map((n) => n.Name);
   assert.deepEqual(external, ['public'], 'the public network is bootstrapped once');
   const res = await fetch(`${cloud.authUrl}/auth/projects`, { headers: { 'X-Auth-Token': token } });

@@ -96,8 +96,8 @@ max_microversion = 3.70
 multi_backend = True
 snapshot = True
 clone = True
-# Backups go to object storage, which comes with its own issue.
-backup = False
+# Backups go to object storage (the object service of the same cloud).
+backup = True
 manage_snapshot = False
 manage_volume = False
 extend_attached_volume = True

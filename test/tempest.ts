@@ -3,8 +3,8 @@ import fs from 'node:fs';
 import path from 'node:path';
 import type { Cloud } from './cloud.js';
 
-/** Services Tempest may be told are there; swift and horizon never are. */
-export type TempestService = 'glance' | 'neutron' | 'nova' | 'cinder';
+/** Services Tempest may be told are there; horizon never is. */
+export type TempestService = 'glance' | 'neutron' | 'nova' | 'cinder' | 'swift';
 
 const ini = (value: boolean): string => (value ? 'True' : 'False');
 
@@ -52,7 +52,7 @@ nova = ${ini(services.includes('nova'))}
 glance = ${ini(services.includes('glance'))}
 neutron = ${ini(services.includes('neutron'))}
 cinder = ${ini(services.includes('cinder'))}
-swift = False
+swift = ${ini(services.includes('swift'))}
 horizon = False
 `;
 }

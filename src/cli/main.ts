@@ -12,6 +12,8 @@ import { startNetwork, type RunningNetwork } from '../network/service.js';
 import { startPlacement } from '../placement/service.js';
 import { startComputeAgents, startComputeApi, startComputeConductor } from '../compute/service.js';
 import { startVolumeAgentRole, startVolumeApi, startVolumeScheduler } from '../volume/service.js';
+import { registerRingCommand } from '../object/ring/cli.js';
+import { startObjectProxyRole, startObjectServers, startObjectWorkersRole } from '../object/service.js';
 import { runTests } from './test-runner.js';
 import { up } from './up.js';
 
@@ -64,19 +66,19 @@ program
 program
   .command('serve')
   .description('run the chosen roles in this process (a multi-host deployment: PostgreSQL/MySQL and RabbitMQ by URL)')
-  .argument('<roles...>', 'roles to run: identity, image, network, placement, compute-api, compute-conductor, compute-scheduler, compute-agent, volume-api, volume-scheduler, volume-agent')
+  .argument('<roles...>', 'roles to run: identity, image, network, placement, compute-api, compute-conductor, compute-scheduler, compute-agent, volume-api, volume-scheduler, volume-agent, object-proxy, object-server, object-workers')
   .option('--data <dir>', 'data directory')
   .option('--config <file>', 'configuration file (YAML)')
   .action(async (roles: string[], opts: { data?: string; config?: string }) => {
     const cfg = config(opts);
-    const known = ['identity', 'image', 'network', 'placement', 'compute-api', 'compute-conductor', 'compute-scheduler', 'compute-agent', 'volume-api', 'volume-scheduler', 'volume-agent'];
+    const known = ['identity', 'image', 'network', 'placement', 'compute-api', 'compute-conductor', 'compute-scheduler', 'compute-agent', 'volume-api', 'volume-scheduler', 'volume-agent', 'object-proxy', 'object-server', 'object-workers'];
     const unknown = roles.filter((r) => !known.includes(r));
     if (unknown.length) throw new ConfigError(`unknown role(s): ${unknown.join(', ')} (available: ${known.join(', ')})`);
     process.umask(0o077);
     configureLogging({ level: cfg.log.level, ...(cfg.log.file ? { file: cfg.log.file } : {}) });
     const bus = await createBus(cfg.bus.url);
     /** How a service role logs in to identity as its service user. */
-    const serviceIdentity = (role: 'image' | 'network' | 'placement' | 'compute' | 'volume', user: string): { authUrl: string; password: string } => {
+    const serviceIdentity = (role: 'image' | 'network' | 'placement' | 'compute' | 'volume' | 'object', user: string): { authUrl: string; password: string } => {
       const { auth_url, service_password } = cfg[role];
       if (!service_password) throw new ConfigError(`the ${role} role needs ${role}.service_password (the password of the ${user} service user)`);
       return { authUrl: auth_url || `http://${cfg.public_host}:${cfg.identity.port}/v3`, password: service_password };
@@ -133,6 +135,21 @@ program
       stops.push(() => agents.stop());
       say('volume agent(s) serving');
     }
+    if (roles.includes('object-server')) {
+      const servers = await startObjectServers(cfg);
+      stops.push(() => servers.stop());
+      say(`object-server listening on ${cfg.object.storage.bind_host}: object ${servers.ports.object}, container ${servers.ports.container}, account ${servers.ports.account}`);
+    }
+    if (roles.includes('object-proxy')) {
+      const proxy = await startObjectProxyRole(cfg, { identity: serviceIdentity('object', 'swift') });
+      stops.push(() => proxy.stop());
+      say(`object-proxy listening on ${cfg.bind_host}:${proxy.port}`);
+    }
+    if (roles.includes('object-workers')) {
+      const workers = await startObjectWorkersRole(cfg);
+      stops.push(() => workers.stop());
+      say('object workers (replicator, auditor, updater, expirer, reaper) running');
+    }
     stayUp(async () => {
       for (const stop of stops.reverse()) await stop();
       await network?.stop();
@@ -162,6 +179,8 @@ identity
       await database.close();
     }
   });
+
+registerRingCommand(program);
 
 program
   .command('test')

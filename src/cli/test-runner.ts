@@ -29,6 +29,9 @@ function ensureTestPackages(): void {
       ['rabbitmq-server', 'rabbitmq-server'],
       ['tempest', 'tempest python3-tempest'],
       ['qemu-img', 'qemu-utils'],
+      ['swift', 'python3-swiftclient'],
+      ['aws', 'awscli'],
+      ['curl', 'curl'],
     ],
     log,
   );
@@ -115,8 +118,8 @@ export async function runTests(only?: string): Promise<number> {
     results.push(['identity, image, network, placement, compute and volume on PostgreSQL + RabbitMQ', nodeTest('postgres', onPg, { ...services, STRATUS_TEST_DATABASE_URL: TEST_PG_URL, STRATUS_TEST_BUS_URL: TEST_AMQP_URL })]);
   }
   const e2e = path.join(DIST, 'test');
-  if (want('e2e')) results.push(['end-to-end (openstack CLI)', nodeTest('e2e', findTests(e2e, (f) => !f.includes('tempest')), services)]);
-  if (want('tempest')) results.push(['Tempest identity v3, image v2, network v2.0, compute v2.1 and block storage v3', nodeTest('tempest', findTests(e2e, (f) => f.includes('tempest')), services)]);
+  if (want('e2e')) results.push(['end-to-end (openstack, swift and aws CLIs)', nodeTest('e2e', findTests(e2e, (f) => !f.includes('tempest')), services)]);
+  if (want('tempest')) results.push(['Tempest identity v3, image v2, network v2.0, compute v2.1, block storage v3 and object storage v1', nodeTest('tempest', findTests(e2e, (f) => f.includes('tempest')), services)]);
   for (const [name, ok] of results) log(`${ok ? 'ok  ' : 'FAIL'} ${name}`);
   return results.every(([, ok]) => ok) ? 0 : 1;
 }

@@ -13,6 +13,7 @@ import { startNetwork, type RunningNetwork } from '../network/service.js';
 import { startPlacement, type RunningPlacement } from '../placement/service.js';
 import { startCompute, type RunningCompute } from '../compute/service.js';
 import { startVolume, type RunningVolume } from '../volume/service.js';
+import { startObject, type RunningObject } from '../object/service.js';
 import { writeCloudFiles } from './cloud-files.js';
 import { ensurePackages } from './packages.js';
 import { servicePassword } from './service-passwords.js';
@@ -25,6 +26,7 @@ export interface RunningCloud {
   placement: RunningPlacement | null;
   compute: RunningCompute | null;
   volume: RunningVolume | null;
+  object: RunningObject | null;
   bus: Bus;
   stop(): Promise<void>;
 }
@@ -49,6 +51,9 @@ function catalogServices(config: StratusConfig, identityPort: number): CatalogSe
           catalogEntry('block-storage', 'cinder', 'Stratus Block Storage (Cinder v3)', `http://${host}:${config.volume.port}/v3/$(project_id)s`),
         ]
       : []),
+    ...(config.services.includes('object')
+      ? [catalogEntry('object-store', 'swift', 'Stratus Object Storage (Swift v1, S3)', `http://${host}:${config.object.port}/v1/${config.object.reseller_prefix}$(project_id)s`)]
+      : []),
   ];
 }
 
@@ -63,6 +68,7 @@ export async function up(config: StratusConfig, out: (line: string) => void): Pr
   const withPlacement = config.services.includes('placement');
   const withCompute = config.services.includes('compute');
   const withVolume = config.services.includes('volume');
+  const withObject = config.services.includes('object');
   // With one hypervisor host a resize can only stay on it (DevStack sets the same for its single host).
   if (withCompute && config.compute.fake_hosts === 0) config.compute.allow_resize_to_same_host = true;
   // The image service checks and converts image data with qemu-img (Debian's qemu-utils).
@@ -80,6 +86,7 @@ export async function up(config: StratusConfig, out: (line: string) => void): Pr
   const placementPassword = withPlacement ? servicePassword(config.data_dir, 'placement', config.placement.service_password) : '';
   const novaPassword = withCompute ? servicePassword(config.data_dir, 'nova', config.compute.service_password) : '';
   const cinderPassword = withVolume ? servicePassword(config.data_dir, 'cinder', config.volume.service_password) : '';
+  const swiftPassword = withObject ? servicePassword(config.data_dir, 'swift', config.object.service_password) : '';
   const result = await bootstrap(identity.identity, {
     adminUser: config.identity.admin_user,
     adminProject: config.identity.admin_project,
@@ -91,8 +98,11 @@ export async function up(config: StratusConfig, out: (line: string) => void): Pr
       ...(withNetwork ? [{ name: 'neutron', password: neutronPassword }] : []),
       ...(withPlacement ? [{ name: 'placement', password: placementPassword }] : []),
       ...(withCompute ? [{ name: 'nova', password: novaPassword }] : []),
-      ...(withVolume ? [{ name: 'cinder', password: cinderPassword }] : []),
+      // Volume backups go to the volume's project account; cinder acts there when the user's token cannot (an admin restoring another project's backup).
+      ...(withVolume ? [{ name: 'cinder', password: cinderPassword, roles: withObject ? [config.object.reseller_admin_role] : [] }] : []),
+      ...(withObject ? [{ name: 'swift', password: swiftPassword }] : []),
     ],
+    extraRoles: withObject ? [config.object.reseller_admin_role, 'swiftoperator'] : [],
   });
   const authUrl = `http://${config.public_host}:${identity.port}/v3`;
   const image = withImage ? await startImage(config, bus, { identity: { authUrl, password: glancePassword } }) : null;
@@ -101,6 +111,7 @@ export async function up(config: StratusConfig, out: (line: string) => void): Pr
   const placement = withPlacement ? await startPlacement(config, { identity: { authUrl, password: placementPassword } }) : null;
   const compute = withCompute ? await startCompute(config, bus, { identity: { authUrl, password: novaPassword } }) : null;
   const volume = withVolume ? await startVolume(config, bus, { identity: { authUrl, password: cinderPassword } }) : null;
+  const object = withObject ? await startObject(config, { identity: { authUrl, password: swiftPassword } }) : null;
   const cloudsYaml = path.join(config.data_dir, 'clouds.yaml');
   const password = config.identity.admin_password || result.adminPassword;
   if (password) {
@@ -116,7 +127,7 @@ export async function up(config: StratusConfig, out: (line: string) => void): Pr
     });
   }
   const ms = Number(process.hrtime.bigint() - started) / 1e6;
-  const urls = [`identity ${authUrl}`, ...(image ? [`image http://${config.public_host}:${image.port}`] : []), ...(network ? [`network http://${config.public_host}:${network.port}`] : []), ...(placement ? [`placement http://${config.public_host}:${placement.port}`] : []), ...(compute ? [`compute http://${config.public_host}:${compute.api.port}/v2.1`] : []), ...(volume ? [`volume http://${config.public_host}:${volume.api.port}/v3`] : [])];
+  const urls = [`identity ${authUrl}`, ...(image ? [`image http://${config.public_host}:${image.port}`] : []), ...(network ? [`network http://${config.public_host}:${network.port}`] : []), ...(placement ? [`placement http://${config.public_host}:${placement.port}`] : []), ...(compute ? [`compute http://${config.public_host}:${compute.api.port}/v2.1`] : []), ...(volume ? [`volume http://${config.public_host}:${volume.api.port}/v3`] : []), ...(object ? [`object http://${config.public_host}:${object.port}/v1`] : [])];
   out(`Stratus is up (${Math.round(ms)} ms): ${urls.join(', ')}`);
   if (result.created && result.adminPassword) out(`Generated admin password (shown once, also in clouds.yaml and openrc): ${result.adminPassword}`);
   out(`Use it:  export OS_CLIENT_CONFIG_FILE=${cloudsYaml} OS_CLOUD=stratus; openstack token issue`);
@@ -129,8 +140,10 @@ export async function up(config: StratusConfig, out: (line: string) => void): Pr
     placement,
     compute,
     volume,
+    object,
     bus,
     async stop() {
+      await object?.stop();
       await volume?.stop();
       await compute?.stop();
       await placement?.stop();

@@ -26,6 +26,6 @@ test('image stores are a free mapping in the YAML file; unknown options are refu
 });
 
 test('STRATUS_SERVICES chooses the services up runs', () => {
-  assert.deepEqual(loadConfig({ env: {} }).services, ['identity', 'image', 'network', 'placement', 'compute', 'volume'], 'all by default');
+  assert.deepEqual(loadConfig({ env: {} }).services, ['identity', 'image', 'network', 'placement', 'compute', 'volume', 'object'], 'all by default');
   assert.deepEqual(loadConfig({ env: { STRATUS_SERVICES: 'identity, image' } }).services, ['identity', 'image'], 'a comma-separated list');
 });

@@ -36,6 +36,7 @@ export interface StratusConfig {
   placement: PlacementConfig;
   compute: ComputeConfig;
   volume: VolumeConfig;
+  object: ObjectConfig;
   /** Services whose roles `up` runs and whose endpoints bootstrap registers. */
   services: string[];
   /** Optional `policy.yaml` overrides per service (file paths). */
@@ -64,10 +65,14 @@ export interface IdentityConfig {
 
 /** One named image store (Glance's `enabled_backends`). */
 export interface ImageStoreConfig {
-  /** `file`: image data as files under `path`; `http`: read-only locations on web servers. */
-  type: 'file' | 'http';
+  /** `file`: image data as files under `path`; `http`: read-only locations on web servers; `object`: in object storage (Swift API), in the `glance` user's account. */
+  type: 'file' | 'http' | 'object';
   /** For `file`: the directory (empty: `<data_dir>/images/<store id>`). */
   path?: string;
+  /** For `object`: the container of the images (default `glance`; created on first use). */
+  container?: string;
+  /** For `object`: largest segment of a large image in bytes (default 200 MiB); images up to 4 MiB (or this, if smaller) are one object. */
+  segment_size?: number;
   description?: string;
 }
 
@@ -249,6 +254,58 @@ export interface VolumeConfig {
   qemu_img: string;
   /** Address NBD exports listen on for hosts that cannot open the volume file. */
   nbd_host: string;
+  /** Where volume backups go (Cinder's `backup_driver`): `object` (object storage through the Swift API) or `fake` (in memory, for tests). */
+  backup_driver: string;
+  /** The object storage container of backups made without one (Cinder's `backup_swift_container`). */
+  backup_container: string;
+  /** Bytes of volume data per backup object (Cinder's `backup_swift_object_size`). */
+  backup_chunk_size: number;
+  /** How each backup object is compressed: `gzip`, `zlib` or `none` (Cinder's `backup_compression_algorithm`). */
+  backup_compression: string;
+  /**
+   * Whose object storage account keeps backups (Cinder's `backup_swift_auth`): `per_user`, the
+   * account of the volume's project, reached with the caller's token (the `cinder` service token
+   * when the caller's is refused or absent); `single_user`, the `cinder` user's own account.
+   */
+  backup_swift_auth: string;
+}
+
+/** Object storage (Swift and S3): the proxy, this node's storage servers, the rings, the background workers. */
+export interface ObjectConfig {
+  /** Port of the object-proxy (Swift API v1 and S3). */
+  port: number;
+  /** Identity's v3 URL, where the proxy checks tokens (empty: `http://<public_host>:<identity.port>/v3`). */
+  auth_url: string;
+  /** Password of the `swift` service user; empty: generated once and kept in the data directory. */
+  service_password: string;
+  /** Where the ring files are (`account.ring.json`, `container.ring.json`, `object.ring.json`; empty: `<data_dir>/object/rings`). */
+  ring_dir: string;
+  /** Where this node's device directories are (empty: `<data_dir>/object/devices`). */
+  devices_dir: string;
+  /** Swift's `swift_hash_path_prefix`/`suffix` (empty: generated once and kept in `<data_dir>/object/hash-path.json`); every node of a cluster must share them. */
+  hash_path_prefix: string;
+  hash_path_suffix: string;
+  /** Where this node's storage servers listen and what the rings name them by. */
+  storage: { bind_host: string; host: string; object_port: number; container_port: number; account_port: number };
+  /** The rings `up` builds on first start when none exist: one node, `devices` directories, each its own zone. */
+  default_ring: { part_power: number; replicas: number; devices: number; min_part_hours: number };
+  /** Seconds the proxy waits for a storage server to answer (Swift's `node_timeout`, `conn_timeout`). */
+  node_timeout: number;
+  conn_timeout: number;
+  /** Roles that own an account of their project (keystoneauth's `operator_roles`). */
+  operator_roles: string[];
+  /** The role that may act on every account (keystoneauth's `reseller_admin_role`). */
+  reseller_admin_role: string;
+  /** Accounts are `<reseller_prefix><project_id>`. */
+  reseller_prefix: string;
+  /** Largest object accepted in one PUT, in bytes (Swift's `max_file_size`). */
+  max_file_size: number;
+  /** Seconds between passes of each background worker (0: not run). */
+  workers: { replicator_interval: number; auditor_interval: number; updater_interval: number; expirer_interval: number; reaper_interval: number };
+  /** Bytes per second the auditor reads (0: unlimited). */
+  auditor_bytes_per_second: number;
+  /** The S3 API on the proxy's port. */
+  s3: { enabled: boolean; region: string };
 }
 
 export const DEFAULTS: StratusConfig = {
@@ -368,8 +425,33 @@ export const DEFAULTS: StratusConfig = {
     default_quotas: { volumes: 10, snapshots: 10, gigabytes: 1000, backups: 10, backup_gigabytes: 1000, per_volume_gigabytes: -1, groups: 10 },
     qemu_img: 'qemu-img',
     nbd_host: '127.0.0.1',
+    backup_driver: 'object',
+    backup_container: 'volumebackups',
+    backup_chunk_size: 32 * 1024 * 1024,
+    backup_compression: 'gzip',
+    backup_swift_auth: 'per_user',
   },
-  services: ['identity', 'image', 'network', 'placement', 'compute', 'volume'],
+  object: {
+    port: 8080,
+    auth_url: '',
+    service_password: '',
+    ring_dir: '',
+    devices_dir: '',
+    hash_path_prefix: '',
+    hash_path_suffix: '',
+    storage: { bind_host: '127.0.0.1', host: '127.0.0.1', object_port: 6200, container_port: 6201, account_port: 6202 },
+    default_ring: { part_power: 10, replicas: 3, devices: 3, min_part_hours: 1 },
+    node_timeout: 10,
+    conn_timeout: 0.5,
+    operator_roles: ['admin', 'member', 'swiftoperator'],
+    reseller_admin_role: 'ResellerAdmin',
+    reseller_prefix: 'AUTH_',
+    max_file_size: 5 * 1024 * 1024 * 1024 + 2,
+    workers: { replicator_interval: 30, auditor_interval: 300, updater_interval: 30, expirer_interval: 30, reaper_interval: 300 },
+    auditor_bytes_per_second: 10 * 1024 * 1024,
+    s3: { enabled: true, region: 'us-east-1' },
+  },
+  services: ['identity', 'image', 'network', 'placement', 'compute', 'volume', 'object'],
   policy_files: {},
 };
 

@@ -21,7 +21,9 @@ export interface BootstrapOptions {
   region: string;
   services: CatalogService[];
   /** Service users to ensure (one per service besides identity), with their passwords. */
-  serviceUsers: { name: string; password: string }[];
+  serviceUsers: { name: string; password: string; /** More roles on the service project (global roles that exist). */ roles?: string[] }[];
+  /** More global roles the enabled services need (object storage's `ResellerAdmin`, `swiftoperator`). */
+  extraRoles?: string[];
 }
 
 export interface BootstrapResult {
@@ -56,7 +58,7 @@ export async function bootstrap(identity: Identity, options: BootstrapOptions): 
   await ensureProject(DEFAULT_DOMAIN_ID, 'Default', ROOT_DOMAIN, true, 'The default domain');
 
   const roleIds: Record<string, string> = {};
-  for (const name of ['admin', 'member', 'reader', 'service']) {
+  for (const name of ['admin', 'member', 'reader', 'service', ...(options.extraRoles ?? [])]) {
     const existing = await db.selectFrom('role').select('id').where('name', '=', name).where('domain_id', '=', GLOBAL_ROLE).executeTakeFirst();
     roleIds[name] = existing?.id ?? newId();
     if (!existing) await db.insertInto('role').values({ id: roleIds[name] ?? '', name, domain_id: GLOBAL_ROLE, description: null, options: '{}', extra: '{}' }).execute();
@@ -123,6 +125,10 @@ export async function bootstrap(identity: Identity, options: BootstrapOptions): 
     }
     await grant('UserProject', user.id, serviceProjectId, roleIds.admin ?? '');
     await grant('UserProject', user.id, serviceProjectId, roleIds.service ?? '');
+    for (const role of su.roles ?? []) {
+      const roleId = roleIds[role];
+      if (roleId) await grant('UserProject', user.id, serviceProjectId, roleId);
+    }
   }
 
   const region = await db.selectFrom('region').select('id').where('id', '=', options.region).executeTakeFirst();

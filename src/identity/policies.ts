@@ -134,6 +134,9 @@ const rules: Record<string, string> = {
   'identity:ec2_list_credentials': `${ADMIN_OR_SYSTEM_READER} or rule:owner`,
   'identity:ec2_create_credential': `${ADMIN} or rule:owner`,
   'identity:ec2_delete_credential': `${ADMIN} or (rule:owner and user_id:%(target.credential.user_id)s)`,
+  // S3 and EC2 signature checks: only services (and admins) may turn a signed request into a token
+  'identity:s3tokens_validate': 'rule:service_or_admin',
+  'identity:ec2tokens_validate': 'rule:service_or_admin',
 
   // application credentials: only the user makes their own
   'identity:get_application_credential': `${ADMIN_OR_SYSTEM_READER} or rule:owner`,

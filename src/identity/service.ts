@@ -10,6 +10,7 @@ import { registerApplicationCredentials } from './api/application-credentials.js
 import { registerAuth } from './api/auth.js';
 import { registerCatalog } from './api/catalog.js';
 import { registerCredentials } from './api/credentials.js';
+import { registerEc2Tokens } from './api/ec2-tokens.js';
 import { registerDomains } from './api/domains.js';
 import { registerExtras } from './api/extras.js';
 import { registerGroups } from './api/groups.js';
@@ -104,6 +105,7 @@ export async function createIdentity(config: StratusConfig, bus: Bus, options: {
   registerRoles(app, identity);
   registerCatalog(app, identity);
   registerCredentials(app, identity);
+  registerEc2Tokens(app, identity);
   registerApplicationCredentials(app, identity);
   registerExtras(app, identity);
   registerLimits(app, identity);

@@ -77,12 +77,13 @@ export async function createImage(config: StratusConfig, bus: Bus, options: Imag
   const log = options.logger ?? roleLogger('image');
   const database = await openDatabase<ImageSchema>(databaseUrl(config, 'image'), { role: 'image' });
   await migrate(database.db, migrations);
-  const stores = await openStores(config.image, config.data_dir);
   const policyFile = config.policy_files.image;
   const client = new ServiceClient(
     { authUrl: options.identity.authUrl, username: options.identity.username ?? 'glance', password: options.identity.password, projectName: 'service', region: config.region },
     { logger: log, userAgent: 'stratus-image' },
   );
+  // The `object` store keeps images in the glance user's own object storage account (the catalog's internal endpoint).
+  const stores = await openStores(config.image, config.data_dir, { objectStorage: { endpoint: () => client.endpoint('object-store'), token: () => client.token() } });
   const publicUrl = options.publicUrl ?? `http://${config.public_host}:${options.port ?? config.image.port}`;
   const host = `image.${config.public_host}`;
   const images: ImageService = {

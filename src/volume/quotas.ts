@@ -9,8 +9,8 @@ import type { VolumeService } from './volume.js';
  * `no_snapshot_gb_quota = False`), `snapshots`, and per volume type
  * `volumes_<type>`, `gigabytes_<type>`, `snapshots_<type>` (unlimited
  * unless set). `per_volume_gigabytes` is a limit on one volume's size.
- * `backups` and `backup_gigabytes` are kept and shown (nothing uses them
- * yet, so their usage is 0); `groups` counts volume groups (groups.ts
+ * `backups` and `backup_gigabytes` count the backups and their sizes
+ * (backups.ts checks them); `groups` counts volume groups (groups.ts
  * checks it).
  *
  * A limit is the project's own (a `quota` row), else the `default` quota
@@ -118,6 +118,13 @@ export async function projectUsage(volume: VolumeService, projectId: string): Pr
     .where('project_id', '=', projectId)
     .executeTakeFirst();
   usage.groups = Number(groups?.n ?? 0);
+  const backups = await db
+    .selectFrom('backup')
+    .select((eb) => [eb.fn.countAll<number>().as('n'), eb.fn.coalesce(eb.fn.sum<number>('size'), sql<number>`0`).as('gb')])
+    .where('project_id', '=', projectId)
+    .executeTakeFirst();
+  usage.backups = Number(backups?.n ?? 0);
+  usage.backup_gigabytes = Number(backups?.gb ?? 0);
   for (const row of snaps) {
     add('snapshots', Number(row.n));
     add('gigabytes', Number(row.gb));
@@ -229,6 +236,32 @@ export async function reserveQuota(volume: VolumeService, projectId: string, del
  */
 export async function checkQuotaAfterInsert(volume: VolumeService, projectId: string, deltas: Deltas, volumeTypeName: string | null, options: { size?: number } = {}): Promise<void> {
   await check(volume, projectId, deltas, volumeTypeName, options, true);
+}
+
+/**
+ * Checks that one more backup of `size` GiB fits the project's `backups`
+ * and `backup_gigabytes` limits; `inserted`: the backup's row is in already
+ * (counted in the usage), the check after the insert that catches two
+ * requests racing for the last unit. Throws Cinder's 413
+ * `VolumeBackupSizeExceedsAvailableQuota` or `BackupLimitExceeded`.
+ * Changes nothing.
+ */
+export async function checkBackupQuota(volume: VolumeService, projectId: string, size: number, inserted: boolean): Promise<void> {
+  const limits = await projectLimits(volume, projectId);
+  const wanted: [string, number][] = [
+    ['backup_gigabytes', size],
+    ['backups', 1],
+  ];
+  if (!wanted.some(([resource]) => (limits[resource] ?? -1) >= 0)) return;
+  const used = await projectUsage(volume, projectId);
+  for (const [resource, n] of wanted) {
+    const limit = limits[resource] ?? -1;
+    if (limit < 0) continue;
+    const consumed = inserted ? Math.max(0, (used[resource] ?? 0) - n) : (used[resource] ?? 0);
+    if (consumed + n <= limit) continue;
+    if (resource === 'backup_gigabytes') throw quotaError(`Requested backup exceeds allowed Backup gigabytes quota. Requested ${size}G, quota is ${limit}G and ${consumed}G has been consumed.`);
+    throw quotaError(`Maximum number of backups allowed (${limit}) exceeded`);
+  }
 }
 
 /**

@@ -1,4 +1,5 @@
 import type { Bus } from '../core/bus/index.js';
+import type { AgentBackup } from './backup/rpc.js';
 
 /**
  * The typed bus API between the volume service's roles (Cinder's rpcapi
@@ -17,7 +18,9 @@ export type VolumeSource =
   | { kind: 'empty' }
   | { kind: 'image'; image_id: string }
   | { kind: 'snapshot'; snapshot_id: string; provider_location: string | null; volume_id: string }
-  | { kind: 'volume'; volume_id: string; provider_location: string | null };
+  | { kind: 'volume'; volume_id: string; provider_location: string | null }
+  /** 3.47: the backup is restored into the new volume (by the backup service of the host that makes it), which stays `creating` until then. */
+  | { kind: 'backup'; backup: AgentBackup; user_token: string | null };
 
 /** What the scheduler needs to place a volume (kept until the create ends, for reschedules). */
 export interface CreateRequest {

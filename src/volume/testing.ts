@@ -21,8 +21,9 @@ export type { TestUser } from '../identity/testing.js';
  * The volume service on a fresh database and data directory for tests:
  * identity and image on loopback ports, the volume API (driven with
  * `request`, Fastify's `inject`, and also listening for other services),
- * the scheduler and conductor, and one agent per backend, on a private
- * memory bus. Backends default to two fake ones, `fake-a` and `fake-b`.
+ * the scheduler and conductor, one agent per backend and the backup
+ * service, on a private memory bus. Backends default to two fake ones,
+ * `fake-a` and `fake-b`; backups to the fake (in memory) backup driver.
  */
 export interface TestVolumeCloud {
   volume: VolumeService;
@@ -50,6 +51,10 @@ export interface TestVolumeCloudOptions {
   overrides?: Record<string, unknown>;
   /** Drivers by backend name, instead of those the configuration names. */
   drivers?: Record<string, VolumeDriver>;
+  /** More services in identity's catalog (`object-store` for backups to a real object store a test starts). */
+  services?: { type: string; name: string; url: string }[];
+  /** More service users (the `swift` user of that object store). */
+  serviceUsers?: { name: string; password: string }[];
 }
 
 const FAKE_BACKENDS = {
@@ -58,7 +63,7 @@ const FAKE_BACKENDS = {
 };
 
 export async function createVolumeTestCloud(options: TestVolumeCloudOptions = {}): Promise<TestVolumeCloud> {
-  const { config, dir, unique } = testConfig('volume', { 'volume.backends': FAKE_BACKENDS, 'volume.host': 'test-host', 'volume.report_interval': 0, ...(options.overrides ?? {}) });
+  const { config, dir, unique } = testConfig('volume', { 'volume.backends': FAKE_BACKENDS, 'volume.host': 'test-host', 'volume.report_interval': 0, 'volume.backup_driver': 'fake', ...(options.overrides ?? {}) });
   config.bus.url = `memory://${unique}`;
   const bus = await createBus(config.bus.url);
   const [imagePort, volumePort] = [await freePort(), await freePort()];
@@ -69,9 +74,10 @@ export async function createVolumeTestCloud(options: TestVolumeCloudOptions = {}
       { type: 'volumev3', name: 'cinderv3', url: `${urls.volume}/v3/$(project_id)s` },
       { type: 'block-storage', name: 'cinder', url: `${urls.volume}/v3/$(project_id)s` },
       { type: 'image', name: 'glance', url: urls.image },
+      ...(options.services ?? []),
     ],
     serviceUser: { name: 'cinder', password: passwords.cinder },
-    moreServiceUsers: [{ name: 'glance', password: passwords.glance }],
+    moreServiceUsers: [{ name: 'glance', password: passwords.glance }, ...(options.serviceUsers ?? [])],
   });
   urls.identity = identity.authUrl;
   const authUrl = identity.authUrl;

@@ -1,6 +1,7 @@
 import { randomUUID } from 'node:crypto';
 import type { RequestContext } from '../core/auth/context.js';
-import type { GroupRow, SnapshotRow, VolumeRow } from './db/schema.js';
+import { agentBackup, getBackup, updateBackupIf } from './backups.js';
+import type { BackupRow, GroupRow, SnapshotRow, VolumeRow } from './db/schema.js';
 import { getGroup, groupVolumeTypes } from './groups.js';
 import { badRequest, notFound, VolumeError } from './errors.js';
 import { checkQuotaAfterInsert, reserveQuota } from './quotas.js';
@@ -105,6 +106,7 @@ async function typeById(volume: VolumeService, id: string): Promise<VolumeType |
 }
 
 interface Sources {
+  backup: BackupRow | null;
   snapshot: SnapshotRow | null;
   snapshotVolume: VolumeRow | null;
   sourceVolume: VolumeRow | null;
@@ -116,26 +118,30 @@ async function loadSources(volume: VolumeService, ctx: RequestContext, input: Ne
   const snapshot = input.snapshotId !== null ? await getSnapshot(volume, ctx, input.snapshotId) : null;
   const sourceVolume = input.sourceVolid !== null ? await getVolume(volume, ctx, input.sourceVolid) : null;
   const group = input.groupId !== null ? await getGroup(volume, ctx, input.groupId) : null;
-  if (input.backupId !== null) throw notFound(`Backup ${input.backupId} could not be found.`);
+  const backup = input.backupId !== null ? await getBackup(volume, ctx, input.backupId) : null;
   const image = input.imageRef !== null ? await findImage(volume, ctx, input.imageRef) : null;
-  const given = [snapshot ? 'snapshot' : null, image ? 'imageRef' : null, sourceVolume ? 'source volume' : null].filter((x) => x !== null);
+  const given = [snapshot ? 'snapshot' : null, image ? 'imageRef' : null, sourceVolume ? 'source volume' : null, backup ? 'backup' : null].filter((x) => x !== null);
   if (given.length > 1) throw invalidInput('May specify only one of backup, imageRef, snapshot, source volume');
+  if (backup && backup.status !== 'available') throw badRequest("Invalid backup: Originating backup status must be one of 'available' values");
   if (snapshot && snapshot.status !== 'available') throw badRequest("Invalid snapshot: Originating snapshot status must be one of 'available' values");
   if (sourceVolume && !['available', 'in-use'].includes(sourceVolume.status)) throw badRequest("Invalid volume: Originating source volume status must be one of 'available, in-use' values");
   const snapshotVolume = snapshot ? ((await volume.db.selectFrom('volume').selectAll().where('id', '=', snapshot.volume_id).executeTakeFirst()) ?? null) : null;
-  return { snapshot, snapshotVolume, sourceVolume, image, group };
+  return { backup, snapshot, snapshotVolume, sourceVolume, image, group };
 }
 
 /** Cinder's `_extract_size`: the asked size, or the source's; at least the source's. */
 function volumeSize(input: NewVolume, sources: Sources): number {
   let size = input.size;
-  if (!size) size = sources.sourceVolume?.size ?? sources.snapshot?.volume_size ?? null;
+  if (!size) size = sources.sourceVolume?.size ?? sources.snapshot?.volume_size ?? sources.backup?.size ?? null;
   if (size === null || size <= 0) throw invalidInput(`Volume size '${size === null ? 'None' : size}' must be an integer and greater than 0`);
   if (sources.sourceVolume && size < sources.sourceVolume.size) {
     throw invalidInput(`Volume size '${size}'GB cannot be smaller than original volume size  ${sources.sourceVolume.size}GB. They must be >= original volume size.`);
   }
   if (!sources.sourceVolume && sources.snapshot && size < sources.snapshot.volume_size) {
     throw invalidInput(`Volume size '${size}'GB cannot be smaller than the snapshot size ${sources.snapshot.volume_size}GB. They must be >= original snapshot size.`);
+  }
+  if (sources.backup && size < sources.backup.size) {
+    throw invalidInput(`Volume size ${size}GB cannot be smaller than the backup size ${sources.backup.size}GB. It must be >= backup size.`);
   }
   return size;
 }
@@ -173,7 +179,8 @@ async function chooseZone(volume: VolumeService, input: NewVolume, sources: Sour
   return zone;
 }
 
-function sourceOf(sources: Sources): { source: VolumeSource; backend: string | null } {
+function sourceOf(ctx: RequestContext, sources: Sources): { source: VolumeSource; backend: string | null } {
+  if (sources.backup) return { source: { kind: 'backup', backup: agentBackup(sources.backup), user_token: ctx.authToken }, backend: null };
   if (sources.snapshot) {
     return { source: { kind: 'snapshot', snapshot_id: sources.snapshot.id, provider_location: sources.snapshot.provider_location, volume_id: sources.snapshot.volume_id }, backend: backendOf(sources.snapshotVolume?.host ?? null) };
   }
@@ -219,7 +226,7 @@ function newVolumeRow(ctx: RequestContext, input: NewVolume, sources: Sources, c
 
 /** What the scheduler gets to place the volume (kept by it for reschedules). */
 function createRequest(ctx: RequestContext, row: VolumeRow, type: VolumeType, sources: Sources): CreateRequest {
-  const { source, backend } = sourceOf(sources);
+  const { source, backend } = sourceOf(ctx, sources);
   return {
     volume_id: row.id,
     project_id: row.project_id,
@@ -265,6 +272,10 @@ export async function createVolume(volume: VolumeService, ctx: RequestContext, i
   });
   try {
     await checkQuotaAfterInsert(volume, projectId, { volumes: 1, gigabytes: size }, type.name);
+    // The backup is taken for the restore, from `available` only: a concurrent change wins.
+    if (sources.backup && !(await updateBackupIf(volume.db, sources.backup.id, { status: 'restoring', restore_volume_id: id }, ['available']))) {
+      throw badRequest("Invalid backup: Originating backup status must be one of 'available' values");
+    }
   } catch (err) {
     await destroyVolumeRows(volume.db, id);
     throw err;
@@ -276,6 +287,7 @@ export async function createVolume(volume: VolumeService, ctx: RequestContext, i
   } catch (err) {
     volume.log.error({ err, volume_id: id }, 'could not cast the volume create to the scheduler');
     await updateVolume(volume.db, id, { status: 'error' });
+    if (sources.backup) await updateBackupIf(volume.db, sources.backup.id, { status: 'available', restore_volume_id: null }, ['restoring']);
     throw err;
   }
   return row;

@@ -24,13 +24,16 @@ const CREATE_KEYS = ['id', 'name', 'description', 'secret', 'expires_at', 'proje
 
 /**
  * Refuses the request when the caller's token was issued from a restricted
- * application credential (Keystone's `_check_unrestricted_application_credential`):
+ * application credential (Keystone's `_check_unrestricted_application_credential`),
+ * or in exchange for an EC2/S3 signature (`/v3/s3tokens`, `/v3/ec2tokens`):
  * such a token may not make or remove credentials of any kind.
  */
 export function forbidRestrictedApplicationCredential(req: FastifyRequest, what: string): void {
   const cred = req.ctx.token.application_credential;
   const restricted = cred ? cred.restricted : req.ctx.methods.includes('application_credential');
   if (restricted) throw new Forbidden(`Using method 'application_credential' is not allowed for managing ${what}.`);
+  // As Keystone: a token an S3/EC2 signature was exchanged for cannot mint more credentials.
+  if (req.ctx.methods.includes('ec2credential')) throw new Forbidden(`Using method 'ec2credential' is not allowed for managing ${what}.`);
 }
 
 /** True when a database error is a unique-constraint violation (SQLite, PostgreSQL, MySQL). */

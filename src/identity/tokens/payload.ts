@@ -13,7 +13,8 @@ export interface TokenPayload {
   applicationCredentialId: string | null;
 }
 
-const METHODS = ['password', 'token', 'application_credential', 'totp', 'mapped', 'external'] as const;
+// Bits of the packed methods: append only (tokens already issued keep their meaning).
+const METHODS = ['password', 'token', 'application_credential', 'totp', 'mapped', 'external', 'ec2credential'] as const;
 const SCOPES = ['unscoped', 'project', 'domain', 'system'] as const;
 const FORMAT_VERSION = 1;
 

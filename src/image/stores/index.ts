@@ -2,12 +2,14 @@ import path from 'node:path';
 import type { ImageConfig } from '../../core/config.js';
 import { FileStore } from './file.js';
 import { HttpStore } from './http.js';
+import { DEFAULT_SEGMENT_SIZE, ObjectStore, type ObjectStoreConnection } from './object.js';
 import type { ImageStore } from './store.js';
 
 export type { ByteRange, ImageStore, StoredData } from './store.js';
 export { StoreDataMissing } from './store.js';
 export { FileStore } from './file.js';
 export { HttpStore } from './http.js';
+export { ObjectStore, type ObjectStoreConnection } from './object.js';
 
 /** The configured stores, by id, and which one takes data by default. */
 export interface Stores {
@@ -22,9 +24,11 @@ export interface Stores {
 /**
  * Builds the stores of the configuration (creating file stores'
  * directories). Throws on a configuration that cannot work: an unknown type,
- * no writable store, a default that is not a writable store.
+ * no writable store, a default that is not a writable store, an `object`
+ * store without `objectStorage` (how to reach object storage: the image
+ * service's catalog endpoint and token).
  */
-export async function openStores(config: ImageConfig, dataDir: string): Promise<Stores> {
+export async function openStores(config: ImageConfig, dataDir: string, options: { objectStorage?: ObjectStoreConnection } = {}): Promise<Stores> {
   const all = new Map<string, ImageStore>();
   for (const [id, spec] of Object.entries(config.stores)) {
     if (!/^[A-Za-z0-9_-]{1,64}$/.test(id)) throw new Error(`image store id '${id}' must be 1-64 letters, digits, '_' or '-'`);
@@ -35,8 +39,12 @@ export async function openStores(config: ImageConfig, dataDir: string): Promise<
       all.set(id, store);
     } else if (spec.type === 'http') {
       all.set(id, new HttpStore(id, description));
+    } else if (spec.type === 'object') {
+      if (!options.objectStorage) throw new Error(`image store '${id}': an object store needs the image service's connection to object storage`);
+      const segmentSize = spec.segment_size === undefined ? DEFAULT_SEGMENT_SIZE : Number(spec.segment_size);
+      all.set(id, new ObjectStore(id, description, { container: spec.container || 'glance', segmentSize, connection: options.objectStorage }));
     } else {
-      throw new Error(`image store '${id}': unknown type '${String((spec as { type: unknown }).type)}' (file or http)`);
+      throw new Error(`image store '${id}': unknown type '${String((spec as { type: unknown }).type)}' (file, http or object)`);
     }
   }
   // Web locations are readable even without a configured http store.

@@ -8,6 +8,8 @@ import type { VolumeDriver } from '../drivers/driver.js';
 import { FakeVolumeDriver } from '../drivers/fake.js';
 import { FileVolumeDriver, qemuImgWorks } from '../drivers/file.js';
 import { CONDUCTOR_TOPIC, ConductorRpc, VOLUME_TOPIC, type AgentSnapshot, type AgentVolume, type BackendReport, type Connector, type CreateRequest, type HostWork, type MigrationRequest, type MigrationSource, type VolumeValues } from '../rpc.js';
+import { BackupManager } from '../backup/manager.js';
+import { createBackupDriver } from '../backup/factory.js';
 import { acceptMigration, discardMigration, migrateVolume } from './migration.js';
 import { copyVolumeToImage, createSnapshot, createVolume, deleteSnapshot, deleteVolume, extendVolume, revertToSnapshot, toDriverSnapshot, toDriverVolume } from './operations.js';
 
@@ -321,9 +323,11 @@ function guardBus(bus: Bus, alive: () => boolean): Bus {
   };
 }
 
-/** This process's volume agents; `stop()` stops them all (as a crash, see {@link VolumeAgent.stop}). */
+/** This process's volume agents and the host's backup service; `stop()` stops them all (as a crash, see {@link VolumeAgent.stop}). */
 export interface RunningAgents {
   agents: VolumeAgent[];
+  /** The backup service (cinder-backup) of this host, which reads and writes volumes through the agents' drivers. */
+  backups: BackupManager;
   stop(): Promise<void>;
 }
 
@@ -368,9 +372,11 @@ export async function createVolumeDriver(name: string, backend: VolumeBackendCon
 
 /**
  * Starts this host's volume agents, one per enabled backend, each named
- * `<volume.host or public_host>@<backend>`. `drivers` replaces the drivers the
- * configuration names (tests); otherwise they are built from it. A failed
- * start stops the agents already started.
+ * `<volume.host or public_host>@<backend>`, and the host's backup service
+ * (`volume-backup.<host>`, with the `volume.backup_driver`), which uses the
+ * agents' drivers. `drivers` replaces the drivers the configuration names
+ * (tests); otherwise they are built from it. A failed start stops what
+ * already started.
  */
 export async function startVolumeAgents(
   config: StratusConfig,
@@ -383,6 +389,7 @@ export async function startVolumeAgents(
   );
   const hostName = volumeHost(config);
   const agents: VolumeAgent[] = [];
+  let backups: BackupManager | null = null;
   try {
     for (const [name, backend] of enabledBackends(config.volume)) {
       const driver = options.drivers?.[name] ?? (await createVolumeDriver(name, backend, config, options.log));
@@ -401,13 +408,27 @@ export async function startVolumeAgents(
       await agent.start();
       agents.push(agent);
     }
+    backups = new BackupManager({
+      host: hostName,
+      availabilityZone: config.volume.storage_availability_zone,
+      drivers: new Map(agents.map((a) => [a.options.backend, a.driver])),
+      driver: createBackupDriver(config, client),
+      bus,
+      config: config.volume,
+      log: options.log.child({ role: 'volume-backup', host: hostName }),
+    });
+    await backups.start();
   } catch (err) {
+    await backups?.stop().catch(() => undefined);
     for (const a of agents) await a.stop().catch(() => undefined);
     throw err;
   }
+  const manager = backups;
   return {
     agents,
+    backups: manager,
     async stop() {
+      await manager.stop();
       await Promise.all(agents.map((a) => a.stop()));
     },
   };

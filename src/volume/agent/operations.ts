@@ -1,4 +1,5 @@
 import { EndpointNotFound } from '../../core/auth/service-client.js';
+import { BackupRpc } from '../backup/rpc.js';
 import { DriverUserError, type DriverSnapshot, type DriverUpdate, type DriverVolume } from '../drivers/driver.js';
 import { MessageAction, MessageDetail, MessageResource } from '../message-fields.js';
 import type { AgentSnapshot, AgentVolume, CreateRequest, VolumeValues } from '../rpc.js';
@@ -64,6 +65,20 @@ export async function createVolume(agent: VolumeAgent, req: CreateRequest & { ho
       case 'volume':
         update = await driver.createClone(volume, { id: source.volume_id, size: req.size, provider_location: source.provider_location });
         break;
+      case 'backup': {
+        // An empty volume, then this host's backup service restores into it and ends the create (the volume stays `creating` until then).
+        update = await driver.createVolume(volume);
+        const location = update.provider_location ?? null;
+        if (!(await agent.updateVolume(req.volume_id, { host: req.host, provider_location: location }))) throw new Error(`Volume ${req.volume_id} is gone.`);
+        await new BackupRpc(agent.options.bus).restoreBackup(agent.host.split('@')[0] ?? agent.host, {
+          backup: source.backup,
+          volume: { id: req.volume_id, size: req.size, host: req.host, provider_location: location, project_id: req.project_id },
+          volume_is_new: true,
+          user_token: source.user_token,
+          ...(req.request_id ? { request_id: req.request_id } : {}),
+        });
+        return;
+      }
       default: {
         const never: never = source;
         throw new Error(`unknown volume source ${JSON.stringify(never)}`);

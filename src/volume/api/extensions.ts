@@ -3,12 +3,13 @@ import type { VolumeService } from '../volume.js';
 
 /**
  * `GET /extensions`: Cinder's extension descriptors for what Stratus
- * serves (name, alias, updated, description as Cinder gives them). Backups,
- * consistency groups and manage/unmanage are not served, so not listed.
+ * serves (name, alias, updated, description as Cinder gives them).
+ * Consistency groups and manage/unmanage are not served, so not listed.
  */
 const EXTENSIONS: [name: string, alias: string, updated: string, description: string][] = [
   ['AdminActions', 'os-admin-actions', '2012-08-25T00:00:00+00:00', 'Enable admin actions.'],
   ['AvailabilityZones', 'os-availability-zone', '2013-06-27T00:00:00+00:00', 'Describe Availability Zones.'],
+  ['Backups', 'backups', '2012-12-12T00:00:00+00:00', 'Backups support.'],
   ['Capabilities', 'capabilities', '2015-08-31T00:00:00+00:00', 'Capabilities support.'],
   ['ExtendedServices', 'os-extended-services', '2014-01-10T00:00:00-00:00', 'Extended services support.'],
   ['ExtendedSnapshotAttributes', 'os-extended-snapshot-attributes', '2012-06-19T00:00:00+00:00', 'Extended SnapshotAttributes support.'],

@@ -1,6 +1,7 @@
 import type { FastifyInstance } from 'fastify';
 import type { VolumeService } from '../volume.js';
 import { registerAttachments } from './attachments.js';
+import { registerBackups } from './backups.js';
 import { registerDefaultTypes } from './default-types.js';
 import { registerTypeEncryption } from './type-encryption.js';
 import { registerTypeExtraSpecs } from './type-extra-specs.js';
@@ -47,4 +48,5 @@ export function registerVolumeApi(app: FastifyInstance, volume: VolumeService): 
   registerGroupTypes(app, volume);
   registerGroups(app, volume);
   registerGroupSnapshots(app, volume);
+  registerBackups(app, volume);
 }

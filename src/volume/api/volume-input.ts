@@ -372,10 +372,11 @@ class LiteralParser {
  * Which filters a non-administrator may use (Cinder's default
  * `resource_filters.json`); administrators may use any.
  */
-export const USER_FILTERS: Record<'volume' | 'snapshot' | 'attachment', string[]> = {
+export const USER_FILTERS: Record<'volume' | 'snapshot' | 'attachment' | 'backup', string[]> = {
   volume: ['name', 'status', 'metadata', 'bootable', 'migration_status', 'availability_zone', 'group_id', 'size', 'created_at', 'updated_at', 'consumes_quota'],
   snapshot: ['name', 'status', 'volume_id', 'metadata', 'availability_zone', 'consumes_quota'],
   attachment: ['volume_id', 'status', 'instance_id', 'attach_status'],
+  backup: ['name', 'status', 'volume_id'],
 };
 
 /**

@@ -283,4 +283,44 @@ export const migrations: Record<string, Migration> = {
       await db.schema.createIndex('snapshot_group_snapshot').on('snapshot').column('group_snapshot_id').execute();
     },
   },
+  '0002_backups': {
+    async up(db: Kysely<any>): Promise<void> {
+      await db.schema
+        .createTable('backup')
+        .addColumn('id', uuid, (c) => c.primaryKey())
+        .addColumn('project_id', name, (c) => c.notNull())
+        .addColumn('user_id', name, (c) => c.notNull())
+        .addColumn('volume_id', uuid, (c) => c.notNull())
+        .addColumn('snapshot_id', uuid)
+        .addColumn('host', name)
+        .addColumn('availability_zone', name)
+        .addColumn('display_name', name)
+        .addColumn('display_description', 'text')
+        .addColumn('container', name)
+        .addColumn('status', 'varchar(32)', (c) => c.notNull())
+        .addColumn('fail_reason', 'text')
+        .addColumn('service_metadata', 'text')
+        .addColumn('service', name)
+        .addColumn('size', 'integer', (c) => c.notNull())
+        .addColumn('object_count', 'integer', (c) => c.notNull())
+        .addColumn('parent_id', uuid)
+        .addColumn('num_dependent_backups', 'integer', (c) => c.notNull())
+        .addColumn('data_timestamp', time)
+        .addColumn('restore_volume_id', uuid)
+        .addColumn('encryption_key_id', uuid)
+        .addColumn('created_at', time, (c) => c.notNull())
+        .addColumn('updated_at', time)
+        .execute();
+      await db.schema.createIndex('backup_project').on('backup').columns(['project_id', 'created_at']).execute();
+      await db.schema.createIndex('backup_volume').on('backup').column('volume_id').execute();
+      await db.schema.createIndex('backup_parent').on('backup').column('parent_id').execute();
+      await db.schema
+        .createTable('backup_metadata')
+        .addColumn('backup_id', uuid, (c) => c.notNull())
+        .addColumn('key', name, (c) => c.notNull())
+        .addColumn('value', name, (c) => c.notNull())
+        .addPrimaryKeyConstraint('backup_metadata_pk', ['backup_id', 'key'])
+        .execute();
+    },
+  },
 };

@@ -44,6 +44,49 @@ export interface VolumeSchema {
   group_volume_type: { group_id: string; volume_type_id: string };
   /** Group snapshots (3.14 `/group_snapshots`): one snapshot per volume of the group carries its id. */
   group_snapshot: GroupSnapshotRow;
+  /** Volume backups (`/backups`), kept in object storage by the backup driver. */
+  backup: BackupRow;
+  /** A backup's metadata (3.43). */
+  backup_metadata: { backup_id: string; key: string; value: string };
+}
+
+export interface BackupRow {
+  id: string;
+  project_id: string;
+  user_id: string;
+  /** The volume backed up (`00000000-0000-0000-0000-000000000000` for an imported record). */
+  volume_id: string;
+  /** The snapshot backed up, when the backup was made from one. */
+  snapshot_id: string | null;
+  /** The backup service host (`<host>`) that made it, or last worked on it. */
+  host: string | null;
+  availability_zone: string | null;
+  display_name: string | null;
+  display_description: string | null;
+  /** The object storage container. */
+  container: string | null;
+  /** creating, available, deleting, error, error_deleting, restoring. */
+  status: string;
+  fail_reason: string | null;
+  /** What the driver needs to find the backup's objects again (JSON: account and object prefix). */
+  service_metadata: string | null;
+  /** The backup driver that made it (`cinder.backup.drivers.swift.SwiftBackupDriver`, ...). */
+  service: string | null;
+  /** GiB of the volume when backed up. */
+  size: number;
+  /** Data objects this backup wrote. */
+  object_count: number;
+  /** The backup an incremental backup builds on. */
+  parent_id: string | null;
+  /** Incremental backups built on this one (it cannot be deleted while they exist). */
+  num_dependent_backups: number;
+  /** When the data was as backed up (the snapshot's creation for a backup of a snapshot). */
+  data_timestamp: string | null;
+  /** The volume a restore in progress writes to. */
+  restore_volume_id: string | null;
+  encryption_key_id: string | null;
+  created_at: string;
+  updated_at: string | null;
 }
 
 export interface GroupTypeRow {

@@ -159,6 +159,49 @@ export function driverSuite(name: string, options: DriverSuiteOptions): void {
     await driver.stop();
   });
 
+  test(`${name}: a backup reads the data where the extents say; a restore writes it into new and existing volumes`, async () => {
+    const driver = await options.make();
+    const fixture = rawImage();
+    const n = fixture.data.length;
+    const source = vol(1);
+    await driver.createFromImage(source, fixture.image, opened(fixture));
+    const snapshot = { id: randomUUID(), volume_id: source.id, volume_size: 1, provider_location: null };
+    await driver.createSnapshot(snapshot, source);
+    for (const from of [{ volume: source }, { snapshot }]) {
+      const reader = await driver.openBackupSource(from);
+      assert.equal(reader.size, 1024 ** 3);
+      assert.equal(reader.extents[0]?.offset, 0, 'the data is found at the start');
+      const covered = reader.extents.reduce((sum, e) => sum + e.length, 0);
+      assert.ok(covered >= n && covered < reader.size / 2, `the extents cover the data, not the whole volume (${covered})`);
+      assert.deepEqual(await head(reader.read(0, n), n), fixture.data);
+      assert.deepEqual(await head(reader.read(n, 4096), 4096), Buffer.alloc(4096), 'past the data: zeros');
+      assert.deepEqual(await head(reader.read(reader.size - 10, 10), 10), Buffer.alloc(10), 'the end of the volume reads');
+      await reader.close();
+      await reader.close();
+    }
+    const fresh = vol(1);
+    await driver.createVolume(fresh);
+    const writer = await driver.openRestoreTarget(fresh, { isNew: true });
+    assert.equal(writer.size, 1024 ** 3);
+    await writer.write(0, Readable.from([fixture.data.subarray(0, 1000), fixture.data.subarray(1000)]));
+    await writer.commit();
+    assert.deepEqual(await head(await driver.copyToImage(fresh, 'raw'), n), fixture.data);
+    const existing = vol(1);
+    const other = rawImage(2 * n);
+    await driver.createFromImage(existing, other.image, opened(other));
+    const over = await driver.openRestoreTarget(existing, { isNew: false });
+    await over.write(0, Readable.from([fixture.data]));
+    await over.zero(n, n);
+    await over.commit();
+    const after = await head(await driver.copyToImage(existing, 'raw'), 2 * n);
+    assert.deepEqual(Buffer.concat([after, Buffer.alloc(2 * n - after.length)]), Buffer.concat([fixture.data, Buffer.alloc(n)]), 'written, then zeroed');
+    const abandoned = await driver.openRestoreTarget(existing, { isNew: false });
+    await abandoned.close();
+    await driver.deleteSnapshot(snapshot);
+    for (const v of [source, fresh, existing]) await driver.deleteVolume(v);
+    await driver.stop();
+  });
+
   test(`${name}: cleanup removes what no volume or snapshot owns and keeps the rest`, async () => {
     const driver = await options.make();
     const keep = vol(1);

@@ -130,6 +130,19 @@ export interface VolumeDriver {
    */
   copyToImage(volume: DriverVolume, diskFormat: string): Promise<Readable>;
   /**
+   * Opens a volume's or a snapshot's content for a backup, as raw bytes
+   * (whatever the backend's format), with the ranges that may hold data.
+   * An attached volume is read as it is (a crash-consistent copy). Any
+   * temporary copy is named so that `cleanup` removes it.
+   */
+  openBackupSource(source: BackupSource): Promise<VolumeReader>;
+  /**
+   * Opens a volume for a restore: raw bytes written at offsets, completed by
+   * `commit`. The volume is not attached. `isNew`: the volume reads as zeros
+   * already (nothing needs zeroing).
+   */
+  openRestoreTarget(volume: DriverVolume, options: { isNew: boolean }): Promise<VolumeWriter>;
+  /**
    * Removes what belongs to no volume or snapshot of the lists (orphans) and
    * every partial result of an interrupted create. Called when an agent
    * starts, before it takes work.
@@ -137,6 +150,41 @@ export interface VolumeDriver {
   cleanup(knownVolumeIds: string[], knownSnapshotIds: string[]): Promise<void>;
   /** Releases what the driver holds in this process (exports keep running: attached guests still use them). */
   stop(): Promise<void>;
+}
+
+/** What a backup reads: a volume, or a snapshot of one. */
+export type BackupSource = { volume: DriverVolume } | { snapshot: DriverSnapshot };
+
+/** A byte range of a volume. */
+export interface Extent {
+  offset: number;
+  length: number;
+}
+
+/** A volume's (or snapshot's) content as raw bytes, read for a backup. */
+export interface VolumeReader {
+  /** Bytes of the volume. */
+  readonly size: number;
+  /** The ranges that may hold data, in order and apart; everything else reads as zeros. */
+  readonly extents: readonly Extent[];
+  /** Streams bytes `[offset, offset + length)`; may be called again for the same range. */
+  read(offset: number, length: number): Readable;
+  /** Releases what the reader holds (temporary copies). Idempotent. */
+  close(): Promise<void>;
+}
+
+/** A volume's content written back as raw bytes (a restore). */
+export interface VolumeWriter {
+  /** Bytes of the volume. */
+  readonly size: number;
+  /** Writes the stream's bytes from `offset`. */
+  write(offset: number, data: Readable): Promise<void>;
+  /** Makes `[offset, offset + length)` read as zeros. */
+  zero(offset: number, length: number): Promise<void>;
+  /** Puts what was written into the volume and releases the writer; on failure the volume's content is undefined. */
+  commit(): Promise<void>;
+  /** Releases the writer without completing (after a failure). Idempotent. */
+  close(): Promise<void>;
 }
 
 /** A failure that is the request's own fault (an image that does not fit): the create is not rescheduled. */

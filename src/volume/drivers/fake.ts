@@ -1,6 +1,22 @@
 import { randomUUID } from 'node:crypto';
 import { Readable } from 'node:stream';
-import { DriverUserError, GiB, type Connector, type ConnectionInfo, type DriverImage, type DriverSnapshot, type DriverStats, type DriverUpdate, type DriverVolume, type OpenImageStream, type VolumeDriver } from './driver.js';
+import { bufferRange } from './byte-ranges.js';
+import {
+  DriverUserError,
+  GiB,
+  type BackupSource,
+  type Connector,
+  type ConnectionInfo,
+  type DriverImage,
+  type DriverSnapshot,
+  type DriverStats,
+  type DriverUpdate,
+  type DriverVolume,
+  type OpenImageStream,
+  type VolumeDriver,
+  type VolumeReader,
+  type VolumeWriter,
+} from './driver.js';
 
 /** The operations a test can hook (make fail or block). */
 export type FakeOperation =
@@ -16,7 +32,9 @@ export type FakeOperation =
   | 'revertToSnapshot'
   | 'initializeConnection'
   | 'terminateConnection'
-  | 'copyToImage';
+  | 'copyToImage'
+  | 'openBackupSource'
+  | 'openRestoreTarget';
 
 /** A volume the fake keeps. `partial` until its create finished: what a crash leaves behind. */
 export interface FakeVolume {
@@ -253,6 +271,66 @@ export class FakeVolumeDriver implements VolumeDriver {
     await this.step('copyToImage', volume.id);
     const v = this.volume(volume.id);
     return Readable.from([v.content ?? Buffer.from(`fake ${diskFormat} image of volume ${volume.id} (${v.size} GiB)\n`)]);
+  }
+
+  /** The content of the volume or snapshot (its data, then zeros): what `content` holds. */
+  async openBackupSource(source: BackupSource): Promise<VolumeReader> {
+    const record = 'volume' in source ? this.volume(source.volume.id) : this.snapshots.get(source.snapshot.id);
+    const id = 'volume' in source ? source.volume.id : source.snapshot.id;
+    if (!record || record.partial) throw new Error(`Snapshot ${id} does not exist on this backend.`);
+    await this.step('openBackupSource', id);
+    const content = record.content;
+    return {
+      size: record.size * GiB,
+      extents: content && content.length > 0 ? [{ offset: 0, length: content.length }] : [],
+      read: (offset, length) => bufferRange(content, offset, length),
+      close: async () => undefined,
+    };
+  }
+
+  /** Writes into `content` (data past 1 MiB is dropped: `content` becomes null, as for a large image). */
+  async openRestoreTarget(volume: DriverVolume, options: { isNew: boolean }): Promise<VolumeWriter> {
+    const record = this.volume(volume.id);
+    await this.step('openRestoreTarget', volume.id);
+    let work: Buffer | null = Buffer.alloc(CONTENT_LIMIT);
+    let end = 0;
+    if (!options.isNew && record.content) {
+      record.content.copy(work);
+      end = Math.min(record.content.length, CONTENT_LIMIT);
+    }
+    const put = (offset: number, bytes: Buffer): void => {
+      if (!work) return;
+      const inside = Math.max(0, Math.min(bytes.length, CONTENT_LIMIT - offset));
+      if (inside > 0) {
+        bytes.copy(work, offset, 0, inside);
+        if (bytes.subarray(0, inside).some((b) => b !== 0)) end = Math.max(end, offset + inside);
+      }
+      if (bytes.subarray(inside).some((b) => b !== 0)) work = null;
+    };
+    return {
+      size: record.size * GiB,
+      async write(offset, data) {
+        let at = offset;
+        for await (const chunk of data) {
+          const bytes = Buffer.isBuffer(chunk) ? chunk : Buffer.from(chunk as Uint8Array);
+          put(at, bytes);
+          at += bytes.length;
+        }
+      },
+      async zero(offset, length) {
+        if (work && offset < CONTENT_LIMIT) work.fill(0, offset, Math.min(CONTENT_LIMIT, offset + length));
+      },
+      async commit() {
+        if (!work) {
+          record.content = null;
+          return;
+        }
+        let last = Math.min(end, CONTENT_LIMIT);
+        while (last > 0 && work[last - 1] === 0) last--;
+        record.content = last > 0 ? Buffer.from(work.subarray(0, last)) : null;
+      },
+      close: async () => undefined,
+    };
   }
 
   async cleanup(knownVolumeIds: string[], knownSnapshotIds: string[]): Promise<void> {

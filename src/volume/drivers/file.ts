@@ -4,7 +4,24 @@ import os from 'node:os';
 import path from 'node:path';
 import type { Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
-import { DriverUserError, GiB, type Connector, type ConnectionInfo, type DriverImage, type DriverSnapshot, type DriverStats, type DriverUpdate, type DriverVolume, type OpenImageStream, type VolumeDriver } from './driver.js';
+import { fileRange, mergeExtents, writeAt, zeroAt } from './byte-ranges.js';
+import {
+  DriverUserError,
+  GiB,
+  type BackupSource,
+  type Connector,
+  type ConnectionInfo,
+  type DriverImage,
+  type DriverSnapshot,
+  type DriverStats,
+  type DriverUpdate,
+  type DriverVolume,
+  type Extent,
+  type OpenImageStream,
+  type VolumeDriver,
+  type VolumeReader,
+  type VolumeWriter,
+} from './driver.js';
 import { NbdExports } from './nbd-export.js';
 import { QemuImg, qemuFormatOf } from './qemu-img.js';
 
@@ -258,6 +275,99 @@ export class FileVolumeDriver implements VolumeDriver {
     const stream = fs.createReadStream(temp);
     stream.once('close', () => void fs.promises.rm(temp, { force: true }));
     return stream;
+  }
+
+  /**
+   * A raw file is read as it is; a qcow2 one through a raw copy
+   * (`backup-<id>-<n>.part`, sparse, removed on close). The data ranges are
+   * what `qemu-img map` finds allocated.
+   */
+  async openBackupSource(source: BackupSource): Promise<VolumeReader> {
+    const id = 'volume' in source ? source.volume.id : source.snapshot.id;
+    const file = 'volume' in source ? this.volumePath(id) : this.snapshotPath(id);
+    await fs.promises.access(file);
+    let raw = file;
+    let temp: string | null = null;
+    if (this.format !== 'raw') {
+      temp = path.join(this.dir, `backup-${checkId(id)}-${randomUUID()}.part`);
+      try {
+        await this.qemu.convert(file, this.format, temp, 'raw');
+      } catch (err) {
+        await fs.promises.rm(temp, { force: true });
+        throw err;
+      }
+      raw = temp;
+    }
+    try {
+      const size = (await this.qemu.info(file, this.format))['virtual-size'];
+      const extents = await this.dataExtents(file, this.format);
+      return {
+        size,
+        extents,
+        read: (offset, length) => fileRange(raw, offset, length),
+        close: async () => {
+          if (temp) await fs.promises.rm(temp, { force: true });
+          temp = null;
+          raw = file;
+        },
+      };
+    } catch (err) {
+      if (temp) await fs.promises.rm(temp, { force: true });
+      throw err;
+    }
+  }
+
+  /**
+   * A raw volume file is written in place; a qcow2 one through a sparse
+   * raw file (`restore-<id>-<n>.part`) that `commit` converts into it.
+   */
+  async openRestoreTarget(volume: DriverVolume, options: { isNew: boolean }): Promise<VolumeWriter> {
+    const file = this.volumePath(volume.id);
+    await fs.promises.access(file);
+    const size = (await this.qemu.info(file, this.format))['virtual-size'];
+    const temp = this.format === 'raw' ? null : path.join(this.dir, `restore-${checkId(volume.id)}-${randomUUID()}.part`);
+    const handle = await fs.promises.open(temp ?? file, temp ? 'w+' : 'r+');
+    let open = true;
+    const release = async (): Promise<void> => {
+      if (open) await handle.close();
+      open = false;
+      if (temp) await fs.promises.rm(temp, { force: true });
+    };
+    try {
+      if (temp) await handle.truncate(size);
+    } catch (err) {
+      await release();
+      throw err;
+    }
+    return {
+      size,
+      write: async (offset, data) => {
+        await writeAt(handle, offset, data);
+      },
+      // The temporary copy starts as zeros; the volume file itself must be overwritten.
+      zero: (offset, length) => (temp ? Promise.resolve() : zeroAt(handle, offset, length)),
+      commit: async () => {
+        try {
+          await handle.sync();
+          if (temp) {
+            await handle.close();
+            open = false;
+            await this.qemu.run(['convert', '-n', ...(options.isNew ? ['--target-is-zero'] : []), '-W', '-f', 'raw', '-O', this.format, temp, file]);
+            await fsyncFile(file);
+          }
+        } finally {
+          await release();
+        }
+      },
+      close: release,
+    };
+  }
+
+  /** The ranges of an image that hold data (guest offsets), from `qemu-img map`: holes, unallocated and zero ranges left out. */
+  private async dataExtents(file: string, format: string): Promise<Extent[]> {
+    const out = await this.qemu.run(['map', '--output=json', '-U', '-f', format, file]);
+    const entries = JSON.parse(out) as { start: number; length: number; data: boolean; zero: boolean }[];
+    return mergeExtents(entries.filter((e) => e.data && !e.zero).map((e) => ({ offset: e.start, length: e.length })));
   }
 
   async cleanup(knownVolumeIds: string[], knownSnapshotIds: string[]): Promise<void> {

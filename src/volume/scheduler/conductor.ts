@@ -9,6 +9,8 @@ import type { CapacityClaims } from './scheduler.js';
 import { recordHeartbeat } from './services.js';
 import { migrationFailed, migrationFinished } from '../volume-migration.js';
 import { notifyVolume, volumeUsage } from '../volumes.js';
+import { backupConductorHandlers } from '../backup/conductor.js';
+import { updateBackupIf } from '../backups.js';
 
 /** Volume statuses an agent resolves when it starts. */
 const TRANSIENT_VOLUME = ['creating', 'deleting', 'extending', 'uploading', 'downloading', 'reverting'];
@@ -41,6 +43,7 @@ export class Conductor {
       attached_instances: (args: { volume_id: string }) => this.attachedInstances(args.volume_id),
       migration_finished: (args: { volume_id: string; host: string; provider_location: string | null; new_type_id: string | null }) => migrationFinished(this.volume, args),
       migration_failed: (args: { volume_id: string; reason: string }) => migrationFailed(this.volume, args.volume_id, args.reason),
+      ...backupConductorHandlers(this.volume, this),
     });
   }
 
@@ -145,6 +148,7 @@ export class Conductor {
       return true;
     });
     if (!failed) return;
+    if (req.source.kind === 'backup') await updateBackupIf(this.volume.db, req.source.backup.id, { status: 'available', restore_volume_id: null }, ['restoring']);
     await settleGroupOfVolume(this.volume, req.volume_id);
     this.volume.log.warn({ volume_id: req.volume_id, reason }, 'volume create failed');
     await this.notifyVolume(req.volume_id, 'volume.create.error');
@@ -258,7 +262,8 @@ export interface UserMessage {
   request_id?: string;
 }
 
-async function insertMessage(db: VolumeService['db'], message: UserMessage): Promise<void> {
+/** Records a user message (kept for Cinder's default `message_ttl`). */
+export async function insertMessage(db: VolumeService['db'], message: UserMessage): Promise<void> {
   const created = new Date();
   await db
     .insertInto('message')
