@@ -81,3 +81,33 @@ export async function assertPortsFree(ports: [port: number, setting: string][]):
     if (await portOpen(port)) throw new Error(`port ${port} is in use by another process; choose another one with ${setting}=...`);
   }
 }
+
+/** Answer of a timed request; the body is counted, not kept. */
+export interface TimedResponse {
+  status: number;
+  headers: http.IncomingHttpHeaders;
+  /** Bytes of the response body. */
+  bytes: number;
+  /** From the call to the last byte of the body, milliseconds. */
+  ms: number;
+}
+
+/**
+ * One request through `agent` (give it `keepAlive: true` to reuse
+ * connections, as a load generator does), body read and discarded.
+ * Rejects on a connection error or after `timeoutMs` without progress.
+ */
+export function timedRequest(agent: http.Agent, target: { host: string; port: number; path: string }, init: { method: string; headers: Record<string, string>; body?: Buffer; timeoutMs: number }): Promise<TimedResponse> {
+  const t0 = performance.now();
+  return new Promise((resolve, reject) => {
+    const req = http.request({ host: target.host, port: target.port, path: target.path, method: init.method, headers: init.headers, agent, timeout: init.timeoutMs }, (res) => {
+      let bytes = 0;
+      res.on('data', (c: Buffer) => (bytes += c.length));
+      res.on('error', reject);
+      res.on('end', () => resolve({ status: res.statusCode ?? 0, headers: res.headers, bytes, ms: performance.now() - t0 }));
+    });
+    req.on('timeout', () => req.destroy(new Error(`${init.method} ${target.path}: no answer within ${init.timeoutMs} ms`)));
+    req.on('error', reject);
+    req.end(init.body);
+  });
+}

@@ -113,6 +113,18 @@ export function treeMemory(roots: number[]): TreeMemory {
   return { rss_mib: rss / 1024, pss_mib: pss / 1024, procs };
 }
 
+/** CPU seconds (user + system) used so far by one thread (`tid` = `pid`: the main thread, e.g. Node's event loop), or null when it is gone. */
+export function threadCpuSeconds(pid: number, tid = pid): number | null {
+  let text: string;
+  try {
+    text = fs.readFileSync(`/proc/${pid}/task/${tid}/stat`, 'utf8');
+  } catch {
+    return null;
+  }
+  const fields = text.slice(text.lastIndexOf(')') + 2).split(' ');
+  return (Number(fields[11]) + Number(fields[12])) / CLK_TCK;
+}
+
 /** CPU seconds (user + system) used so far by the live processes of the trees. */
 export function treeCpuSeconds(roots: number[]): number {
   if (roots.length === 0) return 0;

@@ -12,15 +12,34 @@ export interface Launch {
  * The environment of a benchmarked `stratus up`: only the services whose
  * ports are given, on those ports; the admin password; metrics off.
  */
-export function stratusEnv(o: { identityPort: number; imagePort?: number; networkPort?: number; placementPort?: number; computePort?: number; volumePort?: number; password: string }): NodeJS.ProcessEnv {
+export function stratusEnv(o: {
+  identityPort: number;
+  imagePort?: number;
+  networkPort?: number;
+  placementPort?: number;
+  computePort?: number;
+  volumePort?: number;
+  /** The object-proxy's port; with it, `storagePorts` for the node's object, container and account servers. */
+  objectPort?: number;
+  storagePorts?: { object: number; container: number; account: number };
+  password: string;
+}): NodeJS.ProcessEnv {
   // Only the services measured run: the others would take ports and memory.
-  const ports: [service: string, port: number | undefined][] = [['image', o.imagePort], ['network', o.networkPort], ['placement', o.placementPort], ['compute', o.computePort], ['volume', o.volumePort]];
+  const ports: [service: string, port: number | undefined][] = [['image', o.imagePort], ['network', o.networkPort], ['placement', o.placementPort], ['compute', o.computePort], ['volume', o.volumePort], ['object', o.objectPort]];
+  const storage = o.storagePorts;
   const services = ['identity', ...ports.filter(([, port]) => port !== undefined).map(([service]) => service)];
   return {
     ...process.env,
     STRATUS_SERVICES: services.join(','),
     STRATUS_IDENTITY__PORT: String(o.identityPort),
     ...Object.fromEntries(ports.filter(([, port]) => port !== undefined).map(([service, port]) => [`STRATUS_${service.toUpperCase()}__PORT`, String(port)])),
+    ...(storage
+      ? {
+          STRATUS_OBJECT__STORAGE__OBJECT_PORT: String(storage.object),
+          STRATUS_OBJECT__STORAGE__CONTAINER_PORT: String(storage.container),
+          STRATUS_OBJECT__STORAGE__ACCOUNT_PORT: String(storage.account),
+        }
+      : {}),
     STRATUS_ADMIN_PASSWORD: o.password,
     STRATUS_METRICS__ENABLED: 'false',
   };
