@@ -6,7 +6,9 @@ import { startObjectProxy } from './proxy/server.js';
 import { devicesDir, ensureDefaultRings, ringDir } from './ring/defaults.js';
 import { Ring, ringFile } from './ring/ring.js';
 import { loadHashPathSalt } from './salt.js';
+import type { StorageClient } from './storage/client.js';
 import { HttpStorageClient } from './storage/http-client.js';
+import { LocalStorageClient } from './storage/local-client.js';
 import { startStorageNode } from './storage/http-server.js';
 import { startObjectWorkers } from './workers/index.js';
 
@@ -42,8 +44,18 @@ export interface RunningObjectRole {
   stop(): Promise<void>;
 }
 
-/** The `object-server` role: this node's account, container and object servers, for every device under `devices_dir`. */
-export async function startObjectServers(config: StratusConfig): Promise<RunningObjectRole & { ports: { object: number; container: number; account: number } }> {
+/** The storage client of a role: HTTP with the configured timeouts. */
+function httpStorageClient(config: StratusConfig): HttpStorageClient {
+  return new HttpStorageClient({ connectTimeoutMs: config.object.conn_timeout * 1000, timeoutMs: config.object.node_timeout * 1000 });
+}
+
+/**
+ * The `object-server` role: this node's account, container and object
+ * servers, for every device under `devices_dir`. With `local`, the servers
+ * are also registered there under the address the rings give them, and send
+ * their own updates through it.
+ */
+export async function startObjectServers(config: StratusConfig, local?: LocalStorageClient): Promise<RunningObjectRole & { ports: { object: number; container: number; account: number } }> {
   const salt = loadHashPathSalt(config);
   const { storage } = config.object;
   const node = await startStorageNode({
@@ -53,15 +65,26 @@ export async function startObjectServers(config: StratusConfig): Promise<Running
     logger: roleLogger('object-server'),
     bindHost: storage.bind_host,
     ports: { object: storage.object_port, container: storage.container_port, account: storage.account_port },
+    ...(local ? { client: local } : {}),
   });
-  return node;
+  if (local) {
+    local.register(storage.host, node.ports.object, node.handlers.object);
+    local.register(storage.host, node.ports.container, node.handlers.container);
+    local.register(storage.host, node.ports.account, node.handlers.account);
+  }
+  return {
+    ports: node.ports,
+    async stop() {
+      if (local) for (const port of Object.values(node.ports)) local.unregister(storage.host, port);
+      await node.stop();
+    },
+  };
 }
 
 /** The `object-proxy` role: Swift API v1 and S3 on `object.port`. */
-export async function startObjectProxyRole(config: StratusConfig, options: ObjectOptions): Promise<RunningObjectRole & { port: number }> {
+export async function startObjectProxyRole(config: StratusConfig, options: ObjectOptions, storage: StorageClient = httpStorageClient(config)): Promise<RunningObjectRole & { port: number }> {
   const salt = loadHashPathSalt(config);
   const rings = loadRings(config, salt);
-  const storage = new HttpStorageClient();
   const proxy = await startObjectProxy(config, { identity: options.identity, ...(options.validator ? { validator: options.validator } : {}), rings, salt, storage });
   return {
     port: proxy.port,
@@ -73,10 +96,9 @@ export async function startObjectProxyRole(config: StratusConfig, options: Objec
 }
 
 /** The `object-workers` role: replicator, auditor, updater, expirer and reaper over this node's devices. */
-export async function startObjectWorkersRole(config: StratusConfig): Promise<RunningObjectRole> {
+export async function startObjectWorkersRole(config: StratusConfig, storage: StorageClient = httpStorageClient(config)): Promise<RunningObjectRole> {
   const salt = loadHashPathSalt(config);
   const rings = loadRings(config, salt);
-  const storage = new HttpStorageClient();
   const workers = await startObjectWorkers({ config, salt, rings, storage, devicesDir: devicesDir(config), logger: roleLogger('object-workers') });
   return {
     async stop() {
@@ -95,7 +117,8 @@ export interface RunningObject {
 /**
  * Starts object storage as `up` runs it: the default rings on first start
  * (one node, `default_ring.devices` device directories, `replicas` replicas),
- * this node's storage servers, the proxy, and the background workers.
+ * this node's storage servers, the proxy, and the background workers, which
+ * call this node's servers directly (other nodes of the rings over HTTP).
  */
 export async function startObject(config: StratusConfig, options: ObjectOptions): Promise<RunningObject> {
   ensureDefaultRings(config);
@@ -103,12 +126,16 @@ export async function startObject(config: StratusConfig, options: ObjectOptions)
   const stop = async (): Promise<void> => {
     for (const step of undo.splice(0).reverse()) await step().catch(() => undefined);
   };
+  // One process: the proxy, the servers' own updates and the workers reach this node's servers by direct calls.
+  const local = new LocalStorageClient(httpStorageClient(config), config.object.node_timeout * 1000);
+  const shared: StorageClient = { request: (node, req, opts) => local.request(node, req, opts), close: () => undefined };
+  undo.push(async () => local.close());
   try {
-    const servers = await startObjectServers(config);
+    const servers = await startObjectServers(config, local);
     undo.push(() => servers.stop());
-    const proxy = await startObjectProxyRole(config, options);
+    const proxy = await startObjectProxyRole(config, options, shared);
     undo.push(() => proxy.stop());
-    const workers = await startObjectWorkersRole(config);
+    const workers = await startObjectWorkersRole(config, shared);
     undo.push(() => workers.stop());
     return { port: proxy.port, stop };
   } catch (err) {

@@ -1,7 +1,8 @@
 import type http from 'node:http';
 import path from 'node:path';
 import { CONSTRAINTS, hashPathHex, Timestamp, type HashPathSalt } from '../common.js';
-import { AccountBroker, BrokerCache, dbPath, MetadataError, type DbInfo, type DbMetadata } from './broker.js';
+import { BrokerCache } from './broker-cache.js';
+import { AccountBroker, dbPath, MetadataError, type DbInfo, type DbMetadata } from './broker.js';
 import { handleDbReplicate } from './db-replicate.js';
 import { containerEntry, listingContentType, parseListParams, renderListing } from './listing.js';
 import type { StorageHandler } from './object-server.js';
@@ -17,6 +18,8 @@ export interface AccountServerOptions {
   devices: DeviceChecker;
   salt: HashPathSalt;
   maxOpenDbs?: number;
+  /** How long an open db is trusted to still be the file at its path before one `stat` checks (ms; see broker-cache.ts). */
+  dbCheckIntervalMs?: number;
 }
 
 /** The account server's handler and its db cache. */
@@ -33,7 +36,7 @@ function isAccountMeta(key: string): boolean {
 /** Creates the account server. */
 export function createAccountServer(options: AccountServerOptions): AccountServer {
   const { devices, salt } = options;
-  const brokers = new BrokerCache<AccountBroker>((file) => AccountBroker.open(file), options.maxOpenDbs ?? 128);
+  const brokers = new BrokerCache<AccountBroker>((file) => AccountBroker.open(file), options.maxOpenDbs ?? 128, options.dbCheckIntervalMs);
 
   function dbFile(devicePath: string, partition: number, account: string): string {
     return dbPath(devicePath, 'account', partition, hashPathHex(salt, account));
@@ -210,7 +213,17 @@ export function createAccountServer(options: AccountServerOptions): AccountServe
     });
   }
 
-  const handle: StorageHandler = async (req, target) => {
+  /** The db a request names, or null. */
+  function targetDbFile(method: string | undefined, target: StoragePath): string | null {
+    const devicePath = devices.devicePath(target.device);
+    if (method === 'REPLICATE') {
+      const hash = target.rest[0] ?? '';
+      return /^[0-9a-f]{32}$/.test(hash) ? dbPath(devicePath, 'account', target.partition, hash) : null;
+    }
+    return target.account ? dbFile(devicePath, target.partition, target.account) : null;
+  }
+
+  const dispatch: StorageHandler = async (req, target) => {
     switch (req.method) {
       case 'PUT':
         return put(req, target);
@@ -225,6 +238,16 @@ export function createAccountServer(options: AccountServerOptions): AccountServe
         return replicate(req, target);
       default:
         return errorResponse(405);
+    }
+  };
+  // A request that fails with an error drops the handle of its db, so the next one opens the file that is there now.
+  const handle: StorageHandler = async (req, target, sendContinue) => {
+    try {
+      return await dispatch(req, target, sendContinue);
+    } catch (err) {
+      const file = targetDbFile(req.method, target);
+      if (file) brokers.evict(file);
+      throw err;
     }
   };
   return { handle, brokers, close: () => brokers.closeAll() };

@@ -3,7 +3,10 @@ import fs from 'node:fs';
 import path from 'node:path';
 import Database from 'better-sqlite3';
 import { CONSTRAINTS } from '../common.js';
+import { forgetDb } from './broker-cache.js';
 import { listRows, type ListParams } from './listing.js';
+
+export { BrokerCache, forgetDb } from './broker-cache.js';
 
 /**
  * Account and container databases, as Swift's brokers: one SQLite file per
@@ -324,6 +327,8 @@ function createDb(file: string, tmpDir: string, schema: string, options: CreateO
     const dir = path.dirname(file);
     fs.mkdirSync(dir, { recursive: true });
     fs.renameSync(temp, file);
+    // A handle some server of this process still holds on a db that used to be here is stale now.
+    forgetDb(file);
     const dfd = fs.openSync(dir, 'r');
     fs.fsyncSync(dfd);
     fs.closeSync(dfd);
@@ -513,48 +518,5 @@ export class AccountBroker extends DatabaseBroker {
   /** A listing page of containers, or `{subdir}` entries. */
   listContainers(params: ListParams): (ContainerRow | { subdir: string })[] {
     return listRows<ContainerRow>((sql, args) => this.stmt(sql).all(...args) as ContainerRow[], 'container', 'name, object_count, bytes_used, put_timestamp, storage_policy_index', params);
-  }
-}
-
-/**
- * Open brokers, least recently used evicted (closed) past `max`. Workers
- * that remove or replace a db file call `evict` first.
- */
-export class BrokerCache<B extends DatabaseBroker> {
-  private readonly open = new Map<string, B>();
-  constructor(
-    private readonly opener: (file: string) => B,
-    private readonly max = 512,
-  ) {}
-
-  /** The broker of an existing db, or null when the file does not exist. */
-  get(file: string): B | null {
-    const hit = this.open.get(file);
-    if (hit) {
-      this.open.delete(file);
-      this.open.set(file, hit);
-      return hit;
-    }
-    if (!fs.existsSync(file)) return null;
-    const broker = this.opener(file);
-    this.open.set(file, broker);
-    if (this.open.size > this.max) {
-      const oldest = this.open.keys().next();
-      if (!oldest.done) {
-        this.open.get(oldest.value)?.close();
-        this.open.delete(oldest.value);
-      }
-    }
-    return broker;
-  }
-
-  evict(file: string): void {
-    this.open.get(file)?.close();
-    this.open.delete(file);
-  }
-
-  closeAll(): void {
-    for (const b of this.open.values()) b.close();
-    this.open.clear();
   }
 }

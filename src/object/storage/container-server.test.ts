@@ -327,4 +327,51 @@ describe('container and account servers', () => {
       local.close();
     }
   });
+
+  it('reports a replicated container to its account only when its account row changed', async () => {
+    await containerAll('PUT', 'calm');
+    await row('calm', 'a', 10);
+    await cluster.flushAccountReports();
+    const c = cluster.rings.container.getNodes(account, 'calm');
+    const [first, second] = c.nodes as [RingDevice, RingDevice];
+    const hash = hashPathHex(cluster.salt, account, 'calm');
+    const { AccountBroker, ContainerBroker, dbPath } = await import('./broker.js');
+    const a = cluster.rings.account.getNodes(account);
+    /** Every account replica's container row of 'calm' (with its ROWID: a report rewrites the row). */
+    const accountRows = (): unknown[] =>
+      a.nodes.map((n) => {
+        const broker = AccountBroker.open(dbPath(cluster.devicePath(n.device), 'account', a.partition, hashPathHex(cluster.salt, account)));
+        try {
+          return broker.getItemsSince(-1, 10000).find((r) => r.name === 'calm');
+        } finally {
+          broker.close();
+        }
+      });
+    const send = async (body: unknown): Promise<number> => {
+      const res = await cluster.client.request(second, { method: 'REPLICATE', device: second.device, partition: c.partition, account: hash, headers: { 'content-type': 'application/json' }, body: Buffer.from(JSON.stringify(body)) });
+      res.body.resume();
+      return res.status;
+    };
+    const local = ContainerBroker.open(dbPath(cluster.devicePath(first.device), 'container', c.partition, hash));
+    try {
+      const before = accountRows();
+      assert.ok(before.every((r) => r !== undefined));
+      // A replicator pass over replicas in sync: sync, and rows the peer has already.
+      const info = local.replicationInfo();
+      assert.equal(await send({ op: 'sync', info }), 200);
+      assert.equal(await send({ op: 'merge_items', items: local.getItemsSince(-1, 1000), source: info.id }), 202);
+      await cluster.flushAccountReports();
+      assert.deepEqual(accountRows(), before, 'no report, no rewritten account row');
+
+      // A row the peer did not have changes its counts: that is reported.
+      local.putObjects([{ name: 'b', created_at: ts(), size: 5, content_type: 'text/plain', etag: 'e', deleted: 0, storage_policy_index: 0, ctype_timestamp: '', meta_timestamp: '' }]);
+      assert.equal(await send({ op: 'merge_items', items: local.getItemsSince(info.max_row, 1000), source: info.id }), 202);
+      await cluster.flushAccountReports();
+      const list = await accountReq('GET', { query: 'format=json&prefix=calm', replica: 1 });
+      const [entry] = JSON.parse(await text(list)) as { name: string; count: number; bytes: number }[];
+      assert.deepEqual([entry?.name, entry?.count, entry?.bytes], ['calm', 2, 15]);
+    } finally {
+      local.close();
+    }
+  });
 });

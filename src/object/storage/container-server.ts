@@ -1,7 +1,8 @@
 import type http from 'node:http';
 import path from 'node:path';
 import { CONSTRAINTS, hashPathHex, Timestamp, type HashPathSalt } from '../common.js';
-import { BrokerCache, ContainerBroker, dbPath, MetadataError, type DbInfo, type DbMetadata, type ObjectRow } from './broker.js';
+import { BrokerCache } from './broker-cache.js';
+import { ContainerBroker, dbPath, MetadataError, type DbInfo, type DbMetadata, type ObjectRow } from './broker.js';
 import { handleDbReplicate } from './db-replicate.js';
 import { listingContentType, objectEntry, parseListParams, renderListing } from './listing.js';
 import type { StorageHandler } from './object-server.js';
@@ -29,6 +30,8 @@ export interface ContainerServerOptions {
   reportDelayMs?: number;
   /** Open dbs kept. */
   maxOpenDbs?: number;
+  /** How long an open db is trusted to still be the file at its path before one `stat` checks (ms; see broker-cache.ts). */
+  dbCheckIntervalMs?: number;
 }
 
 /** The container server's handler and what its owner needs. */
@@ -65,7 +68,7 @@ interface DirtyContainer {
 /** Creates the container server. */
 export function createContainerServer(options: ContainerServerOptions): ContainerServer {
   const { devices, salt, updates } = options;
-  const brokers = new BrokerCache<ContainerBroker>((file) => ContainerBroker.open(file), options.maxOpenDbs ?? 256);
+  const brokers = new BrokerCache<ContainerBroker>((file) => ContainerBroker.open(file), options.maxOpenDbs ?? 256, options.dbCheckIntervalMs);
   const reportDelayMs = options.reportDelayMs ?? 100;
 
   // ---- group commit of object rows ----
@@ -277,9 +280,9 @@ export function createContainerServer(options: ContainerServerOptions): Containe
       if (err instanceof MetadataError) return errorResponse(400, err.message);
       throw err;
     }
-    const status = await accountUpdate(req, target, devicePath, broker.info());
-    if (status) return status;
     const info = broker.info();
+    const status = await accountUpdate(req, target, devicePath, info);
+    if (status) return status;
     return { status: created ? 201 : 202, headers: { 'x-backend-storage-policy-index': info.storage_policy_index }, body: '' };
   }
 
@@ -385,7 +388,17 @@ export function createContainerServer(options: ContainerServerOptions): Containe
     });
   }
 
-  const handle: StorageHandler = async (req, target) => {
+  /** The db a request names, or null. */
+  function targetDbFile(method: string | undefined, target: StoragePath): string | null {
+    const devicePath = devices.devicePath(target.device);
+    if (method === 'REPLICATE') {
+      const hash = target.rest[0] ?? '';
+      return /^[0-9a-f]{32}$/.test(hash) ? dbPath(devicePath, 'container', target.partition, hash) : null;
+    }
+    return target.account && target.container ? dbFile(devicePath, target.partition, target.account, target.container) : null;
+  }
+
+  const dispatch: StorageHandler = async (req, target) => {
     switch (req.method) {
       case 'PUT':
         return put(req, target);
@@ -400,6 +413,17 @@ export function createContainerServer(options: ContainerServerOptions): Containe
         return replicate(req, target);
       default:
         return errorResponse(405);
+    }
+  };
+
+  // A request that fails with an error drops the handle of its db, so the next one opens the file that is there now.
+  const handle: StorageHandler = async (req, target, sendContinue) => {
+    try {
+      return await dispatch(req, target, sendContinue);
+    } catch (err) {
+      const file = targetDbFile(req.method, target);
+      if (file) brokers.evict(file);
+      throw err;
     }
   };
 

@@ -1,4 +1,4 @@
-import type { DatabaseBroker, DbMetadata, ReplicationInfo, SyncPoint, ContainerRow, ObjectRow, CreateOptions } from './broker.js';
+import type { DatabaseBroker, DbInfo, DbMetadata, ReplicationInfo, SyncPoint, ContainerRow, ObjectRow, CreateOptions } from './broker.js';
 import { errorResponse, type ServerResponse } from './server-util.js';
 
 /**
@@ -35,8 +35,18 @@ export interface DbReplicateTarget<B extends DatabaseBroker> {
   broker(): B | null;
   /** Creates the db (true when created). */
   create(options: CreateOptions): boolean;
-  /** Called after rows or metadata changed (the container server reports to the account). */
+  /**
+   * Called when the db's account row changed (its put or delete timestamp,
+   * counts or storage policy: what a container reports to its account), so
+   * the container server reports it; not called when a request changed
+   * none of these (a replicator pass over replicas in sync).
+   */
   changed(broker: B): void;
+}
+
+/** What an account keeps of a container (Swift's container report), to tell whether a REPLICATE changed it. */
+function accountRowOf(info: DbInfo): string {
+  return `${info.put_timestamp}/${info.delete_timestamp}/${info.object_count}/${info.bytes_used}/${info.storage_policy_index}`;
 }
 
 /** Handles one REPLICATE request body for a db. */
@@ -67,18 +77,21 @@ export function handleDbReplicate<B extends DatabaseBroker>(body: Buffer, target
       const broker = target.broker();
       if (!broker) return errorResponse(404);
       const remote = request.info;
+      const before = accountRowOf(broker.info());
       broker.mergeTimestamps(remote.created_at, remote.put_timestamp, remote.delete_timestamp);
       const metadata = parseMetadata(remote.metadata);
       if (Object.keys(metadata).length) broker.updateMetadata(metadata);
-      target.changed(broker);
-      return json(200, { ...broker.replicationInfo(), point: broker.getSync(remote.id) });
+      const info = broker.replicationInfo();
+      if (accountRowOf(info) !== before) target.changed(broker);
+      return json(200, { ...info, point: broker.getSync(remote.id) });
     }
     case 'merge_items': {
       const broker = target.broker();
       if (!broker) return errorResponse(404);
       if (!Array.isArray(request.items)) return errorResponse(400, 'items must be a list');
+      const before = accountRowOf(broker.info());
       broker.mergeItems(request.items, request.source);
-      target.changed(broker);
+      if (accountRowOf(broker.info()) !== before) target.changed(broker);
       return json(202, {});
     }
     case 'merge_syncs': {

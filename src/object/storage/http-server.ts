@@ -1,6 +1,6 @@
 import fs from 'node:fs';
 import http from 'node:http';
-import type { AddressInfo } from 'node:net';
+import type { AddressInfo, Socket } from 'node:net';
 import path from 'node:path';
 import type { StratusConfig } from '../../core/config.js';
 import type { Logger } from '../../core/logging.js';
@@ -9,6 +9,7 @@ import { ringDir } from '../ring/defaults.js';
 import { Ring, ringFile, type RingKind } from '../ring/ring.js';
 import { createAccountServer } from './account-server.js';
 import { createContainerServer } from './container-server.js';
+import type { StorageClient } from './client.js';
 import { HttpStorageClient } from './http-client.js';
 import { cleanTmp } from './diskfile.js';
 import { createObjectServer, type StorageHandler } from './object-server.js';
@@ -32,11 +33,26 @@ export interface StorageNodeOptions {
   rings?: { account?: Ring; container?: Ring };
   /** Delay before object changes are reported to the account (ms). */
   accountReportDelayMs?: number;
+  /**
+   * Serve connections that someone else accepts instead of listening: called
+   * once per server with its HTTP server (to `emit('connection', socket)`
+   * on); returns the port it serves for and a function that stops handing
+   * over connections (the first thing `stop()` calls). A test harness uses
+   * it to keep a node's ports across restarts. `ports` is then unused.
+   */
+  attach?: (kind: StorageServerKind, server: http.Server) => { port: number; detach(): void };
+  /** How the servers send container and account updates (default: HTTP); `up` passes a `LocalStorageClient`. */
+  client?: StorageClient;
 }
+
+/** The three servers of a node. */
+export type StorageServerKind = 'object' | 'container' | 'account';
 
 /** A running storage node. */
 export interface StorageNode {
   ports: { object: number; container: number; account: number };
+  /** The request handlers of the three servers (for a `LocalStorageClient` in the same process). */
+  handlers: { object: StorageHandler; container: StorageHandler; account: StorageHandler };
   /** Sends the account reports still waiting (tests use it instead of waiting). */
   flushAccountReports(): Promise<void>;
   /** Stops accepting requests, waits for background updates, closes the dbs. */
@@ -64,7 +80,8 @@ export async function startStorageNode(options: StorageNodeOptions): Promise<Sto
   const { config, salt, logger } = options;
   const log = logger;
   const devices = new DeviceChecker(options.devicesDir);
-  const client = new HttpStorageClient({ connectTimeoutMs: config.object.conn_timeout * 1000, timeoutMs: config.object.node_timeout * 1000 });
+  const client = options.client ?? new HttpStorageClient({ connectTimeoutMs: config.object.conn_timeout * 1000, timeoutMs: config.object.node_timeout * 1000 });
+  const ownClient = options.client === undefined;
   const background = new Set<Promise<unknown>>();
   const updates: UpdateContext = { client, salt, log, connTimeoutMs: config.object.conn_timeout * 1000, nodeTimeoutMs: config.object.node_timeout * 1000, background };
   const accountRing = options.rings?.account ? () => options.rings?.account ?? null : lazyRing(config, salt, 'account');
@@ -88,10 +105,13 @@ export async function startStorageNode(options: StorageNodeOptions): Promise<Sto
   const accountServer = createAccountServer({ devices, salt });
 
   const servers: http.Server[] = [];
+  const detachers: (() => void)[] = [];
+  // Connections handed over by `attach` (a server that does not listen does not track them itself).
+  const attachedSockets = new Set<Socket>();
   const ports = { object: 0, container: 0, account: 0 };
   const bindHost = options.bindHost ?? config.object.storage.bind_host;
 
-  async function serve(kind: 'object' | 'container' | 'account', handler: StorageHandler, port: number): Promise<number> {
+  async function serve(kind: StorageServerKind, handler: StorageHandler, port: number): Promise<number> {
     const run = (req: http.IncomingMessage, res: http.ServerResponse, expectContinue: boolean): void => {
       const started = process.hrtime.bigint();
       // REPLICATE arrives as a POST that names it (see HttpStorageClient).
@@ -131,6 +151,15 @@ export async function startStorageNode(options: StorageNodeOptions): Promise<Sto
     server.on('checkContinue', (req, res) => run(req, res, true));
     server.on('clientError', (_err, socket) => socket.destroy());
     servers.push(server);
+    if (options.attach) {
+      server.on('connection', (socket: Socket) => {
+        attachedSockets.add(socket);
+        socket.once('close', () => attachedSockets.delete(socket));
+      });
+      const attached = options.attach(kind, server);
+      detachers.push(attached.detach);
+      return attached.port;
+    }
     await new Promise<void>((resolve, reject) => {
       server.once('error', reject);
       server.listen(port, bindHost, () => {
@@ -146,8 +175,9 @@ export async function startStorageNode(options: StorageNodeOptions): Promise<Sto
     ports.container = await serve('container', containerServer.handle, options.ports?.container ?? config.object.storage.container_port);
     ports.account = await serve('account', accountServer.handle, options.ports?.account ?? config.object.storage.account_port);
   } catch (err) {
+    for (const detach of detachers.splice(0)) detach();
     await Promise.all(servers.map((s) => new Promise<void>((resolve) => s.close(() => resolve()))));
-    client.close();
+    if (ownClient) client.close();
     throw err;
   }
   log.info({ ports, devicesDir: options.devicesDir }, 'storage servers listening');
@@ -165,8 +195,11 @@ export async function startStorageNode(options: StorageNodeOptions): Promise<Sto
 
   return {
     ports,
+    handlers: { object: objectHandler, container: containerServer.handle, account: accountServer.handle },
     flushAccountReports: () => containerServer.flushReports(),
     async stop() {
+      for (const detach of detachers.splice(0)) detach();
+      for (const socket of attachedSockets) socket.destroy();
       await Promise.all(
         servers.map(
           (s) =>
@@ -181,7 +214,7 @@ export async function startStorageNode(options: StorageNodeOptions): Promise<Sto
       while (background.size) await Promise.allSettled([...background]);
       containerServer.close();
       accountServer.close();
-      client.close();
+      if (ownClient) client.close();
     },
   };
 }

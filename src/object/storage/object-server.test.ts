@@ -347,6 +347,32 @@ describe('object server', () => {
     assert.equal(removal.obj, expirerTaskObject(deleteAt, account, container, 'exp'));
   });
 
+  it("leaves the expirer's queue alone on a DELETE that says X-Backend-Clean-Expiring-Object-Queue: no", async () => {
+    const deleteAt = Math.floor(Date.now() / 1000) + 3600;
+    const queueRemovals = async (name: string): Promise<number> => {
+      const { nodes } = objectTarget(name);
+      const records = await Promise.all((await listAsyncPending(cluster.devicePath((nodes[0] as RingDevice).device))).map((f) => readAsyncPending(f)));
+      return records.filter((r) => r.account === EXPIRER_ACCOUNT && r.op === 'DELETE' && r.obj === expirerTaskObject(deleteAt, account, container, name)).length;
+    };
+    for (const [name, clean, removals] of [
+      ['exp-quiet', 'no', 0],
+      ['exp-quiet-f', 'f', 0],
+      ['exp-clean', 'yes', 1],
+      ['exp-default', undefined, 1],
+    ] as const) {
+      const res = await put(name, Buffer.from('x'), { 'x-delete-at': String(deleteAt) });
+      assert.equal(res.status, 201);
+      res.body.resume();
+      const del = await req('DELETE', name, { 'x-timestamp': ts(), 'x-if-delete-at': String(deleteAt), ...(clean ? { 'x-backend-clean-expiring-object-queue': clean } : {}) });
+      assert.equal(del.status, 204);
+      del.body.resume();
+      const head = await req('HEAD', name);
+      head.body.resume();
+      assert.equal(head.status, 404);
+      assert.equal(await queueRemovals(name), removals, `${name}: queue removals saved`);
+    }
+  });
+
   it('takes replicated writes as they are, without container updates', async () => {
     const { partition, nodes } = objectTarget('replica');
     const n = nodes[1] as RingDevice;

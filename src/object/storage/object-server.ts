@@ -110,6 +110,8 @@ export function createObjectServer(options: ObjectServerOptions): StorageHandler
       Object.assign(record.headers, { 'x-size': '0', 'x-content-type': `text/plain;swift_expirer_bytes=${size}`, 'x-etag': EMPTY_ETAG, 'x-content-type-timestamp': timestamp.internal });
       await sendUpdates(updates, devicePath, parseTargets(hosts, header(req.headers, 'x-delete-at-device'), header(req.headers, 'x-delete-at-partition')), record, timestamp.internal);
     } else {
+      // The expirer deletes the queue row itself and says so (Swift's header, true when absent); a proxy asks only some replicas to clean.
+      if (!isTrue(header(req.headers, 'x-backend-clean-expiring-object-queue') ?? 't')) return;
       // Swift queues the removal of an old entry for the updater (it does not know the old container's nodes).
       await sendUpdates(updates, devicePath, [], record, timestamp.internal);
     }

@@ -1,16 +1,17 @@
 import { randomBytes } from 'node:crypto';
 import fs from 'node:fs';
+import type http from 'node:http';
+import net from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
 import { pino } from 'pino';
 import { loadConfig, type StratusConfig } from '../../core/config.js';
 import type { Logger } from '../../core/logging.js';
-import { freePort } from '../../core/testing.js';
 import type { HashPathSalt } from '../common.js';
 import { Ring, ringFile, simpleRing, writeRingFile, type RingDevice, type RingKind } from '../ring/ring.js';
 import type { StorageRequest, StorageResponse } from './client.js';
 import { HttpStorageClient } from './http-client.js';
-import { startStorageNode, type StorageNode } from './http-server.js';
+import { startStorageNode, type StorageNode, type StorageServerKind } from './http-server.js';
 
 /** One storage node of a test cluster. */
 export interface ClusterNode {
@@ -24,6 +25,17 @@ export interface ClusterNode {
   config: StratusConfig;
   running: boolean;
   server: StorageNode | null;
+}
+
+/**
+ * The listening sockets of a node, kept for the whole life of the cluster so
+ * that a restarted node gets its ports back (a freed port can be taken by any
+ * other socket of the machine meanwhile). While the node runs, connections
+ * go to its servers; while it is stopped they are reset at once.
+ */
+interface PortHolder {
+  listeners: Record<StorageServerKind, net.Server>;
+  routes: Partial<Record<StorageServerKind, http.Server>>;
 }
 
 /** A running test cluster of storage nodes, with rings and a client. */
@@ -44,9 +56,9 @@ export interface StorageCluster {
   nodeOf(device: string): ClusterNode;
   /** Sends one request to a device's server of a kind (a shortcut over `client.request`). */
   request(kind: RingKind, device: RingDevice, req: Omit<StorageRequest, 'device'>): Promise<StorageResponse>;
-  /** Stops one node's servers (its ports stay in the rings; requests to it fail to connect). */
+  /** Stops one node's servers (its ports stay in the rings and reserved; connections to it are reset at once). */
   stopNode(index: number): Promise<void>;
-  /** Starts a stopped node again on the same ports. */
+  /** Starts a stopped node again on the same ports (always free: the harness keeps them). */
   startNode(index: number): Promise<void>;
   /** Sends every node's pending account reports now. */
   flushAccountReports(): Promise<void>;
@@ -98,30 +110,42 @@ export async function createStorageCluster(options: StorageClusterOptions = {}):
   }
 
   const rings = {} as Record<RingKind, Ring>;
+  const holders: PortHolder[] = [];
   const start = async (node: ClusterNode): Promise<void> => {
+    const holder = holders[node.index];
+    if (!holder) throw new Error(`node ${node.index} has no ports`);
     node.server = await startStorageNode({
       config: node.config,
       salt,
       devicesDir: node.devicesDir,
       logger: logger.child({ node: node.index + 1 }),
       bindHost: '127.0.0.1',
-      ports: node.ports,
+      attach: (kind, server) => {
+        holder.routes[kind] = server;
+        return {
+          port: node.ports[kind],
+          detach: () => {
+            delete holder.routes[kind];
+          },
+        };
+      },
       rings: { account: rings.account, container: rings.container },
       ...(options.accountReportDelayMs !== undefined ? { accountReportDelayMs: options.accountReportDelayMs } : {}),
     });
-    node.ports = { ...node.server.ports };
     node.running = true;
+  };
+  const closeHolders = async (): Promise<void> => {
+    await Promise.all(holders.flatMap((h) => Object.values(h.listeners).map((l) => new Promise<void>((resolve) => l.close(() => resolve())))));
   };
 
   const client = new HttpStorageClient({ connectTimeoutMs: 500, timeoutMs: 5000 });
   try {
-    // Rings name the nodes' ports, so the ports are found first and the rings written before the nodes serve.
-    const taken = new Set<number>();
-    const placeholders: ClusterNode['ports'][] = [];
-    for (let i = 0; i < nodes.length; i++) placeholders.push(await freePorts(taken));
-    nodes.forEach((node, i) => {
-      node.ports = placeholders[i] as ClusterNode['ports'];
-    });
+    // Rings name the nodes' ports, so the ports are taken first and the rings written before the nodes serve.
+    for (const node of nodes) {
+      const holder = await holdPorts();
+      holders.push(holder);
+      node.ports = { object: portOf(holder.listeners.object), container: portOf(holder.listeners.container), account: portOf(holder.listeners.account) };
+    }
     for (const kind of ['account', 'container', 'object'] as RingKind[]) {
       const devices: Omit<RingDevice, 'id'>[] = [];
       for (let d = 0; d < deviceCount; d++) {
@@ -144,6 +168,7 @@ export async function createStorageCluster(options: StorageClusterOptions = {}):
     }
   } catch (err) {
     for (const node of nodes) await node.server?.stop();
+    await closeHolders();
     client.close();
     fs.rmSync(dir, { recursive: true, force: true });
     throw err;
@@ -190,6 +215,7 @@ export async function createStorageCluster(options: StorageClusterOptions = {}):
         if (node.running) await node.server?.stop();
         node.running = false;
       }
+      await closeHolders();
       client.close();
       fs.rmSync(dir, { recursive: true, force: true });
     },
@@ -197,16 +223,33 @@ export async function createStorageCluster(options: StorageClusterOptions = {}):
   return cluster;
 }
 
-/** Free loopback ports (object, container, account), released at once for the node to take; none twice in one cluster. */
-async function freePorts(taken: Set<number>): Promise<{ object: number; container: number; account: number }> {
-  const next = async (): Promise<number> => {
-    for (;;) {
-      const p = await freePort();
-      if (!taken.has(p)) {
-        taken.add(p);
-        return p;
-      }
-    }
-  };
-  return { object: await next(), container: await next(), account: await next() };
+/** Listens on three free loopback ports for a node; connections are reset until a server is routed to. */
+async function holdPorts(): Promise<PortHolder> {
+  const routes: PortHolder['routes'] = {};
+  const listen = (kind: StorageServerKind): Promise<net.Server> =>
+    new Promise((resolve, reject) => {
+      const listener = net.createServer((socket) => {
+        const server = routes[kind];
+        if (server) server.emit('connection', socket);
+        else socket.resetAndDestroy();
+      });
+      listener.once('error', reject);
+      listener.listen(0, '127.0.0.1', () => {
+        listener.off('error', reject);
+        resolve(listener);
+      });
+    });
+  const listeners: net.Server[] = [];
+  try {
+    for (const kind of ['object', 'container', 'account'] as const) listeners.push(await listen(kind));
+  } catch (err) {
+    for (const l of listeners) l.close();
+    throw err;
+  }
+  const [object, container, account] = listeners as [net.Server, net.Server, net.Server];
+  return { listeners: { object, container, account }, routes };
+}
+
+function portOf(listener: net.Server): number {
+  return (listener.address() as net.AddressInfo).port;
 }

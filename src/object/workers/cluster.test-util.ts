@@ -1,6 +1,5 @@
 import fs from 'node:fs';
 import path from 'node:path';
-import { setTimeout as sleep } from 'node:timers/promises';
 import { pino } from 'pino';
 import type { StratusConfig } from '../../core/config.js';
 import { hashPathHex, Timestamp } from '../common.js';
@@ -40,11 +39,7 @@ export interface WorkerCluster {
   getObject(account: string, container: string, object: string): Promise<Answer>;
   /** The current `.data` file of an object on a device, or null. */
   dataFile(device: string, account: string, container: string, object: string): string | null;
-  /**
-   * Starts a stopped node again on its ports. While it was down, another
-   * socket of the test run may have been given one of them (an outgoing
-   * connection's local port): then it waits for it to be released.
-   */
+  /** Starts a stopped node again on its ports (the storage harness keeps them while the node is down). */
   startNode(index: number): Promise<void>;
   /** The object's listing rows on each container replica (null for a replica that did not answer 200/204). */
   listings(account: string, container: string): Promise<(string[] | null)[]>;
@@ -190,15 +185,7 @@ export async function createWorkerCluster(options: StorageClusterOptions & { wor
       }
     },
     async startNode(index) {
-      for (let attempt = 0; ; attempt++) {
-        try {
-          await cluster.startNode(index);
-          return;
-        } catch (err) {
-          if ((err as NodeJS.ErrnoException).code !== 'EADDRINUSE' || attempt >= 100) throw err;
-          await sleep(100);
-        }
-      }
+      await cluster.startNode(index);
     },
     async listings(account, container) {
       const c = cluster.rings.container.getNodes(account, container);

@@ -1,6 +1,7 @@
 import { randomBytes } from 'node:crypto';
 import fs from 'node:fs';
 import path from 'node:path';
+import { forgetDb } from '../storage/broker-cache.js';
 import { listDir, removeIfEmpty } from './context.js';
 
 /** Account or container databases. */
@@ -35,11 +36,13 @@ export async function* iterDbFiles(devicePath: string, kind: DbKind): AsyncGener
 
 /**
  * Removes a db's hash directory (the db with its WAL files) and the suffix
- * and partition directories it leaves empty.
+ * and partition directories it leaves empty. The storage servers of this
+ * process drop their handles of it (`forgetDb`).
  */
 export async function removeDbDir(db: DbFile): Promise<void> {
   const dir = path.dirname(db.file);
   await fs.promises.rm(dir, { recursive: true, force: true });
+  forgetDb(db.file);
   await removeIfEmpty(path.dirname(dir));
   await removeIfEmpty(path.dirname(path.dirname(dir)));
 }
@@ -47,7 +50,8 @@ export async function removeDbDir(db: DbFile): Promise<void> {
 /**
  * Moves a db's hash directory to `<device>/quarantined/<kind>s/<hash>` (a
  * numbered name when one is there already), as Swift quarantines a broken
- * db. Returns the new path, or null when it was gone.
+ * db, and makes the storage servers of this process drop their handles of
+ * it (`forgetDb`). Returns the new path, or null when it was gone.
  */
 export async function quarantineDb(devicePath: string, kind: DbKind, db: DbFile): Promise<string | null> {
   const target = path.join(devicePath, 'quarantined', `${kind}s`);
@@ -59,6 +63,8 @@ export async function quarantineDb(devicePath: string, kind: DbKind, db: DbFile)
   } catch (err) {
     if ((err as NodeJS.ErrnoException).code === 'ENOENT') return null;
     throw err;
+  } finally {
+    forgetDb(db.file);
   }
   await removeIfEmpty(path.dirname(path.dirname(db.file)));
   return dest;

@@ -6,7 +6,7 @@ import path from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { hashPathHex } from '../common.js';
 import type { RingDevice } from '../ring/ring.js';
-import { dbPath } from '../storage/broker.js';
+import { AccountBroker, dbPath } from '../storage/broker.js';
 import { objectDir } from '../storage/diskfile.js';
 import { createWorkerCluster, type WorkerCluster } from './cluster.test-util.js';
 
@@ -120,6 +120,27 @@ describe('object replicator (3 nodes, 3 replicas)', () => {
       assert.equal(r.stats.failed ?? 0, 0);
       assert.ok((r.stats.in_sync ?? 0) > 0);
     }
+  });
+
+  it('makes no account report for containers whose replicas agree', async () => {
+    await h.runAll('replicator');
+    await h.cluster.flushAccountReports();
+    const a = h.cluster.rings.account.getNodes(account);
+    /** Each account replica's rows (a report rewrites the container's row under a new ROWID). */
+    const accountRows = (): unknown[] =>
+      a.nodes.map((n) => {
+        const broker = AccountBroker.open(dbPath(h.cluster.devicePath(n.device), 'account', a.partition, hashPathHex(h.cluster.salt, account)));
+        try {
+          return broker.getItemsSince(-1, 10000);
+        } finally {
+          broker.close();
+        }
+      });
+    const before = accountRows();
+    const reports = await h.runAll('replicator');
+    assert.ok(reports.every((r) => (r.stats.container_in_sync ?? 0) > 0));
+    await h.cluster.flushAccountReports();
+    assert.deepEqual(accountRows(), before);
   });
 });
 
