@@ -13,8 +13,8 @@ import { Cloud, type Account } from './cloud.js';
  * from an image (compared byte for byte with `qemu-img compare`), from a
  * snapshot and from another volume, growth, a volume type that picks a
  * backend, attach and detach to a server through compute, boot from volume,
- * delete refused while in use, the file gone after delete, and the volumes
- * quota.
+ * delete refused while in use, the file gone after delete, a backup to
+ * object storage restored over another volume, and the volumes quota.
  */
 let cloud: Cloud;
 let work: string;
@@ -152,6 +152,32 @@ test('volume set --size 2 grows the file', async () => {
   for (let i = 0; i < 240 && show('v-empty').size !== 2; i++) await sleep(250);
   assert.equal(show('v-empty').size, 2);
   assert.equal(info(fileOf(volume))['virtual-size'], 2 * GiB);
+});
+
+test('volume backup create keeps the volume in object storage; volume backup restore writes it back', async () => {
+  const source = show('v-image');
+  ok(['volume', 'backup', 'create', '--name', 'b-image', 'v-image']);
+  let backup = cloud.asUserJson<{ id: string; status: string; size: number }>(account, ['volume', 'backup', 'show', 'b-image']);
+  for (let i = 0; i < 480 && backup.status !== 'available'; i++) {
+    assert.notEqual(backup.status, 'error', 'the backup failed');
+    await sleep(250);
+    backup = cloud.asUserJson<{ id: string; status: string; size: number }>(account, ['volume', 'backup', 'show', 'b-image']);
+  }
+  assert.equal(backup.status, 'available');
+  assert.equal(backup.size, 1);
+  // The chunks and their index are objects in the project's own account, container volumebackups.
+  const objects = cloud.asUserJson<{ Name: string }[]>(account, ['object', 'list', 'volumebackups']).map((o) => o.Name);
+  assert.ok(objects.some((name) => name === `${source.id}/backup_${backup.id}/metadata`), objects.join(', '));
+  assert.ok(objects.some((name) => name.startsWith(`${source.id}/backup_${backup.id}/`) && !name.endsWith('/metadata')), objects.join(', '));
+  // Restored over v-empty (2 GiB): its first GiB is the image's volume again, the rest stays zeros.
+  ok(['volume', 'backup', 'restore', 'b-image', 'v-empty']);
+  await waitFor('v-empty', 'available');
+  const compared = spawnSync('qemu-img', ['compare', '-U', imageFile, fileOf(show('v-empty'))], { encoding: 'utf8' });
+  assert.equal(compared.status, 0, `qemu-img compare: ${compared.stdout}${compared.stderr}`);
+  ok(['volume', 'backup', 'delete', 'b-image']);
+  for (let i = 0; i < 240 && cloud.asUser(account, ['volume', 'backup', 'show', 'b-image']).status === 0; i++) await sleep(250);
+  const left = cloud.asUserJson<{ Name: string }[]>(account, ['object', 'list', 'volumebackups']).map((o) => o.Name);
+  assert.deepEqual(left.filter((name) => name.includes(`backup_${backup.id}`)), [], 'deleting the backup removes its objects');
 });
 
 test('a volume type with volume_backend_name=fast lands its volumes on that backend (and one naming file on file)', async () => {

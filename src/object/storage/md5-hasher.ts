@@ -88,8 +88,8 @@ const workers: HashWorker[] = [];
 let nextJob = 1;
 
 function pickWorker(job: number): HashWorker {
-  // One worker per spare core, at least one (on two cores: one).
-  const count = Math.max(1, Math.min(4, os.availableParallelism() - 1));
+  // One worker per core (at most 4): the three replicas of a large PUT hash at once.
+  const count = Math.max(1, Math.min(4, os.availableParallelism()));
   const index = job % count;
   let worker = workers[index];
   if (!worker) {
