@@ -170,7 +170,12 @@ test('volume backup create keeps the volume in object storage; volume backup res
   assert.ok(objects.some((name) => name === `${source.id}/backup_${backup.id}/metadata`), objects.join(', '));
   assert.ok(objects.some((name) => name.startsWith(`${source.id}/backup_${backup.id}/`) && !name.endsWith('/metadata')), objects.join(', '));
   // Restored over v-empty (2 GiB): its first GiB is the image's volume again, the rest stays zeros.
-  ok(['volume', 'backup', 'restore', 'b-image', 'v-empty']);
+  // OSC 6.0 sends the restore and then fails to print its answer (its take_action returns the
+  // restore object instead of columns and values): that one client error is tolerated, and the
+  // effect is checked below.
+  const restored = cloud.asUser(account, ['volume', 'backup', 'restore', '--force', 'b-image', 'v-empty']);
+  if (restored.status !== 0) assert.match(restored.stderr, /cannot unpack non-iterable VolumeBackupsRestore object/, restored.stderr);
+  await sleep(500);
   await waitFor('v-empty', 'available');
   const compared = spawnSync('qemu-img', ['compare', '-U', imageFile, fileOf(show('v-empty'))], { encoding: 'utf8' });
   assert.equal(compared.status, 0, `qemu-img compare: ${compared.stdout}${compared.stderr}`);
