@@ -47,8 +47,10 @@ function ensurePostgres(): void {
     if (run('pg_createcluster', [version, 'main', '--start']).status !== 0) throw new Error('pg_createcluster failed');
   } else if (first[3] !== 'online') {
     log(`starting PostgreSQL ${first[0]}/${first[1]}...`);
-    const res = run('pg_ctlcluster', [first[0] ?? '15', first[1] ?? 'main', 'start']);
-    if (res.status !== 0) throw new Error(`pg_ctlcluster start failed: ${res.stdout}`);
+    // After an unclean stop, recovery first fsyncs the whole data directory,
+    // which can take minutes: pg_ctl's default 60 s wait is not enough.
+    const res = run('pg_ctlcluster', [first[0] ?? '15', first[1] ?? 'main', 'start', '--', '-t', String(PG_START_WAIT_S)]);
+    if (res.status !== 0 && !awaitPostgres(first[2] ?? '5432')) throw new Error(`pg_ctlcluster start failed: ${res.stdout}`);
   }
   const sql = "DO $$BEGIN IF NOT EXISTS (SELECT FROM pg_roles WHERE rolname = 'stratus') THEN CREATE ROLE stratus LOGIN SUPERUSER PASSWORD 'stratus'; END IF; END$$;";
   for (let i = 0; i < 30; i++) {
@@ -57,6 +59,28 @@ function ensurePostgres(): void {
     spawnSync('sleep', ['1']);
   }
   throw new Error('PostgreSQL did not accept the stratus role');
+}
+
+const PG_START_WAIT_S = 900;
+
+/** Waits (up to PG_START_WAIT_S) for a PostgreSQL that is still starting to accept connections. */
+function awaitPostgres(port: string): boolean {
+  for (let i = 0; i < PG_START_WAIT_S; i++) {
+    if (run('pg_isready', ['-q', '-h', '127.0.0.1', '-p', port]).status === 0) return true;
+    spawnSync('sleep', ['1']);
+  }
+  return false;
+}
+
+/**
+ * Drops the databases the PostgreSQL stage made (`<service>_stratus<unique>`,
+ * see `testConfig`): left behind they fill the disk run after run and make
+ * crash recovery slow.
+ */
+function dropTestDatabases(): void {
+  const sql = "SELECT format('DROP DATABASE IF EXISTS %I WITH (FORCE)', datname) FROM pg_database WHERE datname ~ '^[a-z]+_stratus[a-z0-9]+$' \\gexec";
+  const res = run('runuser', ['-u', 'postgres', '--', 'psql', '-q', '-v', 'ON_ERROR_STOP=0'], { input: sql, stdio: ['pipe', 'pipe', 'pipe'] });
+  if (res.status !== 0) log(`could not drop the test databases: ${res.stdout.trim()}`);
 }
 
 /** Starts RabbitMQ on loopback only (AMQP, distribution and epmd ports) when it is not running. */
@@ -115,7 +139,9 @@ export async function runTests(only?: string): Promise<number> {
   if (want('unit')) results.push(['unit (SQLite, memory bus, RabbitMQ)', nodeTest('unit', findTests(src, () => true), services)]);
   if (want('postgres')) {
     const onPg = findTests(src, (f) => [`${path.sep}identity${path.sep}`, `${path.sep}image${path.sep}`, `${path.sep}network${path.sep}`, `${path.sep}placement${path.sep}`, `${path.sep}compute${path.sep}`, `${path.sep}volume${path.sep}`, `${path.sep}db${path.sep}`].some((part) => f.includes(part)));
+    dropTestDatabases();
     results.push(['identity, image, network, placement, compute and volume on PostgreSQL + RabbitMQ', nodeTest('postgres', onPg, { ...services, STRATUS_TEST_DATABASE_URL: TEST_PG_URL, STRATUS_TEST_BUS_URL: TEST_AMQP_URL })]);
+    dropTestDatabases();
   }
   const e2e = path.join(DIST, 'test');
   if (want('e2e')) results.push(['end-to-end (openstack, swift and aws CLIs)', nodeTest('e2e', findTests(e2e, (f) => !f.includes('tempest')), services)]);
