@@ -47,6 +47,9 @@ export class Cloud {
       STRATUS_COMPUTE__PORT: String(computePort),
       STRATUS_VOLUME__PORT: String(volumePort),
       STRATUS_METRICS__ENABLED: 'false',
+      // The control-plane tests run fake guests; test/qemu-cli.test.ts asks for real ones.
+      STRATUS_COMPUTE__VIRT_DRIVER: 'fake',
+      STRATUS_COMPUTE__TEST_IMAGE__BUILD: 'false',
       ...(adminPassword ? { STRATUS_ADMIN_PASSWORD: adminPassword } : {}),
     };
   }
@@ -62,6 +65,8 @@ export class Cloud {
       STRATUS_OBJECT__STORAGE__OBJECT_PORT: String(await freePort()),
       STRATUS_OBJECT__STORAGE__CONTAINER_PORT: String(await freePort()),
       STRATUS_OBJECT__STORAGE__ACCOUNT_PORT: String(await freePort()),
+      STRATUS_COMPUTE__METADATA__PORT: String(await freePort()),
+      STRATUS_COMPUTE__VNC__PROXY_PORT: String(await freePort()),
     });
     Object.assign(cloud.env, extraEnv);
     return cloud;

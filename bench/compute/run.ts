@@ -300,6 +300,7 @@ class BackendRun {
       STRATUS_METRICS__PORT: String(p.metrics),
       STRATUS_LOG_LEVEL: 'warn',
       // 100 hosts with room for far more than COUNT small servers.
+      STRATUS_COMPUTE__VIRT_DRIVER: 'fake',
       STRATUS_COMPUTE__FAKE_HOST_RESOURCES__VCPUS: '64',
       STRATUS_COMPUTE__FAKE_HOST_RESOURCES__MEMORY_MB: '262144',
       STRATUS_COMPUTE__FAKE_HOST_RESOURCES__LOCAL_GB: '4000',

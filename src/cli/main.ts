@@ -1,5 +1,8 @@
 import { Command } from 'commander';
 import { createBus } from '../core/bus/index.js';
+import { startNovncProxy } from '../compute/consoles/novnc-proxy.js';
+import { startMetadataRole } from '../compute/metadata/api.js';
+import { resolveVirtDriver } from './virt-driver.js';
 import { ConfigError, databaseUrl, loadConfig, type StratusConfig } from '../core/config.js';
 import { migrate, openDatabase } from '../core/db/database.js';
 import { configureLogging } from '../core/logging.js';
@@ -10,7 +13,7 @@ import { startImage, type RunningImage } from '../image/service.js';
 import { KeyRepository } from '../identity/tokens/keys.js';
 import { startNetwork, type RunningNetwork } from '../network/service.js';
 import { startPlacement } from '../placement/service.js';
-import { startComputeAgents, startComputeApi, startComputeConductor } from '../compute/service.js';
+import { openCompute, startComputeAgents, startComputeApi, startComputeConductor } from '../compute/service.js';
 import { startVolumeAgentRole, startVolumeApi, startVolumeScheduler } from '../volume/service.js';
 import { registerRingCommand } from '../object/ring/cli.js';
 import { startObjectProxyRole, startObjectServers, startObjectWorkersRole } from '../object/service.js';
@@ -58,6 +61,8 @@ program
       const n = Number(opts.fakeHosts);
       if (!Number.isInteger(n) || n < 1 || n > 10_000) throw new ConfigError(`--fake-hosts must be a whole number from 1 to 10000, not '${opts.fakeHosts}'`);
       cfg.compute.fake_hosts = n;
+      // Fake hosts run fake guests.
+      cfg.compute.virt_driver = 'fake';
     }
     const cloud = await up(cfg, say);
     stayUp(() => cloud.stop());
@@ -66,12 +71,12 @@ program
 program
   .command('serve')
   .description('run the chosen roles in this process (a multi-host deployment: PostgreSQL/MySQL and RabbitMQ by URL)')
-  .argument('<roles...>', 'roles to run: identity, image, network, placement, compute-api, compute-conductor, compute-scheduler, compute-agent, volume-api, volume-scheduler, volume-agent, object-proxy, object-server, object-workers')
+  .argument('<roles...>', 'roles to run: identity, image, network, placement, compute-api, compute-conductor, compute-scheduler, compute-agent, compute-metadata, compute-novncproxy, volume-api, volume-scheduler, volume-agent, object-proxy, object-server, object-workers')
   .option('--data <dir>', 'data directory')
   .option('--config <file>', 'configuration file (YAML)')
   .action(async (roles: string[], opts: { data?: string; config?: string }) => {
     const cfg = config(opts);
-    const known = ['identity', 'image', 'network', 'placement', 'compute-api', 'compute-conductor', 'compute-scheduler', 'compute-agent', 'volume-api', 'volume-scheduler', 'volume-agent', 'object-proxy', 'object-server', 'object-workers'];
+    const known = ['identity', 'image', 'network', 'placement', 'compute-api', 'compute-conductor', 'compute-scheduler', 'compute-agent', 'compute-metadata', 'compute-novncproxy', 'volume-api', 'volume-scheduler', 'volume-agent', 'object-proxy', 'object-server', 'object-workers'];
     const unknown = roles.filter((r) => !known.includes(r));
     if (unknown.length) throw new ConfigError(`unknown role(s): ${unknown.join(', ')} (available: ${known.join(', ')})`);
     process.umask(0o077);
@@ -116,9 +121,24 @@ program
       say(`${conductorRoles.map((r) => `compute-${r}`).join(' and ')} serving`);
     }
     if (roles.includes('compute-agent')) {
+      resolveVirtDriver(cfg, say);
       const agents = await startComputeAgents(cfg, bus, { identity: serviceIdentity('compute', 'nova') });
       stops.push(() => agents.stop());
       say('compute agent(s) serving');
+    }
+    if (roles.includes('compute-metadata')) {
+      const metadata = await startMetadataRole(cfg, bus, { identity: serviceIdentity('compute', 'nova') });
+      stops.push(() => metadata.stop());
+      say(`compute-metadata listening on ${cfg.bind_host}:${metadata.port}`);
+    }
+    if (roles.includes('compute-novncproxy')) {
+      const { compute, database } = await openCompute(cfg, bus, { identity: serviceIdentity('compute', 'nova') }, 'compute-novncproxy');
+      const proxy = await startNovncProxy(cfg, compute, compute.log);
+      stops.push(async () => {
+        await proxy.stop();
+        await database.close();
+      });
+      say(`compute-novncproxy listening on ${cfg.bind_host}:${proxy.port}`);
     }
     if (roles.includes('volume-api')) {
       const api = await startVolumeApi(cfg, bus, { identity: serviceIdentity('volume', 'cinder') });

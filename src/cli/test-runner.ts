@@ -32,6 +32,15 @@ function ensureTestPackages(): void {
       ['swift', 'python3-swiftclient'],
       ['aws', 'awscli'],
       ['curl', 'curl'],
+      // Real guests (test/qemu-cli.test.ts): QEMU, config drives, the test image's build tools, keys.
+      ['qemu-system-x86_64', 'qemu-system-x86'],
+      ['genisoimage', 'genisoimage'],
+      ['syslinux', 'syslinux syslinux-common'],
+      ['mcopy', 'mtools'],
+      ['mkfs.vfat', 'dosfstools'],
+      ['cpio', 'cpio'],
+      ['zstd', 'zstd'],
+      ['ssh-keygen', 'openssh-client'],
     ],
     log,
   );

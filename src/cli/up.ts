@@ -11,7 +11,12 @@ import { startImage, type RunningImage } from '../image/service.js';
 import { ensurePublicNetwork } from '../network/bootstrap.js';
 import { startNetwork, type RunningNetwork } from '../network/service.js';
 import { startPlacement, type RunningPlacement } from '../placement/service.js';
+import { startNovncProxy } from '../compute/consoles/novnc-proxy.js';
+import { startMetadataApi } from '../compute/metadata/api.js';
 import { startCompute, type RunningCompute } from '../compute/service.js';
+import { ensureTestImage, registerTestImage, type TestImageFiles } from '../compute/test-image.js';
+import { resolveVirtDriver } from './virt-driver.js';
+import { ServiceClient } from '../core/auth/service-client.js';
 import { startVolume, type RunningVolume } from '../volume/service.js';
 import { startObject, type RunningObject } from '../object/service.js';
 import { writeCloudFiles } from './cloud-files.js';
@@ -73,6 +78,8 @@ export async function up(config: StratusConfig, out: (line: string) => void): Pr
   if (withCompute && config.compute.fake_hosts === 0) config.compute.allow_resize_to_same_host = true;
   // The image service checks and converts image data with qemu-img (Debian's qemu-utils).
   if (withImage || withVolume) ensurePackages([[config.image.qemu_img, 'qemu-utils']], out);
+  // Real guests when QEMU is there (installed first as root), else the fake driver; said either way.
+  const virtDriver = withCompute ? resolveVirtDriver(config, out) : 'fake';
   const started = process.hrtime.bigint();
   // The data directory holds secrets (token keys, password hashes): owner-only files.
   process.umask(0o077);
@@ -106,10 +113,26 @@ export async function up(config: StratusConfig, out: (line: string) => void): Pr
   });
   const authUrl = `http://${config.public_host}:${identity.port}/v3`;
   const image = withImage ? await startImage(config, bus, { identity: { authUrl, password: glancePassword } }) : null;
+  // The small test guest (built once per recipe and machine) and the KVM probe's kernel, before the agent starts.
+  let testImage: TestImageFiles | null = null;
+  if (virtDriver === 'qemu' && config.compute.test_image.build) {
+    testImage = await ensureTestImage(log).catch((err: unknown) => {
+      out(`warning: the test guest image was not built: ${String(err)}`);
+      return null;
+    });
+  }
+  if (testImage && image) {
+    const glance = new ServiceClient({ authUrl, username: 'glance', password: glancePassword, projectName: 'service', region: config.region }, { logger: log, userAgent: 'stratus-up' });
+    await registerTestImage(glance, config.compute.test_image.name, testImage.image, log).catch((err: unknown) => out(`warning: the test guest image was not registered: ${String(err)}`));
+  }
   const network = withNetwork ? await startNetwork(config, bus, { identity: { authUrl, password: neutronPassword } }) : null;
   if (network) await ensurePublicNetwork(network.database.db, config.network, result.adminProjectId);
   const placement = withPlacement ? await startPlacement(config, { identity: { authUrl, password: placementPassword } }) : null;
   const compute = withCompute ? await startCompute(config, bus, { identity: { authUrl, password: novaPassword } }) : null;
+  // The metadata API (nova-api-metadata) beside compute's API, on compute's database.
+  const metadata = compute ? await startMetadataApi(config, { compute: compute.api.compute }) : null;
+  // The VNC console proxy (nova-novncproxy).
+  const novnc = compute && config.compute.vnc.enabled ? await startNovncProxy(config, compute.api.compute, log.child({ role: 'compute-novncproxy' })) : null;
   const volume = withVolume ? await startVolume(config, bus, { identity: { authUrl, password: cinderPassword } }) : null;
   const object = withObject ? await startObject(config, { identity: { authUrl, password: swiftPassword } }) : null;
   const cloudsYaml = path.join(config.data_dir, 'clouds.yaml');
@@ -145,6 +168,8 @@ export async function up(config: StratusConfig, out: (line: string) => void): Pr
     async stop() {
       await object?.stop();
       await volume?.stop();
+      await novnc?.stop();
+      await metadata?.stop();
       await compute?.stop();
       await placement?.stop();
       await network?.stop();

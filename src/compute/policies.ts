@@ -78,6 +78,7 @@ const api: Record<string, string> = {
   'os-admin-password': MEMBER_OR_ADMIN,
   'os-console-output': MEMBER_OR_ADMIN,
   'os-remote-consoles': MEMBER_OR_ADMIN,
+  'os-console-auth-tokens': ADMIN,
   'os-create-backup': MEMBER_OR_ADMIN,
   'os-deferred-delete:restore': MEMBER_OR_ADMIN,
   'os-deferred-delete:force': MEMBER_OR_ADMIN,

@@ -1,4 +1,6 @@
 import os from 'node:os';
+import path from 'node:path';
+import { testImageFiles } from './test-image.js';
 import { ServiceClient } from '../core/auth/service-client.js';
 import type { Bus, Consumer } from '../core/bus/index.js';
 import type { StratusConfig } from '../core/config.js';
@@ -11,6 +13,8 @@ import { PlacementClient } from './placement-client.js';
 import { SCHEDULER_TOPIC, type RequestSpec } from './rpc.js';
 import { Scheduler } from './scheduler/scheduler.js';
 import { FakeDriver } from './virt/fake/fake-driver.js';
+import { metadataOptions } from './metadata/content.js';
+import { QemuDriver } from './virt/qemu/qemu-driver.js';
 
 /** Running roles and how to stop them. */
 export interface RunningRoles {
@@ -74,6 +78,55 @@ export async function startFakeAgents(config: StratusConfig, bus: Bus, options: 
     agents,
     async stop() {
       await Promise.all(agents.map((a) => a.stop()));
+    },
+  };
+}
+
+/** The qemu driver's paths with their defaults resolved: instances under `<data_dir>/compute/instances`, the image cache in its `_base`. */
+export function qemuPaths(config: StratusConfig): { instancesPath: string; imageCachePath: string; probe: { kernel: string; initrd: string } } {
+  const q = config.compute.qemu;
+  const instancesPath = path.resolve(q.instances_path || path.join(config.data_dir, 'compute', 'instances'));
+  return {
+    instancesPath,
+    imageCachePath: path.resolve(q.image_cache_path || path.join(instancesPath, '_base')),
+    // Built with the test image (`ensureTestImage`); without them the driver runs TCG and says so.
+    probe: { kernel: testImageFiles().probeKernel, initrd: testImageFiles().probeInitrd },
+  };
+}
+
+/**
+ * The compute agent of this host with the qemu driver (one per machine):
+ * the driver probes KVM and reconnects to the guests a previous run left
+ * running before the agent starts. Stopping it leaves the guests running.
+ */
+export async function startQemuAgent(config: StratusConfig, bus: Bus, options: { host: string; identity: { authUrl: string; password: string }; log: Logger }): Promise<{ agents: ComputeAgent[]; stop(): Promise<void> }> {
+  const client = new ServiceClient(
+    { authUrl: options.identity.authUrl, username: 'nova', password: options.identity.password, projectName: 'service', region: config.region },
+    { logger: options.log, userAgent: 'stratus-compute-agent' },
+  );
+  const log = options.log.child({ host: options.host });
+  const paths = qemuPaths(config);
+  const driver = new QemuDriver({
+    host: options.host,
+    hostIp: config.public_host,
+    config: { ...config.compute.qemu, instances_path: paths.instancesPath, image_cache_path: paths.imageCachePath },
+    images: client,
+    log,
+    probe: paths.probe,
+    metadata: metadataOptions(config),
+  });
+  await driver.init();
+  const agent = new ComputeAgent({ host: options.host, driver, bus, config: config.compute, client, placement: new PlacementClient(client, { logger: options.log }), log });
+  try {
+    await agent.start();
+  } catch (err) {
+    await driver.close();
+    throw err;
+  }
+  return {
+    agents: [agent],
+    async stop() {
+      await agent.stop();
     },
   };
 }

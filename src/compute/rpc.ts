@@ -1,4 +1,5 @@
 import type { Bus, BusContext } from '../core/bus/index.js';
+import type { VncEndpoint } from './virt/driver.js';
 
 /**
  * The typed bus API between compute's roles (oslo.messaging's rpcapi
@@ -108,7 +109,11 @@ export interface AgentInstance {
   image_ref: string;
   image_properties: Record<string, unknown>;
   user_data: string | null;
+  key_name: string | null;
   key_data: string | null;
+  launch_index: number;
+  reservation_id: string;
+  created_at: string;
   config_drive: boolean;
   metadata: Record<string, string>;
   network_info: NetworkInfo;
@@ -317,5 +322,10 @@ export class AgentRpc {
 
   consoleOutput(host: string, instanceUuid: string, length: number | null): Promise<string> {
     return this.bus.call<string>({ topic: COMPUTE_TOPIC, server: host }, 'get_console_output', { instance_uuid: instanceUuid, length }, { timeoutMs: this.timeoutMs });
+  }
+
+  /** Where a server's VNC server listens on its host (`get_vnc_console`); null when the driver has none for it. */
+  vncConsole(host: string, instanceUuid: string): Promise<VncEndpoint | null> {
+    return this.bus.call<VncEndpoint | null>({ topic: COMPUTE_TOPIC, server: host }, 'get_vnc_console', { instance_uuid: instanceUuid }, { timeoutMs: this.timeoutMs });
   }
 }

@@ -17,7 +17,7 @@ import { PlacementClient } from './placement-client.js';
 import { withInstanceInfo } from './notifications.js';
 import { computePolicyDefaults } from './policies.js';
 import { ensureDefaultFlavors } from './bootstrap.js';
-import { agentHosts, startConductorRoles, startFakeAgents } from './roles.js';
+import { agentHosts, startConductorRoles, startFakeAgents, startQemuAgent } from './roles.js';
 import { volumesBootAsServers } from './api/volumes.js';
 
 export interface ComputeOptions {
@@ -152,8 +152,20 @@ export async function startComputeConductor(config: StratusConfig, bus: Bus, opt
 
 /** Starts the compute agents of this host (`agentHosts`) with the configured virt driver (for `serve`). */
 export async function startComputeAgents(config: StratusConfig, bus: Bus, options: ComputeOptions): Promise<{ stop(): Promise<void> }> {
-  if (config.compute.virt_driver !== 'fake') throw new ConfigError(`compute.virt_driver '${config.compute.virt_driver}' is not available yet (use 'fake')`);
-  return startFakeAgents(config, bus, { hosts: agentHosts(config), identity: { authUrl: options.identity.authUrl, password: options.identity.password }, log: options.logger ?? roleLogger('compute-agent') });
+  return startAgents(config, bus, options, options.logger ?? roleLogger('compute-agent'));
+}
+
+/** The agents of the configured virt driver: one per fake host, or one qemu agent for this machine. */
+function startAgents(config: StratusConfig, bus: Bus, options: ComputeOptions, log: Logger): Promise<{ stop(): Promise<void> }> {
+  const identity = { authUrl: options.identity.authUrl, password: options.identity.password };
+  switch (config.compute.virt_driver) {
+    case 'fake':
+      return startFakeAgents(config, bus, { hosts: agentHosts(config), identity, log });
+    case 'qemu':
+      return startQemuAgent(config, bus, { host: agentHosts({ ...config, compute: { ...config.compute, fake_hosts: 0 } })[0] ?? config.public_host, identity, log });
+    default:
+      throw new ConfigError(`compute.virt_driver '${config.compute.virt_driver}' is not available (use 'fake' or 'qemu')`);
+  }
 }
 
 /** The compute roles of an all-in-one process. */
@@ -164,8 +176,8 @@ export interface RunningCompute {
 
 /**
  * Starts every compute role in this process, as `up` runs them: the API,
- * the conductor and scheduler, and (with the fake virt driver) one agent per
- * host of `agentHosts`; creates the default flavors on first start.
+ * the conductor and scheduler, and the agents of the virt driver (one per
+ * fake host of `agentHosts`, or one qemu agent for this machine); creates the default flavors on first start.
  */
 export async function startCompute(config: StratusConfig, bus: Bus, options: ComputeOptions): Promise<RunningCompute> {
   const api = await startComputeApi(config, bus, options);
@@ -177,8 +189,7 @@ export async function startCompute(config: StratusConfig, bus: Bus, options: Com
     if (config.compute.bootstrap_flavors) await ensureDefaultFlavors(api.compute.db);
     const roles = await startConductorRoles(api.compute, `${config.public_host}-${process.pid}`);
     undo.push(() => roles.stop());
-    if (config.compute.virt_driver !== 'fake') throw new ConfigError(`compute.virt_driver '${config.compute.virt_driver}' is not available yet (use 'fake')`);
-    const agents = await startFakeAgents(config, bus, { hosts: agentHosts(config), identity: { authUrl: options.identity.authUrl, password: options.identity.password }, log: api.compute.log });
+    const agents = await startAgents(config, bus, options, api.compute.log);
     undo.push(() => agents.stop());
     return { api, stop };
   } catch (err) {

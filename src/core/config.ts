@@ -164,7 +164,7 @@ export interface ComputeConfig {
   auth_url: string;
   /** Password of the `nova` service user; empty: generated once and kept in the data directory. */
   service_password: string;
-  /** The virt driver of the compute agents: `fake` (no guests) or `qemu`. */
+  /** The virt driver of the compute agents: `auto` (`qemu` when QEMU is installed or installable, else `fake`), `qemu`, or `fake` (no guests). */
   virt_driver: string;
   /** Fake hypervisor hosts that `up` runs in its process (`fake-<n>`); 0: one, named after this machine. */
   fake_hosts: number;
@@ -205,6 +205,59 @@ export interface ComputeConfig {
   default_quotas: Record<string, number>;
   /** The flavors bootstrap creates when there are none (`m1.tiny`, ...). */
   bootstrap_flavors: boolean;
+  /** The `qemu` virt driver (one qemu-system-x86_64 per guest, controlled over QMP). */
+  qemu: QemuConfig;
+  /** The metadata service (nova-api-metadata). */
+  metadata: MetadataConfig;
+  /** VNC consoles and their websocket proxy (nova-novncproxy). */
+  vnc: VncConfig;
+  /** The small test guest image `up` builds (`images/build-test-image.sh`) and registers when QEMU is there. */
+  test_image: { build: boolean; name: string };
+}
+
+/** The `qemu` virt driver's settings (`compute.qemu`). */
+export interface QemuConfig {
+  /** The emulator (looked up on PATH when not absolute). */
+  binary: string;
+  /** Where each guest's directory goes (empty: `<data_dir>/compute/instances`). */
+  instances_path: string;
+  /** The per-host cache of base images (empty: `<instances_path>/_base`). */
+  image_cache_path: string;
+  /** `auto` (KVM when the probe guest boots under it, else TCG), `kvm` or `tcg`. */
+  accel: string;
+  /** Seconds the probe guest has to print its marker under KVM. */
+  probe_timeout: number;
+  /** Seconds a guest has to power off after ACPI powerdown before it is stopped hard (Nova's `shutdown_timeout`). */
+  shutdown_timeout: number;
+  /** Seconds an unused base image stays in the cache (Nova's `remove_unused_original_minimum_age_seconds`). */
+  remove_unused_base_images_after: number;
+  /** Every guest gets a config drive (Nova's `force_config_drive`). */
+  force_config_drive: boolean;
+  /** The address guests' VNC servers listen on (Nova's `[vnc]server_listen`); the proxy connects there. */
+  vnc_listen: string;
+}
+
+/** The metadata service's settings (`compute.metadata`). */
+export interface MetadataConfig {
+  /** Port of the metadata API (nova-api-metadata, 8775). */
+  port: number;
+  /** The secret the network's metadata proxy signs instance ids with (`metadata_proxy_shared_secret`); empty: generated once and kept in the data directory. */
+  shared_secret: string;
+  /** The domain of guests' host names (Nova's `dhcp_domain`; empty: none). */
+  dhcp_domain: string;
+  /** Static vendor data served as `vendor_data.json`. */
+  vendor_data: Record<string, unknown>;
+}
+
+/** VNC consoles (`compute.vnc`). */
+export interface VncConfig {
+  enabled: boolean;
+  /** Port of the websocket proxy (nova-novncproxy, 6080). */
+  proxy_port: number;
+  /** The URL handed out with the token (empty: `http://<public_host>:<proxy_port>/vnc_lite.html`). */
+  base_url: string;
+  /** Seconds a console token stays valid (Nova's `[consoleauth]token_ttl`). */
+  token_ttl: number;
 }
 
 /** One storage backend of the volume service (Cinder's `enabled_backends` section). */
@@ -373,7 +426,7 @@ export const DEFAULTS: StratusConfig = {
     port: 8774,
     auth_url: '',
     service_password: '',
-    virt_driver: 'fake',
+    virt_driver: 'auto',
     fake_hosts: 0,
     fake_host_resources: { vcpus: 8, memory_mb: 16384, local_gb: 200 },
     cpu_allocation_ratio: 4.0,
@@ -407,6 +460,20 @@ export const DEFAULTS: StratusConfig = {
       server_group_members: 10,
     },
     bootstrap_flavors: true,
+    qemu: {
+      binary: 'qemu-system-x86_64',
+      instances_path: '',
+      image_cache_path: '',
+      accel: 'auto',
+      probe_timeout: 10,
+      shutdown_timeout: 60,
+      remove_unused_base_images_after: 86400,
+      force_config_drive: false,
+      vnc_listen: '127.0.0.1',
+    },
+    metadata: { port: 8775, shared_secret: '', dhcp_domain: 'novalocal', vendor_data: {} },
+    vnc: { enabled: true, proxy_port: 6080, base_url: '', token_ttl: 600 },
+    test_image: { build: true, name: 'stratus-test' },
   },
   volume: {
     port: 8776,

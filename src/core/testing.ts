@@ -45,6 +45,8 @@ export function testConfig(prefix: string, overrides: Record<string, unknown> = 
       data_dir: dir,
       'database.url': dbUrl ? dbUrl.replaceAll('{service}', `{service}_${unique}`) : '',
       'bus.url': process.env.STRATUS_TEST_BUS_URL ?? 'memory://',
+      // Test clouds run no real guests unless a test asks for them.
+      'compute.virt_driver': 'fake',
       // Cheaper hashes keep the tests quick; the hashing itself is tested with the real parameters.
       'identity.password_hash': { memory_kib: 1024, iterations: 1, parallelism: 1 },
       ...overrides,

@@ -11,6 +11,7 @@ import { attachInterface, extendVolume } from './attachments.js';
 import { completeBlockDevices, guestBlockDevices, prepareBlockDevices, releaseBlockDevices, volumeMappings } from './block-devices.js';
 import { offloadExpiredShelved, receiveLiveMigration } from './moves.js';
 import { InstanceEvents } from './events.js';
+import { lifecycleListener } from './lifecycle.js';
 import { AgentNetworkApi } from './network-api.js';
 
 /** What an agent asks of placement: its host's resource provider and inventory. */
@@ -74,6 +75,7 @@ export class ComputeAgent {
   /** Reports the host, sets up its resource provider, serves its topic and starts the periodic tasks. */
   async start(): Promise<void> {
     await this.report();
+    this.driver.onLifecycle(lifecycleListener(this));
     await this.recover();
     this.consumer = await this.options.bus.serve(COMPUTE_TOPIC, this.host, {
       build_and_run_instance: (req: BuildRequest) => this.track(this.build(req)),
@@ -81,6 +83,7 @@ export class ComputeAgent {
       run_action: (args: { instance_uuid: string; action: AgentAction; action_id: string }) => this.track(runAgentAction(this, args.instance_uuid, args.action, args.action_id)),
       external_instance_event: (args: { events: ExternalEvent[] }) => this.externalEvents(args.events),
       get_console_output: (args: { instance_uuid: string; length: number | null }) => this.driver.consoleOutput(args.instance_uuid, args.length ?? undefined),
+      get_vnc_console: (args: { instance_uuid: string }) => this.driver.vncConsole(args.instance_uuid),
       attach_interface: (args: Parameters<AgentRpc['attachInterface']>[1]) => this.track(attachInterface(this, args.instance_uuid, args.action, args.action_id)),
       receive_live_migration: (args: { instance_uuid: string; migration_uuid: string; action_id: string }) => this.track(receiveLiveMigration(this, args.instance_uuid, args.action_id)),
       destroy_guest: (args: { instance_uuid: string }) => this.track(this.driver.destroy(args.instance_uuid)),
@@ -98,6 +101,7 @@ export class ComputeAgent {
     await this.consumer?.stop();
     this.consumer = null;
     await Promise.allSettled([...this.running]);
+    await this.driver.close();
   }
 
   private track<T>(work: Promise<T>): Promise<T> {
@@ -169,6 +173,23 @@ export class ComputeAgent {
       keyData: instance.key_data,
       configDrive: instance.config_drive,
       metadata: instance.metadata,
+      metadataInfo: {
+        uuid: instance.uuid,
+        name: instance.display_name,
+        hostname: instance.hostname,
+        projectId: instance.project_id,
+        availabilityZone: instance.availability_zone,
+        launchIndex: instance.launch_index,
+        reservationId: instance.reservation_id,
+        flavorName: f.name,
+        imageRef: instance.image_ref,
+        keyName: instance.key_name,
+        keyData: instance.key_data,
+        userData: instance.user_data,
+        metadata: instance.metadata,
+        vifs: networkInfo.map((v) => ({ portId: v.port_id, networkId: v.network_id, mac: v.mac_address, mtu: null, fixedIps: v.fixed_ips.map((ip) => ({ address: ip.ip_address, version: ip.version, subnetId: ip.subnet_id })) })),
+        createdAt: instance.created_at,
+      },
     };
   }
 

@@ -1,3 +1,4 @@
+import { Readable } from 'node:stream';
 import type { AgentAction, AgentInstance, AgentMigration, InstanceValues, MigrationValues } from '../rpc.js';
 import { AgentRpc } from '../rpc.js';
 import { VolumeApi } from '../volume-api.js';
@@ -401,20 +402,37 @@ export async function offloadExpiredShelved(agent: ComputeAgent): Promise<void> 
 }
 
 /**
- * Uploads the guest's disk to the (queued) image. A driver without disk
- * data (fake) uploads an empty raw disk.
+ * Uploads the guest's disk to the (queued) image, streamed (never whole in
+ * memory), with the image's disk_format set to what the driver captured.
+ * A driver without disk data (fake) uploads an empty raw disk. What the
+ * capture left on the host is removed whatever the outcome.
  */
 export async function uploadDisk(agent: ComputeAgent, uuid: string, imageId: string): Promise<void> {
   const disk = await agent.driver.snapshot(uuid);
   const client = agent.options.client;
-  if (!disk) {
+  try {
     const patch = await client.request('image', 'PATCH', `/v2/images/${imageId}`, {
-      body: JSON.stringify([{ op: 'replace', path: '/disk_format', value: 'raw' }]),
+      body: JSON.stringify([{ op: 'replace', path: '/disk_format', value: disk?.diskFormat ?? 'raw' }]),
       raw: true,
       headers: { 'Content-Type': 'application/openstack-images-v2.1-json-patch' },
     });
     if (patch.status >= 400) throw new Error(`could not prepare snapshot image ${imageId}: ${patch.status}`);
+    if (!disk) {
+      const res = await client.request('image', 'PUT', `/v2/images/${imageId}/file`, { body: new Uint8Array(0), raw: true, headers: { 'Content-Type': 'application/octet-stream' } });
+      if (res.status >= 400) throw new Error(`could not upload snapshot image ${imageId}: ${res.status}`);
+      return;
+    }
+    const base = await client.endpoint('image');
+    const res = await fetch(`${base}/v2/images/${encodeURIComponent(imageId)}/file`, {
+      method: 'PUT',
+      headers: { 'X-Auth-Token': await client.token(), 'Content-Type': 'application/octet-stream', 'User-Agent': 'stratus-compute-agent' },
+      body: Readable.toWeb(disk.data) as unknown as RequestInit['body'],
+      duplex: 'half',
+    } as RequestInit & { duplex: 'half' });
+    const text = await res.text().catch(() => '');
+    if (res.status >= 400) throw new Error(`could not upload snapshot image ${imageId}: ${res.status} ${text.slice(0, 200)}`);
+  } finally {
+    disk?.data.destroy();
+    await disk?.cleanup().catch((err: unknown) => agent.options.log.warn({ err, instance_uuid: uuid }, 'could not remove the snapshot file'));
   }
-  const res = await client.request('image', 'PUT', `/v2/images/${imageId}/file`, { body: disk?.data ?? new Uint8Array(0), raw: true, headers: { 'Content-Type': 'application/octet-stream' } });
-  if (res.status >= 400) throw new Error(`could not upload snapshot image ${imageId}: ${res.status}`);
 }

@@ -32,6 +32,7 @@ import { registerSecurityGroups } from './security-groups.js';
 import { registerInterfaces } from './interfaces.js';
 import { registerVolumeAttachments } from './volume-attachments.js';
 import { registerVolumes } from './volumes.js';
+import { registerRemoteConsoles } from './remote-consoles.js';
 
 /** Every route of the compute API. */
 export function registerComputeApi(app: FastifyInstance, compute: ComputeService): void {
@@ -67,4 +68,5 @@ export function registerComputeApi(app: FastifyInstance, compute: ComputeService
   registerInterfaces(app, compute);
   registerVolumeAttachments(app, compute);
   registerVolumes(app, compute);
+  registerRemoteConsoles(app, compute);
 }

@@ -10,6 +10,7 @@ import { AgentRpc, type AgentAction } from '../rpc.js';
 import type { ServerAction, TaskState } from '../vm-states.js';
 import { beginTask, toAgent, type ActionHandler, type ActionResult } from './action-common.js';
 import { MOVE_ACTIONS } from './server-moves.js';
+import { CONSOLE_ACTIONS } from './remote-consoles.js';
 import { deleteServer } from './servers.js';
 import { isObject } from './nova-input.js';
 import { addFloatingIp, removeFloatingIp } from './floating-ips.js';
@@ -40,6 +41,7 @@ async function loadImageId(compute: ComputeService, ctx: RequestContext, ref: un
 
 const ACTIONS: Record<string, Handler> = {
   ...MOVE_ACTIONS,
+  ...CONSOLE_ACTIONS,
   'os-stop': power('servers:stop', 'stop', 'powering-off', { kind: 'stop' }),
   'os-start': power('servers:start', 'start', 'powering-on', { kind: 'start' }),
   pause: power('os-pause-server:pause', 'pause', 'pausing', { kind: 'pause' }),

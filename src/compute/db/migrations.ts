@@ -314,4 +314,27 @@ export const migrations: Record<string, Migration> = {
       await db.schema.alterTable('instance').addColumn('disk_config', 'varchar(8)', (c) => c.notNull().defaultTo('MANUAL')).execute();
     },
   },
+  /**
+   * Nova's `console_auth_tokens`: one row per console URL handed out. Only
+   * the SHA-256 of the token is kept; `expires` is in Unix seconds.
+   */
+  '0004_console_auth_tokens': {
+    async up(db: Kysely<any>): Promise<void> {
+      await db.schema
+        .createTable('console_auth_tokens')
+        .addColumn('id', uuid, (c) => c.primaryKey())
+        .addColumn('token_hash', 'varchar(64)', (c) => c.notNull().unique())
+        .addColumn('console_type', name, (c) => c.notNull())
+        .addColumn('host', name, (c) => c.notNull())
+        .addColumn('port', 'integer', (c) => c.notNull())
+        .addColumn('internal_access_path', name)
+        .addColumn('instance_uuid', uuid, (c) => c.notNull())
+        .addColumn('expires', 'integer', (c) => c.notNull())
+        .addColumn('access_url_base', 'varchar(1024)')
+        .addColumn('created_at', time, (c) => c.notNull())
+        .execute();
+      await db.schema.createIndex('console_auth_tokens_instance_uuid').on('console_auth_tokens').columns(['instance_uuid']).execute();
+      await db.schema.createIndex('console_auth_tokens_expires').on('console_auth_tokens').columns(['expires']).execute();
+    },
+  },
 };

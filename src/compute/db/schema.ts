@@ -28,6 +28,7 @@ export interface ComputeSchema {
   migration: MigrationRow;
   block_device_mapping: BlockDeviceMappingRow;
   virtual_interface: VirtualInterfaceRow;
+  console_auth_tokens: ConsoleAuthTokenRow;
 }
 
 export interface ServiceRow {
@@ -255,5 +256,23 @@ export interface VirtualInterfaceRow {
   tag: string | null;
   /** 1 when compute made the port (and deletes it with the server). */
   created_by_compute: number;
+  created_at: string;
+}
+
+/** A console URL handed out (Nova's `console_auth_tokens`): where it leads, until when; the token itself is never kept. */
+export interface ConsoleAuthTokenRow {
+  id: string;
+  /** SHA-256 of the token, hex. */
+  token_hash: string;
+  /** `novnc`. */
+  console_type: string;
+  /** Where the guest's console server listens (as the proxy reaches it). */
+  host: string;
+  port: number;
+  internal_access_path: string | null;
+  instance_uuid: string;
+  /** Unix seconds after which the token is refused. */
+  expires: number;
+  access_url_base: string | null;
   created_at: string;
 }

@@ -6,6 +6,9 @@
  * is gone succeeds, powering off a stopped one succeeds.
  */
 
+import type { Readable } from 'node:stream';
+import type { InstanceMetadataInfo } from '../metadata/content.js';
+
 /** What a driver needs to know of a server. */
 export interface GuestSpec {
   uuid: string;
@@ -27,7 +30,29 @@ export interface GuestSpec {
   keyData: string | null;
   configDrive: boolean;
   metadata: Record<string, string>;
+  /** What the guest's config drive and the metadata service say of it. */
+  metadataInfo: InstanceMetadataInfo;
 }
+
+/** Where a guest's VNC server listens, for the console proxy to connect to. */
+export interface VncEndpoint {
+  host: string;
+  port: number;
+}
+
+/** A guest's disk captured for a snapshot image, to be streamed to the image service once. */
+export interface DiskSnapshot {
+  /** The image's `disk_format` (`qcow2`, `raw`). */
+  diskFormat: string;
+  /** The bytes, when known. */
+  size?: number;
+  data: Readable;
+  /** Removes what the capture left on the host; called once after the upload, whether it worked or not. */
+  cleanup(): Promise<void>;
+}
+
+/** A guest's power state changed on its own (it shut down inside, or its process died). */
+export type LifecycleListener = (uuid: string, powerState: GuestPowerState) => void;
 
 export interface GuestVif {
   portId: string;
@@ -88,7 +113,7 @@ export interface VirtDriver {
   /** Sets the guest's administrator password (Nova's `set_admin_password`). */
   setAdminPassword(uuid: string, password: string): Promise<void>;
   /** The guest's root disk as a stream of qcow2 (or raw) bytes for a snapshot image; null when the driver has no disk data (fake). */
-  snapshot(uuid: string): Promise<{ diskFormat: string; data: Uint8Array } | null>;
+  snapshot(uuid: string): Promise<DiskSnapshot | null>;
   /** Gives the guest a new flavor's sizes (a cold resize on this host). */
   resize(uuid: string, guest: GuestSpec): Promise<void>;
   /** Console output, the last `lines` lines when given. */
@@ -101,4 +126,10 @@ export interface VirtDriver {
   extendVolume(uuid: string, volumeId: string, sizeGb: number): Promise<void>;
   /** Every guest this driver runs on the host, with its power state (for the power-state sync and recovery). */
   listGuests(): Promise<{ uuid: string; powerState: GuestPowerState }[]>;
+  /** Where the guest's VNC server listens; null when this driver has no consoles (fake) or the guest is not running. */
+  vncConsole(uuid: string): Promise<VncEndpoint | null>;
+  /** Registers the one listener told of power changes the agent did not ask for. */
+  onLifecycle(listener: LifecycleListener): void;
+  /** Stops the driver's own work (timers, QMP connections); guests keep running. */
+  close(): Promise<void>;
 }

@@ -1,4 +1,4 @@
-import type { GuestPowerState, GuestSpec, GuestVif, HostResources, VirtDriver } from '../driver.js';
+import type { DiskSnapshot, GuestPowerState, GuestSpec, GuestVif, HostResources, LifecycleListener, VirtDriver, VncEndpoint } from '../driver.js';
 
 /** One call the fake driver was asked to make. */
 export interface FakeCall {
@@ -31,6 +31,7 @@ export class FakeDriver implements VirtDriver {
    */
   private static readonly consoles = new Map<string, { lines: string[]; holders: number }>();
   readonly type = 'fake';
+  private lifecycle: LifecycleListener | null = null;
   readonly calls: FakeCall[] = [];
   private readonly guests = new Map<string, FakeGuest>();
   /** Spawns still to fail, with the message they throw. */
@@ -151,7 +152,7 @@ export class FakeDriver implements VirtDriver {
     guest.power = 1;
   }
 
-  async snapshot(uuid: string): Promise<{ diskFormat: string; data: Uint8Array } | null> {
+  async snapshot(uuid: string): Promise<DiskSnapshot | null> {
     this.record('snapshot', uuid);
     this.guest(uuid);
     return null;
@@ -197,4 +198,23 @@ export class FakeDriver implements VirtDriver {
   async listGuests(): Promise<{ uuid: string; powerState: GuestPowerState }[]> {
     return [...this.guests.entries()].map(([uuid, g]) => ({ uuid, powerState: g.power }));
   }
+
+  /** The fake runs no VNC servers: consoles are unavailable. */
+  async vncConsole(): Promise<VncEndpoint | null> {
+    return null;
+  }
+
+  /** Fake guests never change on their own; the listener is kept for tests that simulate it. */
+  onLifecycle(listener: LifecycleListener): void {
+    this.lifecycle = listener;
+  }
+
+  /** Tells the listener a guest changed by itself (a test's simulated crash). */
+  simulateLifecycle(uuid: string, powerState: GuestPowerState): void {
+    const guest = this.guests.get(uuid);
+    if (guest) guest.power = powerState;
+    this.lifecycle?.(uuid, powerState);
+  }
+
+  async close(): Promise<void> {}
 }
