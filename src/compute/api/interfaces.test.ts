@@ -77,6 +77,13 @@ describe('os-interface', () => {
     assert.equal((await listPorts()).length, 1, 'back to one');
     const port = await f.cloud.call('network', 'GET', `/v2.0/ports/${attached.port_id}`, { user: f.cloud.admin });
     assert.equal(port.status, 404, 'the port compute made is deleted');
+    // The agent records the server's new network info just after it deletes the port.
+    let addresses: Record<string, unknown> = { back: [] };
+    for (let i = 0; i < 200 && 'back' in addresses; i++) {
+      addresses = (await f.cloud.request('GET', `/servers/${serverId}`, { user: f.cloud.alpha })).body.server.addresses;
+      if ('back' in addresses) await new Promise((r) => setTimeout(r, 10));
+    }
+    assert.equal('back' in addresses, false, 'the server no longer shows the address');
     const again = await f.cloud.request('DELETE', url(`/${attached.port_id}`), { user: f.cloud.alpha });
     assert.equal(again.status, 404, 'no longer attached');
   });

@@ -165,12 +165,16 @@ describe('create', () => {
   });
 
   test('floating_ip_address is for admins; admins get the address they ask for, or 409 when it is taken', async () => {
-    const member = await createFip({ floating_ip_address: '172.24.4.150' });
+    // An address no earlier test took (automatic addresses are random within the pool).
+    const ports = await t.request('GET', `/v2.0/ports?network_id=${pub.network.id}`, { user: t.admin });
+    const taken = new Set((ports.body.ports as { fixed_ips: { ip_address: string }[] }[]).flatMap((p) => p.fixed_ips.map((ip) => ip.ip_address)));
+    const wanted = Array.from({ length: 240 }, (_, i) => `172.24.4.${250 - i}`).find((ip) => !taken.has(ip)) ?? '';
+    const member = await createFip({ floating_ip_address: wanted });
     expectNeutronError(member, 403, 'PolicyNotAuthorized');
-    const admin = await createFip({ floating_ip_address: '172.24.4.150' }, t.admin);
+    const admin = await createFip({ floating_ip_address: wanted }, t.admin);
     assert.equal(admin.status, 201, JSON.stringify(admin.body));
-    assert.equal(admin.body.floatingip.floating_ip_address, '172.24.4.150', 'the address asked for');
-    const again = await createFip({ floating_ip_address: '172.24.4.150' }, t.admin);
+    assert.equal(admin.body.floatingip.floating_ip_address, wanted, 'the address asked for');
+    const again = await createFip({ floating_ip_address: wanted }, t.admin);
     expectNeutronError(again, 409, 'IpAddressAlreadyAllocated');
     const bySubnet = await createFip({ subnet_id: pub.subnet.id });
     assert.equal(bySubnet.status, 201, 'a subnet may be named');
