@@ -187,6 +187,10 @@ install -m 755 "$guest/init" "$root/init"
 install -m 644 "$guest/lib.sh" "$guest/json.awk" "$root/etc/stratus/"
 install -m 755 "$guest/udhcpc.sh" "$guest/watch.sh" "$guest/power-button.sh" "$root/etc/stratus/"
 install -m 644 "$guest/inittab" "$root/etc/inittab"
+# sudo, curl and blkid -L as test tools (Tempest's remote client) use them on CirrOS.
+rm -f "$root/usr/bin/sudo" "$root/usr/bin/curl" "$root/sbin/blkid"
+install -m 755 "$guest/tools/sudo" "$guest/tools/curl" "$root/usr/bin/"
+install -m 755 "$guest/tools/blkid" "$root/sbin/blkid"
 ln -s /etc/stratus/power-button.sh "$root/etc/acpi/PWRF/00000080"
 cat >"$root/etc/passwd" <<'EOF'
 root:x:0:0:root:/root:/bin/sh

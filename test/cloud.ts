@@ -1,4 +1,5 @@
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
+import { randomBytes, randomInt } from 'node:crypto';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
@@ -49,6 +50,7 @@ export class Cloud {
       STRATUS_METRICS__ENABLED: 'false',
       // The control-plane tests run fake guests; test/qemu-cli.test.ts asks for real ones.
       STRATUS_COMPUTE__VIRT_DRIVER: 'fake',
+      STRATUS_NETWORK__DRIVER: 'fake',
       STRATUS_COMPUTE__TEST_IMAGE__BUILD: 'false',
       ...(adminPassword ? { STRATUS_ADMIN_PASSWORD: adminPassword } : {}),
     };
@@ -204,4 +206,39 @@ export class Cloud {
     const added = this.openstack(['--os-cloud', 'stratus', 'role', 'add', '--project', account.project, '--user', account.user, 'member']);
     if (added.status !== 0) throw new Error(`role add member for ${account.user} failed (${added.status}): ${added.stderr}`);
   }
+}
+
+/**
+ * The environment of a cloud with real guests and the Linux network data
+ * plane, with its own external bridge, public range and packet-filter prefix
+ * so that it meets nothing else on the host (198.18.0.0/15 is set aside for
+ * tests of network devices, RFC 2544: no real network uses it).
+ */
+export function realNetworkEnv(): { env: NodeJS.ProcessEnv; chainPrefix: string; externalBridge: string; publicCidr: string } {
+  const suffix = randomBytes(3).toString('hex');
+  const octet = randomInt(1, 250);
+  const chainPrefix = `stx${suffix}`;
+  const externalBridge = `brx${suffix}`;
+  return {
+    chainPrefix,
+    externalBridge,
+    publicCidr: `198.18.${octet}.0/24`,
+    env: {
+      STRATUS_COMPUTE__VIRT_DRIVER: 'qemu',
+      STRATUS_COMPUTE__TEST_IMAGE__BUILD: 'true',
+      STRATUS_NETWORK__DRIVER: 'linux',
+      STRATUS_NETWORK__LINUX__CHAIN_PREFIX: chainPrefix,
+      STRATUS_NETWORK__LINUX__BRIDGE_MAPPINGS__PUBLIC: externalBridge,
+      STRATUS_NETWORK__PUBLIC_NETWORK__CIDR: `198.18.${octet}.0/24`,
+      STRATUS_NETWORK__PUBLIC_NETWORK__GATEWAY_IP: `198.18.${octet}.1`,
+      STRATUS_NETWORK__PUBLIC_NETWORK__ALLOCATION_POOL: `198.18.${octet}.10-198.18.${octet}.250`,
+    },
+  };
+}
+
+/** `stratus cleanup` of a stopped cloud: its guests, namespaces, devices and rules. */
+export function cleanupCloud(cloud: Cloud): string {
+  const res = spawnSync(path.join(ROOT, 'stratus'), ['cleanup', '--data', cloud.dataDir], { env: cloud.env, encoding: 'utf8' });
+  if (res.status !== 0) throw new Error(`stratus cleanup failed: ${res.stdout}${res.stderr}`);
+  return res.stdout;
 }

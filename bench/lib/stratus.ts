@@ -42,6 +42,8 @@ export function stratusEnv(o: {
       : {}),
     STRATUS_ADMIN_PASSWORD: o.password,
     STRATUS_METRICS__ENABLED: 'false',
+    // The control plane is measured; a bench that wants packets to move (bench/network-dataplane) says so.
+    STRATUS_NETWORK__DRIVER: 'fake',
   };
 }
 

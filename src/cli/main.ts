@@ -1,11 +1,20 @@
+import fsp from 'node:fs/promises';
+import os from 'node:os';
+import path from 'node:path';
 import { Command } from 'commander';
 import { createBus } from '../core/bus/index.js';
 import { startNovncProxy } from '../compute/consoles/novnc-proxy.js';
 import { startMetadataRole } from '../compute/metadata/api.js';
 import { resolveVirtDriver } from './virt-driver.js';
+import { killProcess, processAlive, readPid } from '../core/host-commands.js';
+import { guestMarker } from '../compute/virt/qemu/command-line.js';
+import { qemuPaths } from '../compute/roles.js';
+import { cleanupHost } from '../network/linux/cleanup.js';
+import { HostNet } from '../network/linux/host.js';
+import { dhcpStateDir, resolveNetworkDriver, startNetworkAgents } from './network-driver.js';
 import { ConfigError, databaseUrl, loadConfig, type StratusConfig } from '../core/config.js';
 import { migrate, openDatabase } from '../core/db/database.js';
-import { configureLogging } from '../core/logging.js';
+import { configureLogging, rootLogger } from '../core/logging.js';
 import { migrations } from '../identity/db/migrations.js';
 import type { IdentitySchema } from '../identity/db/schema.js';
 import { startIdentity, type IdentityService } from '../identity/service.js';
@@ -61,8 +70,9 @@ program
       const n = Number(opts.fakeHosts);
       if (!Number.isInteger(n) || n < 1 || n > 10_000) throw new ConfigError(`--fake-hosts must be a whole number from 1 to 10000, not '${opts.fakeHosts}'`);
       cfg.compute.fake_hosts = n;
-      // Fake hosts run fake guests.
+      // Fake hosts run fake guests, whose ports no bridge agent could plug.
       cfg.compute.virt_driver = 'fake';
+      cfg.network.driver = 'fake';
     }
     const cloud = await up(cfg, say);
     stayUp(() => cloud.stop());
@@ -71,12 +81,12 @@ program
 program
   .command('serve')
   .description('run the chosen roles in this process (a multi-host deployment: PostgreSQL/MySQL and RabbitMQ by URL)')
-  .argument('<roles...>', 'roles to run: identity, image, network, placement, compute-api, compute-conductor, compute-scheduler, compute-agent, compute-metadata, compute-novncproxy, volume-api, volume-scheduler, volume-agent, object-proxy, object-server, object-workers')
+  .argument('<roles...>', 'roles to run: identity, image, network, network-agent, placement, compute-api, compute-conductor, compute-scheduler, compute-agent, compute-metadata, compute-novncproxy, volume-api, volume-scheduler, volume-agent, object-proxy, object-server, object-workers')
   .option('--data <dir>', 'data directory')
   .option('--config <file>', 'configuration file (YAML)')
   .action(async (roles: string[], opts: { data?: string; config?: string }) => {
     const cfg = config(opts);
-    const known = ['identity', 'image', 'network', 'placement', 'compute-api', 'compute-conductor', 'compute-scheduler', 'compute-agent', 'compute-metadata', 'compute-novncproxy', 'volume-api', 'volume-scheduler', 'volume-agent', 'object-proxy', 'object-server', 'object-workers'];
+    const known = ['identity', 'image', 'network', 'network-agent', 'placement', 'compute-api', 'compute-conductor', 'compute-scheduler', 'compute-agent', 'compute-metadata', 'compute-novncproxy', 'volume-api', 'volume-scheduler', 'volume-agent', 'object-proxy', 'object-server', 'object-workers'];
     const unknown = roles.filter((r) => !known.includes(r));
     if (unknown.length) throw new ConfigError(`unknown role(s): ${unknown.join(', ')} (available: ${known.join(', ')})`);
     process.umask(0o077);
@@ -99,6 +109,7 @@ program
       image = await startImage(cfg, bus, { identity: serviceIdentity('image', 'glance') });
       say(`image listening on ${cfg.bind_host}:${image.port}`);
     }
+    if (roles.includes('network') || roles.includes('network-agent')) resolveNetworkDriver(cfg, say);
     if (roles.includes('network')) {
       network = await startNetwork(cfg, bus, { identity: serviceIdentity('network', 'neutron') });
       say(`network listening on ${cfg.bind_host}:${network.port}`);
@@ -119,6 +130,12 @@ program
       const conductor = await startComputeConductor(cfg, bus, { identity: serviceIdentity('compute', 'nova') }, [...conductorRoles]);
       stops.push(() => conductor.stop());
       say(`${conductorRoles.map((r) => `compute-${r}`).join(' and ')} serving`);
+    }
+    if (roles.includes('network-agent')) {
+      if (cfg.network.driver !== 'linux') throw new ConfigError('the network-agent role runs the linux data plane: set network.driver to linux (or auto, as root)');
+      const agents = await startNetworkAgents(cfg, bus, { host: os.hostname(), log: rootLogger().child({ role: 'network-agent' }) });
+      stops.push(() => agents.stop());
+      say(`network agents (bridge, DHCP, L3, metadata) serving host ${os.hostname()}`);
     }
     if (roles.includes('compute-agent')) {
       resolveVirtDriver(cfg, say);
@@ -178,6 +195,46 @@ program
       await bus.close();
     });
   });
+
+program
+  .command('cleanup')
+  .description("remove every host resource of this cloud for a clean slate, with the cloud stopped: its guests' QEMU processes, router and DHCP namespaces (and the dnsmasq and metadata proxies in them), taps, bridges, VXLAN devices and packet-filter rules")
+  .option('--data <dir>', 'data directory')
+  .option('--config <file>', 'configuration file (YAML)')
+  .action(async (opts: { data?: string; config?: string }) => {
+    const cfg = config({ data: opts.data ?? process.env.STRATUS_DATA_DIR ?? './data', ...(opts.config ? { config: opts.config } : {}) });
+    const guests = await stopGuests(qemuPaths(cfg).instancesPath);
+    say(`guests stopped: ${guests}`);
+    if (process.getuid?.() !== 0) {
+      say('network resources are left alone: removing them needs root');
+      return;
+    }
+    const linux = cfg.network.linux;
+    configureLogging({ level: 'warn' });
+    const report = await cleanupHost(new HostNet(linux.host_netns || null), {
+      chainPrefix: linux.chain_prefix,
+      bridges: Object.values(linux.bridge_mappings),
+      stateDirs: [...['l3', 'metadata'].map((d) => path.join(cfg.data_dir, 'network', d)), path.dirname(dhcpStateDir(cfg))],
+      log: rootLogger(),
+    });
+    say(`namespaces removed: ${report.namespaces.length}${report.namespaces.length ? ` (${report.namespaces.join(' ')})` : ''}`);
+    say(`devices removed: ${report.devices.length}${report.devices.length ? ` (${report.devices.join(' ')})` : ''}`);
+    say(`packet-filter chains and tables '${linux.chain_prefix}*' removed`);
+  });
+
+/** Kills the QEMU process of every guest under `instancesPath`; the number killed. */
+async function stopGuests(instancesPath: string): Promise<number> {
+  let killed = 0;
+  const entries = await fsp.readdir(instancesPath, { withFileTypes: true }).catch(() => []);
+  for (const entry of entries) {
+    if (!entry.isDirectory() || entry.name.startsWith('_')) continue;
+    const pid = await readPid(path.join(instancesPath, entry.name, 'qemu.pid'));
+    if (pid === null || !(await processAlive(pid, guestMarker(entry.name)))) continue;
+    await killProcess(pid, guestMarker(entry.name));
+    killed += 1;
+  }
+  return killed;
+}
 
 const identity = program.command('identity').description('identity administration');
 identity

@@ -41,6 +41,13 @@ function ensureTestPackages(): void {
       ['cpio', 'cpio'],
       ['zstd', 'zstd'],
       ['ssh-keygen', 'openssh-client'],
+      // The Linux network data plane (src/network/linux, test/network-dataplane.test.ts) and its tests' packets.
+      ['dnsmasq', 'dnsmasq-base'],
+      ['iptables-restore', 'iptables'],
+      ['nft', 'nftables'],
+      ['conntrack', 'conntrack'],
+      ['busybox', 'busybox-static'],
+      ['ping', 'iputils-ping'],
     ],
     log,
   );
@@ -147,7 +154,8 @@ export async function runTests(only?: string): Promise<number> {
   const src = path.join(DIST, 'src');
   if (want('unit')) results.push(['unit (SQLite, memory bus, RabbitMQ)', nodeTest('unit', findTests(src, () => true), services)]);
   if (want('postgres')) {
-    const onPg = findTests(src, (f) => [`${path.sep}identity${path.sep}`, `${path.sep}image${path.sep}`, `${path.sep}network${path.sep}`, `${path.sep}placement${path.sep}`, `${path.sep}compute${path.sep}`, `${path.sep}volume${path.sep}`, `${path.sep}db${path.sep}`].some((part) => f.includes(part)));
+    // The Linux data plane's tests use no database: they run once, in the unit stage.
+    const onPg = findTests(src, (f) => !f.includes(`${path.sep}network${path.sep}linux${path.sep}`) && [`${path.sep}identity${path.sep}`, `${path.sep}image${path.sep}`, `${path.sep}network${path.sep}`, `${path.sep}placement${path.sep}`, `${path.sep}compute${path.sep}`, `${path.sep}volume${path.sep}`, `${path.sep}db${path.sep}`].some((part) => f.includes(part)));
     dropTestDatabases();
     results.push(['identity, image, network, placement, compute and volume on PostgreSQL + RabbitMQ', nodeTest('postgres', onPg, { ...services, STRATUS_TEST_DATABASE_URL: TEST_PG_URL, STRATUS_TEST_BUS_URL: TEST_AMQP_URL })]);
     dropTestDatabases();

@@ -1,5 +1,6 @@
 import fs from 'node:fs';
 import type http from 'node:http';
+import os from 'node:os';
 import path from 'node:path';
 import { createBus, type Bus } from '../core/bus/index.js';
 import type { StratusConfig } from '../core/config.js';
@@ -16,6 +17,7 @@ import { startMetadataApi } from '../compute/metadata/api.js';
 import { startCompute, type RunningCompute } from '../compute/service.js';
 import { ensureTestImage, registerTestImage, type TestImageFiles } from '../compute/test-image.js';
 import { resolveVirtDriver } from './virt-driver.js';
+import { resolveNetworkDriver, startNetworkAgents } from './network-driver.js';
 import { ServiceClient } from '../core/auth/service-client.js';
 import { startVolume, type RunningVolume } from '../volume/service.js';
 import { startObject, type RunningObject } from '../object/service.js';
@@ -80,6 +82,9 @@ export async function up(config: StratusConfig, out: (line: string) => void): Pr
   if (withImage || withVolume) ensurePackages([[config.image.qemu_img, 'qemu-utils']], out);
   // Real guests when QEMU is there (installed first as root), else the fake driver; said either way.
   const virtDriver = withCompute ? resolveVirtDriver(config, out) : 'fake';
+  // Real networking when the host allows it; fake guests keep the fake network (no tap would ever come for their ports).
+  if (withCompute && virtDriver === 'fake' && config.network.driver === 'auto') config.network.driver = 'fake';
+  const networkDriver = withNetwork ? resolveNetworkDriver(config, out) : 'fake';
   const started = process.hrtime.bigint();
   // The data directory holds secrets (token keys, password hashes): owner-only files.
   process.umask(0o077);
@@ -133,6 +138,8 @@ export async function up(config: StratusConfig, out: (line: string) => void): Pr
   const metadata = compute ? await startMetadataApi(config, { compute: compute.api.compute }) : null;
   // The VNC console proxy (nova-novncproxy).
   const novnc = compute && config.compute.vnc.enabled ? await startNovncProxy(config, compute.api.compute, log.child({ role: 'compute-novncproxy' })) : null;
+  // This host's bridge, DHCP, L3 and metadata agents.
+  const networkAgents = network && networkDriver === 'linux' ? await startNetworkAgents(config, bus, { host: os.hostname(), log: log.child({ role: 'network-agent' }) }) : null;
   const volume = withVolume ? await startVolume(config, bus, { identity: { authUrl, password: cinderPassword } }) : null;
   const object = withObject ? await startObject(config, { identity: { authUrl, password: swiftPassword } }) : null;
   const cloudsYaml = path.join(config.data_dir, 'clouds.yaml');
@@ -171,6 +178,7 @@ export async function up(config: StratusConfig, out: (line: string) => void): Pr
       await novnc?.stop();
       await metadata?.stop();
       await compute?.stop();
+      await networkAgents?.stop();
       await placement?.stop();
       await network?.stop();
       await image?.stop();

@@ -120,7 +120,7 @@ export interface NetworkConfig {
   auth_url: string;
   /** Password of the `neutron` service user; empty: generated once and kept in the data directory. */
   service_password: string;
-  /** `fake` (IPAM and database only; ports bind at once) or `linux` (the Linux data plane). */
+  /** `auto` (`linux` when running as root with iproute2, iptables and dnsmasq installed or installable, else `fake`), `linux` (the Linux data plane), or `fake` (IPAM and database only; ports bind at once). */
   driver: string;
   /** MTU of networks on physical networks (Neutron's `global_physnet_mtu`); VXLAN networks get 50 less. */
   global_physnet_mtu: number;
@@ -148,6 +148,36 @@ export interface NetworkConfig {
   default_quotas: Record<string, number>;
   /** The shared external network bootstrap creates (`enabled: false` to skip). */
   public_network: { enabled: boolean; name: string; physical_network: string; cidr: string; gateway_ip: string; allocation_pool: string; cidr_v6: string };
+  /** The `linux` driver's agents (bridge, DHCP, L3, metadata) on each host. */
+  linux: LinuxNetworkConfig;
+}
+
+/** The Linux data plane's host settings (`network.linux`), as the Neutron Linux bridge, DHCP, L3 and metadata agents' options. */
+export interface LinuxNetworkConfig {
+  /** physnet -> bridge on the host that flat networks of that physnet use (Neutron's `bridge_mappings`); made when missing. */
+  bridge_mappings: Record<string, string>;
+  /** physnet -> host interface: flat networks put it on their bridge, VLAN networks a sub-interface of it (`physical_interface_mappings`). */
+  interface_mappings: Record<string, string>;
+  /** The host keeps the public network's gateway address on that network's bridge, so the host reaches floating IPs (DevStack's br-ex). */
+  external_gateway_on_host: boolean;
+  /** This host's VXLAN endpoint address (`local_ip`); empty: VXLAN networks stay on this host. */
+  local_ip: string;
+  vxlan_port: number;
+  /** Prefix of this cloud's packet-filter chains and tables (at most 10 characters). */
+  chain_prefix: string;
+  /** Seconds between the bridge agent's full scans of the host's tap devices (it also follows `ip monitor`). */
+  polling_interval: number;
+  dhcp_lease_duration: number;
+  /** Domain of the host names DHCP and DNS give ports (Neutron's `dns_domain`). */
+  dns_domain: string;
+  /** Metadata on networks without a router, through the DHCP namespace (`enable_isolated_metadata`). */
+  isolated_metadata: boolean;
+  /** Port of the metadata proxy inside router and DHCP namespaces. */
+  metadata_port: number;
+  /** Compute's metadata API the proxies forward to (Neutron's `nova_metadata_host`/`_port`); empty: `http://<public_host>:<compute.metadata.port>`. */
+  metadata_url: string;
+  /** A namespace standing for the host (tests): bridges, taps and rules go there instead of the host. Empty: the host. */
+  host_netns: string;
 }
 
 export interface PlacementConfig {
@@ -406,7 +436,7 @@ export const DEFAULTS: StratusConfig = {
     port: 9696,
     auth_url: '',
     service_password: '',
-    driver: 'fake',
+    driver: 'auto',
     global_physnet_mtu: 1500,
     tenant_network_type: 'vxlan',
     vni_ranges: '1:65535',
@@ -420,6 +450,21 @@ export const DEFAULTS: StratusConfig = {
     pagination_max_limit: -1,
     default_quotas: { network: 100, subnet: 100, subnetpool: -1, port: 500, router: 10, floatingip: 50, security_group: 10, security_group_rule: 100, rbac_policy: 10 },
     public_network: { enabled: true, name: 'public', physical_network: 'public', cidr: '172.24.4.0/24', gateway_ip: '172.24.4.1', allocation_pool: '172.24.4.10-172.24.4.250', cidr_v6: '' },
+    linux: {
+      bridge_mappings: { public: 'br-ex' },
+      interface_mappings: {},
+      external_gateway_on_host: true,
+      local_ip: '',
+      vxlan_port: 4789,
+      chain_prefix: 'stratus',
+      polling_interval: 2,
+      dhcp_lease_duration: 86400,
+      dns_domain: 'openstacklocal',
+      isolated_metadata: true,
+      metadata_port: 9697,
+      metadata_url: '',
+      host_netns: '',
+    },
   },
   placement: { port: 8778, auth_url: '', service_password: '' },
   compute: {
@@ -603,7 +648,7 @@ function setPath(config: Record<string, unknown>, keys: string[], raw: unknown, 
 
 /** Mappings whose keys are free (not checked against the defaults). */
 function isOpenMapping(name: string): boolean {
-  return name === 'policy_files' || name === 'image.stores' || name === 'volume.backends';
+  return name === 'policy_files' || name === 'image.stores' || name === 'volume.backends' || name === 'network.linux.bridge_mappings' || name === 'network.linux.interface_mappings';
 }
 
 function coerce(current: unknown, value: unknown, name: string, where: string): unknown {

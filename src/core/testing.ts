@@ -1,3 +1,4 @@
+import { randomInt } from 'node:crypto';
 import fs from 'node:fs';
 import net from 'node:net';
 import os from 'node:os';
@@ -47,6 +48,7 @@ export function testConfig(prefix: string, overrides: Record<string, unknown> = 
       'bus.url': process.env.STRATUS_TEST_BUS_URL ?? 'memory://',
       // Test clouds run no real guests unless a test asks for them.
       'compute.virt_driver': 'fake',
+      'network.driver': 'fake',
       // Cheaper hashes keep the tests quick; the hashing itself is tested with the real parameters.
       'identity.password_hash': { memory_kib: 1024, iterations: 1, parallelism: 1 },
       ...overrides,
@@ -90,13 +92,38 @@ export async function injectJson(
 
 /** A free loopback port (taken again at once by the caller). */
 export async function freePort(): Promise<number> {
+  // Below the kernel's ephemeral range (32768-60999): a port the kernel hands out for some outgoing
+  // connection between this check and the server's bind would make that bind fail (EADDRINUSE).
+  for (let attempt = 0; attempt < 50; attempt++) {
+    const port = 20_000 + randomInt(12_768);
+    if (handedOut.has(port)) continue;
+    if (await canListen(port)) {
+      handedOut.add(port);
+      return port;
+    }
+  }
+  return listenOn(0);
+}
+
+/** Ports this process has handed out: never twice. */
+const handedOut = new Set<number>();
+
+function canListen(port: number): Promise<boolean> {
+  return listenOn(port).then(
+    () => true,
+    () => false,
+  );
+}
+
+/** Listens on `port` of 127.0.0.1 and closes again; resolves with the port listened on. */
+function listenOn(port: number): Promise<number> {
   return new Promise((resolve, reject) => {
     const server = net.createServer();
     server.once('error', reject);
-    server.listen(0, '127.0.0.1', () => {
+    server.listen(port, '127.0.0.1', () => {
       const address = server.address();
-      const port = typeof address === 'object' && address ? address.port : 0;
-      server.close(() => resolve(port));
+      const bound = typeof address === 'object' && address ? address.port : 0;
+      server.close(() => resolve(bound));
     });
   });
 }

@@ -1,6 +1,7 @@
+import { createHash } from 'node:crypto';
 import type { Consumer, Handler } from '../core/bus/index.js';
 import { scheduleUnhosted } from './agent-scheduler.js';
-import { agentOnHost, recordHeartbeat } from './agent-store.js';
+import { agentOnHost, isAlive, recordHeartbeat } from './agent-store.js';
 import {
   AGENT_TYPES,
   PLUGIN_TOPIC,
@@ -8,6 +9,7 @@ import {
   type AgentState,
   type DeviceDetails,
   type DhcpNetwork,
+  type DhcpPort,
   type PluginRpc,
   type RouterDetails,
   type RouterPort,
@@ -17,7 +19,9 @@ import { isRecord, json } from './common.js';
 import type { PortRow, SubnetRow } from './db/schema.js';
 import type { NetworkService } from './network.js';
 import { portStatusChanged } from './port-status.js';
-import { fixedIpsOf, groupsOf, networksById } from './ports.js';
+import { retryOnConflict } from './ipam/allocator.js';
+import { afterPortChange, afterPortDelete, createPortRecord, deletePortRecord, fixedIpsOf, groupsOf, networksById, portInfoOf, updatePortRecord } from './ports.js';
+import { ROUTER_GATEWAY } from './routers.js';
 
 /**
  * The server side of the agents' bus API ({@link PluginRpc}) on the
@@ -66,6 +70,26 @@ function byNetwork<T extends { network_id: string }>(rows: T[]): Map<string, T[]
     else groups.set(row.network_id, [row]);
   }
   return groups;
+}
+
+/** A UUID version 5 (SHA-1, RFC 4122) of `name` in the DNS namespace, as Neutron derives a host's id for its DHCP ports. */
+function hostUuid(name: string): string {
+  const namespace = Buffer.from('6ba7b8109dad11d180b400c04fd430c8', 'hex');
+  const bytes = createHash('sha1').update(namespace).update(name).digest().subarray(0, 16);
+  bytes[6] = ((bytes[6] ?? 0) & 0x0f) | 0x50;
+  bytes[8] = ((bytes[8] ?? 0) & 0x3f) | 0x80;
+  const hex = bytes.toString('hex');
+  return `${hex.slice(0, 8)}-${hex.slice(8, 12)}-${hex.slice(12, 16)}-${hex.slice(16, 20)}-${hex.slice(20)}`;
+}
+
+/** The `device_id` of a host's DHCP port on a network (Neutron's `dhcp<host uuid>-<network id>`). */
+export function dhcpDeviceId(host: string, networkId: string): string {
+  return `dhcp${hostUuid(host)}-${networkId}`;
+}
+
+/** A port's host device name (`tap` + 11 characters of its id): the id prefix, or null for another name. */
+function devicePrefix(device: string): string | null {
+  return /^tap[0-9a-f-]{11}$/.test(device) ? device.slice(3) : null;
 }
 
 function prefixlen(cidr: string): number {
@@ -270,6 +294,119 @@ function agentRpcHandlers(net: NetworkService): Handlers {
     return info;
   };
 
+  /** Port ids by device name; a device whose prefix matches no port (or two, bound elsewhere) is left out. */
+  const portIdsOfDevices = async (host: string, devices: string[]): Promise<Map<string, string>> => {
+    const ids = new Map<string, string>();
+    for (const device of devices) {
+      const prefix = devicePrefix(device);
+      if (!prefix) continue;
+      const rows = await net.db.selectFrom('port').select(['id', 'binding_host_id']).where('id', 'like', `${prefix}%`).execute();
+      const row = rows.length === 1 ? rows[0] : rows.find((r) => r.binding_host_id === host);
+      if (row) ids.set(device, row.id);
+    }
+    return ids;
+  };
+
+  const dhcpPortView = async (portId: string): Promise<DhcpPort | null> => {
+    const row = await net.db.selectFrom('port').selectAll().where('id', '=', portId).executeTakeFirst();
+    if (!row) return null;
+    const ips = await fixedIpsOf(net.db, [row.id]);
+    return {
+      id: row.id,
+      mac_address: row.mac_address,
+      device_owner: row.device_owner,
+      device_id: row.device_id,
+      admin_state_up: Number(row.admin_state_up) === 1,
+      fixed_ips: (ips.get(row.id) ?? []).map((ip) => ({ subnet_id: ip.subnet_id, ip_address: ip.ip_address })),
+      dns_name: row.dns_name,
+      extra_dhcp_opts: json(row.extra_dhcp_opts, []),
+    };
+  };
+
+  /** Neutron's `create_dhcp_port`/`update_dhcp_port` in one idempotent call. */
+  const dhcpPort = async (host: string, networkId: string): Promise<{ port: DhcpPort | null; has_router: boolean }> => {
+    const network = await net.db.selectFrom('network').select(['id', 'project_id']).where('id', '=', networkId).executeTakeFirst();
+    if (!network) return { port: null, has_router: false };
+    const deviceId = dhcpDeviceId(host, networkId);
+    const [subnets, existing, router] = await Promise.all([
+      net.db.selectFrom('subnet').select('id').where('network_id', '=', networkId).where('enable_dhcp', '=', 1).orderBy('created_at').execute(),
+      net.db.selectFrom('port').selectAll().where('network_id', '=', networkId).where('device_owner', '=', 'network:dhcp').where('device_id', '=', deviceId).executeTakeFirst(),
+      net.db.selectFrom('router_port').innerJoin('port', 'port.id', 'router_port.port_id').select('port.id').where('port.network_id', '=', networkId).where('router_port.port_type', '!=', ROUTER_GATEWAY).executeTakeFirst(),
+    ]);
+    const hasRouter = router !== undefined;
+    if (subnets.length === 0) {
+      if (existing) {
+        const info = await portInfoOf(net.db, existing);
+        await net.db.transaction().execute((trx) => deletePortRecord(trx, existing.id));
+        await afterPortDelete(net, info);
+      }
+      return { port: null, has_router: hasRouter };
+    }
+    let portId = existing?.id;
+    if (!portId) {
+      const created = await retryOnConflict(() =>
+        net.db.transaction().execute((trx) =>
+          createPortRecord(net, trx, {
+            network_id: networkId,
+            project_id: network.project_id,
+            device_id: deviceId,
+            device_owner: 'network:dhcp',
+            security_groups: null,
+            fixed_ips: subnets.map((s) => ({ subnet_id: s.id })),
+            binding_host_id: host,
+          }),
+        ),
+      );
+      portId = created.id;
+      await afterPortChange(net, portId);
+    } else {
+      const have = (await fixedIpsOf(net.db, [portId])).get(portId) ?? [];
+      const wanted = new Set(subnets.map((s) => s.id));
+      const keep = have.filter((ip) => wanted.has(ip.subnet_id));
+      const missing = subnets.filter((s) => !have.some((ip) => ip.subnet_id === s.id));
+      const moved = existing?.binding_host_id !== host;
+      if (keep.length !== have.length || missing.length > 0 || moved) {
+        const id = portId;
+        await retryOnConflict(() =>
+          net.db.transaction().execute((trx) =>
+            updatePortRecord(net, trx, id, {
+              fixed_ips: [...keep.map((ip) => ({ subnet_id: ip.subnet_id, ip_address: ip.ip_address })), ...missing.map((s) => ({ subnet_id: s.id }))],
+              ...(moved ? { binding_host_id: host } : {}),
+            }),
+          ),
+        );
+        await afterPortChange(net, id);
+      }
+    }
+    return { port: await dhcpPortView(portId), has_router: hasRouter };
+  };
+
+  const metadataInstance = async (ip: string, routerId: string | undefined, networkId: string | undefined): Promise<{ instance_id: string; project_id: string } | null> => {
+    let networks: string[] = [];
+    if (networkId) networks = [networkId];
+    else if (routerId) {
+      const rows = await net.db.selectFrom('router_port').innerJoin('port', 'port.id', 'router_port.port_id').select('port.network_id').where('router_port.router_id', '=', routerId).where('router_port.port_type', '!=', ROUTER_GATEWAY).execute();
+      networks = [...new Set(rows.map((r) => r.network_id))];
+    }
+    if (networks.length === 0) return null;
+    const row = await net.db
+      .selectFrom('ip_allocation')
+      .innerJoin('port', 'port.id', 'ip_allocation.port_id')
+      .select(['port.device_id', 'port.project_id'])
+      .where('ip_allocation.ip_address', '=', ip)
+      .where('ip_allocation.network_id', 'in', networks)
+      .where('port.device_owner', 'like', 'compute:%')
+      .where('port.device_id', '!=', '')
+      .executeTakeFirst();
+    return row ? { instance_id: row.device_id, project_id: row.project_id } : null;
+  };
+
+  const tunnelEndpoints = async (host: string): Promise<string[]> => {
+    const rows = await net.db.selectFrom('agent').select(['host', 'configurations', 'heartbeat_timestamp']).where('agent_type', '=', AGENT_TYPES.bridge).where('host', '!=', host).execute();
+    const ips = rows.filter((r) => isAlive(net, r.heartbeat_timestamp)).map((r) => json<Record<string, unknown>>(r.configurations, {}).tunneling_ip);
+    return [...new Set(ips.filter((ip): ip is string => typeof ip === 'string' && ip !== ''))].sort();
+  };
+
   return {
     report_state: async (args) => {
       need(isRecord(args), 'report_state takes {agent_state, time}');
@@ -278,12 +415,27 @@ function agentRpcHandlers(net: NetworkService): Handlers {
       if (status !== 'alive') net.log.info({ agent_type: row.agent_type, host: row.host, id: row.id, status }, status === 'new' ? 'agent registered' : 'agent is alive again');
       return status;
     },
-    get_devices_details: async (args) => deviceDetails(text(args?.host ?? '', 'host'), strings(args?.port_ids, 'port_ids')),
+    get_devices_details: async (args) => {
+      const host = text(args?.host ?? '', 'host');
+      if (args?.devices === undefined) return deviceDetails(host, strings(args?.port_ids, 'port_ids'));
+      const devices = strings(args.devices, 'devices');
+      const ids = await portIdsOfDevices(host, devices);
+      const details = await deviceDetails(host, devices.map((d) => ids.get(d) ?? d));
+      return details.map((d, i) => ({ ...d, device: devices[i] ?? d.device }));
+    },
     update_device_up: (args) => deviceStatus(args, 'ACTIVE'),
     update_device_down: (args) => deviceStatus(args, 'DOWN'),
     get_active_networks_info: async (args) => dhcpNetworks(text(args?.host, 'host')),
     get_routers: async (args) => routers(text(args?.host, 'host'), args?.router_ids === undefined || args.router_ids === null ? undefined : strings(args.router_ids, 'router_ids')),
     security_group_info_for_devices: async (args) => securityGroupInfo(strings(args?.port_ids, 'port_ids')),
+    get_dhcp_port: async (args) => dhcpPort(text(args?.host, 'host'), text(args?.network_id, 'network_id')),
+    get_metadata_instance: async (args) => {
+      need(isRecord(args), 'get_metadata_instance takes {ip, router_id | network_id}');
+      const routerId = args.router_id === undefined ? undefined : text(args.router_id, 'router_id');
+      const networkId = args.network_id === undefined ? undefined : text(args.network_id, 'network_id');
+      return metadataInstance(text(args.ip, 'ip'), routerId, networkId);
+    },
+    get_tunnel_endpoints: async (args) => tunnelEndpoints(text(args?.host, 'host')),
   };
 }
 

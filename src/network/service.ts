@@ -1,5 +1,6 @@
 import os from 'node:os';
 import type { FastifyInstance } from 'fastify';
+import type { Kysely } from 'kysely';
 import { installAuth, identityTokenValidator, type TokenValidator } from '../core/auth/token-middleware.js';
 import { ServiceClient } from '../core/auth/service-client.js';
 import type { Bus } from '../core/bus/index.js';
@@ -27,6 +28,7 @@ import { migrations } from './db/migrations.js';
 import type { NetworkSchema } from './db/schema.js';
 import type { DriverCallbacks, NetworkDriver } from './drivers/driver.js';
 import { FakeDriver } from './drivers/fake.js';
+import { LinuxDriver } from './drivers/linux.js';
 import { settleComputeNotifier } from './compute-notifier.js';
 import { neutronFault } from './errors.js';
 import type { NetworkService } from './network.js';
@@ -56,12 +58,14 @@ export interface NetworkOptions {
   agentHost?: string;
 }
 
-function createDriver(config: StratusConfig): NetworkDriver {
+function createDriver(config: StratusConfig, bus: Bus, db: () => Kysely<NetworkSchema>, log: Logger): NetworkDriver {
   switch (config.network.driver) {
     case 'fake':
       return new FakeDriver();
+    case 'linux':
+      return new LinuxDriver(bus, db, log, config.network.agent_down_time);
     default:
-      throw new Error(`network.driver '${config.network.driver}' is not available (use 'fake')`);
+      throw new Error(`network.driver '${config.network.driver}' is not available (use 'fake' or 'linux')`);
   }
 }
 
@@ -89,7 +93,7 @@ export async function createNetwork(config: StratusConfig, bus: Bus, options: Ne
     client,
     publicUrl: options.publicUrl ?? `http://${config.public_host}:${options.port ?? config.network.port}`,
     // Scheduling to DHCP and L3 agents runs in front of whichever data plane.
-    driver: new SchedulingDriver(() => net, options.driver ?? createDriver(config)),
+    driver: new SchedulingDriver(() => net, options.driver ?? createDriver(config, bus, () => net.db, log)),
     notify: (eventType, payload) => {
       bus.notify(publisher, eventType, payload).catch((err: unknown) => log.warn({ err }, 'could not publish a notification'));
     },

@@ -19,6 +19,10 @@ const NOTIFICATIONS: (keyof AgentNotifications)[] = [
   'router_added_to_agent',
   'routers_updated',
   'router_removed_from_agent',
+  'port_update',
+  'port_delete',
+  'network_delete',
+  'security_groups_updated',
 ];
 
 /**

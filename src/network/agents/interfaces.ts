@@ -169,8 +169,12 @@ export interface SecurityGroupInfo {
 export interface PluginRpc {
   /** Heartbeat: creates or refreshes the agent's row; answers how the server saw it. */
   report_state(args: ReportStateArgs): AgentStatus;
-  /** The ports to wire on `host`; an unknown port comes back as `{device}` alone. */
-  get_devices_details(args: { host: string; port_ids: string[] }): (DeviceDetails | { device: string })[];
+  /**
+   * The ports to wire on `host`; an unknown port comes back as `{device}` alone.
+   * `devices` names them by their host device instead (`tap` + the id's first
+   * 11 characters), as a bridge agent sees them; `device` echoes the name asked.
+   */
+  get_devices_details(args: { host: string; port_ids?: string[]; devices?: string[] }): (DeviceDetails | { device: string })[];
   /** The port is wired (`ACTIVE`): compute hears `network-vif-plugged`. */
   update_device_up(args: { port_id: string; host: string }): { device: string; exists: boolean };
   /** The port is unwired (`DOWN`): compute hears `network-vif-unplugged`. */
@@ -180,6 +184,17 @@ export interface PluginRpc {
   /** The routers the L3 agent on `host` hosts (all of them when `router_ids` is absent). */
   get_routers(args: { host: string; router_ids?: string[] }): RouterDetails[];
   security_group_info_for_devices(args: { port_ids: string[] }): SecurityGroupInfo;
+  /**
+   * DHCP: this host's `network:dhcp` port on the network, made or brought up
+   * to date (one address on each DHCP-enabled subnet, bound to `host`), with
+   * whether a router serves the network; `port` is null when the network has
+   * no DHCP-enabled subnet left (a port it had is deleted).
+   */
+  get_dhcp_port(args: { host: string; network_id: string }): { port: DhcpPort | null; has_router: boolean };
+  /** Metadata: who has this fixed IP on the network, or on a network behind the router (compute ports only). */
+  get_metadata_instance(args: { ip: string; router_id?: string; network_id?: string }): { instance_id: string; project_id: string } | null;
+  /** Bridge: the VXLAN endpoints (`configurations.tunneling_ip`) of the alive bridge agents of the other hosts. */
+  get_tunnel_endpoints(args: { host: string }): string[];
 }
 
 /**
@@ -201,6 +216,14 @@ export interface AgentNotifications {
   router_added_to_agent(args: { router_ids: string[] }): void;
   routers_updated(args: { router_ids: string[] }): void;
   router_removed_from_agent(args: { router_id: string }): void;
+  /** Bridge (fanout): a port changed; the agent whose host has its device re-reads and re-wires it. */
+  port_update(args: { port: { id: string; network_id: string } }): void;
+  /** Bridge (fanout): a port is gone. */
+  port_delete(args: { port_id: string }): void;
+  /** Bridge (fanout): a network is gone; its bridge goes when no device is left on it. */
+  network_delete(args: { network_id: string }): void;
+  /** Bridge (fanout): the rules or members of these groups changed; filters are rebuilt. */
+  security_groups_updated(args: { security_group_ids: string[] }): void;
 }
 
 // The data-plane side. The Linux data plane implements these; the fake
@@ -221,8 +244,13 @@ export interface BridgeDataPlane {
 
 /** The DHCP agent's data plane: a DHCP server per network it hosts. */
 export interface DhcpDataPlane {
-  /** Starts or reloads DHCP for the network's DHCP-enabled subnets and ports (stops it when none is left). */
-  setupNetwork(network: DhcpNetwork): Promise<void>;
+  /**
+   * Starts or reloads DHCP for the network's DHCP-enabled subnets and ports,
+   * answering through `dhcpPort` (this agent's `network:dhcp` port); stops it
+   * when `dhcpPort` is null (no DHCP-enabled subnet left). `hasRouter`: a
+   * subnet of the network is on a router (no isolated metadata then).
+   */
+  setupNetwork(network: DhcpNetwork, dhcpPort: DhcpPort | null, hasRouter?: boolean): Promise<void>;
   /** Stops DHCP for the network and removes what it created (namespace, port). */
   teardownNetwork(networkId: string): Promise<void>;
 }

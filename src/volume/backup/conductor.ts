@@ -79,19 +79,23 @@ async function hostWork(volume: VolumeService, host: string): Promise<BackupHost
 async function backupCreated(volume: VolumeService, id: string, values: BackupValues): Promise<void> {
   const row = await backupRow(volume.db, id);
   if (!row) return;
-  const updated = await updateBackupIf(volume.db, id, { ...values, availability_zone: row.availability_zone ?? values.availability_zone, status: 'available' }, ['creating']);
+  // Available and counted by its parent at once: a client that sees it available sees the parent's dependent too.
+  const updated = await volume.db.transaction().execute(async (trx) => {
+    const done = await updateBackupIf(trx, id, { ...values, availability_zone: row.availability_zone ?? values.availability_zone, status: 'available' }, ['creating']);
+    if (done && row.parent_id) {
+      await trx
+        .updateTable('backup')
+        .set((eb) => ({ num_dependent_backups: eb('num_dependent_backups', '+', 1), updated_at: now() }))
+        .where('id', '=', row.parent_id)
+        .execute();
+    }
+    return done;
+  });
   await releaseSource(volume, row, false);
   if (!updated) {
     // Deleted while it was being made: its delete removes the objects.
     volume.log.info({ backup_id: id }, 'backup create aborted: the backup is being deleted');
     return;
-  }
-  if (row.parent_id) {
-    await volume.db
-      .updateTable('backup')
-      .set((eb) => ({ num_dependent_backups: eb('num_dependent_backups', '+', 1), updated_at: now() }))
-      .where('id', '=', row.parent_id)
-      .execute();
   }
   await notifyBackup(volume, id, 'create.end');
 }

@@ -4,7 +4,7 @@ import path from 'node:path';
 import type { GuestSpec } from '../driver.js';
 import { metadataFiles, type MetadataOptions } from '../../metadata/content.js';
 import type { BaseImage } from './guest-record.js';
-import { run } from './host-commands.js';
+import { run } from '../../../core/host-commands.js';
 
 /**
  * A guest's local disks: the root overlay on its cached base, the

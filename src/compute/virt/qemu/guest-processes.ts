@@ -3,7 +3,7 @@ import type { Logger } from '../../../core/logging.js';
 import type { GuestPowerState, LifecycleListener } from '../driver.js';
 import { type Accel, buildCommandLine, guestMarker } from './command-line.js';
 import { guestPaths, type GuestPaths, type GuestRecord } from './guest-record.js';
-import { exists, killProcess, processAlive, readPid, run, waitForExit } from './host-commands.js';
+import { exists, killProcess, processAlive, readPid, run, waitForExit } from '../../../core/host-commands.js';
 import { QmpClient } from './qmp.js';
 
 /**

@@ -2,7 +2,7 @@ import fs from 'node:fs/promises';
 import os from 'node:os';
 import type { HostResources } from '../driver.js';
 import type { Accel } from './command-line.js';
-import { run } from './host-commands.js';
+import { run } from '../../../core/host-commands.js';
 
 /** The real host, as the qemu driver reports it to placement and `hypervisor show`. */
 

@@ -8,7 +8,7 @@ import type { ReadableStream as WebReadableStream } from 'node:stream/web';
 import type { Logger } from '../../../core/logging.js';
 import type { BaseImage } from './guest-record.js';
 import { guestPaths, isGuestName, readRecord } from './guest-record.js';
-import { run } from './host-commands.js';
+import { run } from '../../../core/host-commands.js';
 
 /**
  * The per-host cache of base images (Nova's `_base`): each image is

@@ -1,7 +1,7 @@
 import { spawn } from 'node:child_process';
 import fs from 'node:fs/promises';
 import type { Accel } from './command-line.js';
-import { exists } from './host-commands.js';
+import { exists } from '../../../core/host-commands.js';
 
 /**
  * Whether guests run under KVM or TCG. `/dev/kvm` opening is not enough

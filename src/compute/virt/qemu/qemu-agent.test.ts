@@ -7,7 +7,7 @@ import { after, before, test } from 'node:test';
 import { roleLogger } from '../../../core/logging.js';
 import { startQemuAgent } from '../../roles.js';
 import { addBootFixtures, createTestCloud, type TestCloud } from '../../test-cloud/testing.js';
-import { processAlive } from './host-commands.js';
+import { processAlive } from '../../../core/host-commands.js';
 import { deleteTap } from './taps.js';
 import { testImage } from './test-image.test-util.js';
 

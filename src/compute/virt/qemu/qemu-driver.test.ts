@@ -12,7 +12,7 @@ import { after, before, test } from 'node:test';
 import { pino } from 'pino';
 import type { QemuConfig } from '../../../core/config.js';
 import type { GuestPowerState, GuestSpec, GuestVif } from '../driver.js';
-import { processAlive } from './host-commands.js';
+import { processAlive } from '../../../core/host-commands.js';
 import { QmpClient } from './qmp.js';
 import { QemuDriver } from './qemu-driver.js';
 import { testImage, type TestImage } from './test-image.test-util.js';

@@ -10,7 +10,7 @@ import { type Accel, shellQuote } from './command-line.js';
 import { createConfigDrive, createEphemeral, createOverlay, createSwap, growOverlay, rootSize } from './disks.js';
 import { freeSlot, guestPaths, isGuestName, readRecord, writeRecord, type GuestPaths, type GuestRecord } from './guest-record.js';
 import { GuestProcesses, CONSOLE_BYTES, readTail } from './guest-processes.js';
-import { exists, run } from './host-commands.js';
+import { exists, run } from '../../../core/host-commands.js';
 import { hostResources } from './host-resources.js';
 import { attachInterface, attachVolume, detachInterface, detachVolume, extendVolume, type HotplugContext } from './hotplug.js';
 import { cleanImageCache, ImageCache, type ImageServiceAccess } from './image-cache.js';

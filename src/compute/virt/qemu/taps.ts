@@ -1,9 +1,11 @@
-import { exists, run } from './host-commands.js';
+import { exists, run } from '../../../core/host-commands.js';
 
 /**
- * Tap devices of guests' ports. The network driver is meant to make them
- * (plugging a port); until it does, the qemu driver makes the ones that
- * are missing, remembers that it did, and removes only those.
+ * Tap devices of guests' ports, as libvirt makes them for Nova: the qemu
+ * driver makes the ones that are missing (named `tap` + the port id's first
+ * 11 characters), remembers that it did, and removes only those; the
+ * network's bridge agent sees each one appear and puts it on its network's
+ * bridge.
  */
 
 /** Interface names Linux accepts (at most 15 characters) and that are safe as arguments. */

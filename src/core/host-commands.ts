@@ -2,15 +2,15 @@ import { execFile } from 'node:child_process';
 import fs from 'node:fs/promises';
 
 /**
- * The host commands the qemu driver runs (qemu-img, mkswap, mkfs.vfat,
- * genisoimage, ip, qemu itself) and what it asks of /proc. Always argument
+ * The host commands the host-side drivers run (qemu-img, mkswap, mkfs.vfat,
+ * genisoimage, qemu, ip, dnsmasq, iptables) and what they ask of /proc. Always argument
  * arrays, never a shell.
  */
 
-/** Runs `binary args`; resolves with stdout, rejects with the first lines of stderr. */
-export function run(binary: string, args: string[], options: { timeoutMs?: number; detached?: boolean } = {}): Promise<string> {
+/** Runs `binary args` (with `input` on its stdin); resolves with stdout, rejects with the first lines of stderr. */
+export function run(binary: string, args: string[], options: { timeoutMs?: number; detached?: boolean; input?: string } = {}): Promise<string> {
   return new Promise((resolve, reject) => {
-    execFile(
+    const child = execFile(
       binary,
       args,
       { maxBuffer: 16 * 1024 * 1024, env: { ...process.env, LC_ALL: 'C' }, timeout: options.timeoutMs ?? 0, ...(options.detached ? { detached: true } : {}) },
@@ -23,6 +23,7 @@ export function run(binary: string, args: string[], options: { timeoutMs?: numbe
         resolve(String(stdout));
       },
     );
+    if (options.input !== undefined) child.stdin?.end(options.input);
   });
 }
 
