@@ -11,7 +11,7 @@ import { guestMarker } from '../compute/virt/qemu/command-line.js';
 import { qemuPaths } from '../compute/roles.js';
 import { cleanupHost } from '../network/linux/cleanup.js';
 import { HostNet } from '../network/linux/host.js';
-import { dhcpStateDir, resolveNetworkDriver, startNetworkAgents } from './network-driver.js';
+import { cloudNetworkResources, dhcpStateDir, resolveNetworkDriver, startNetworkAgents } from './network-driver.js';
 import { ConfigError, databaseUrl, loadConfig, type StratusConfig } from '../core/config.js';
 import { migrate, openDatabase } from '../core/db/database.js';
 import { configureLogging, rootLogger } from '../core/logging.js';
@@ -198,7 +198,7 @@ program
 
 program
   .command('cleanup')
-  .description("remove every host resource of this cloud for a clean slate, with the cloud stopped: its guests' QEMU processes, router and DHCP namespaces (and the dnsmasq and metadata proxies in them), taps, bridges, VXLAN devices and packet-filter rules")
+  .description("remove every host resource of this cloud for a clean slate, with the cloud stopped: its guests' QEMU processes, its router and DHCP namespaces (and the dnsmasq and metadata proxies in them), taps, bridges, VXLAN devices and packet-filter rules; another cloud's stay")
   .option('--data <dir>', 'data directory')
   .option('--config <file>', 'configuration file (YAML)')
   .action(async (opts: { data?: string; config?: string }) => {
@@ -212,6 +212,7 @@ program
     const linux = cfg.network.linux;
     configureLogging({ level: 'warn' });
     const report = await cleanupHost(new HostNet(linux.host_netns || null), {
+      resources: await cloudNetworkResources(cfg, qemuPaths(cfg).instancesPath),
       chainPrefix: linux.chain_prefix,
       bridges: Object.values(linux.bridge_mappings),
       stateDirs: [...['l3', 'metadata'].map((d) => path.join(cfg.data_dir, 'network', d)), path.dirname(dhcpStateDir(cfg))],
@@ -219,7 +220,7 @@ program
     });
     say(`namespaces removed: ${report.namespaces.length}${report.namespaces.length ? ` (${report.namespaces.join(' ')})` : ''}`);
     say(`devices removed: ${report.devices.length}${report.devices.length ? ` (${report.devices.join(' ')})` : ''}`);
-    say(`packet-filter chains and tables '${linux.chain_prefix}*' removed`);
+    say(`packet-filter chains and table '${linux.chain_prefix}' removed`);
   });
 
 /** Kills the QEMU process of every guest under `instancesPath`; the number killed. */

@@ -3,7 +3,10 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { spawnSync } from 'node:child_process';
 import type { Bus } from '../core/bus/index.js';
-import { ConfigError, type StratusConfig } from '../core/config.js';
+import { ConfigError, databaseUrl, type StratusConfig } from '../core/config.js';
+import { openDatabase } from '../core/db/database.js';
+import type { NetworkSchema } from '../network/db/schema.js';
+import { resourcesInState, type CloudResources } from '../network/linux/cleanup.js';
 import type { Logger } from '../core/logging.js';
 import { metadataSecret } from '../compute/metadata/secret.js';
 import { startLinuxAgents, type RunningLinuxAgents } from '../network/linux/agents.js';
@@ -92,4 +95,40 @@ export function startNetworkAgents(config: StratusConfig, bus: Bus, options: { h
     metadata: withMetadata ? { url: linux.metadata_url || `http://${config.public_host}:${config.compute.metadata.port}`, secret: metadataSecret(config) } : null,
     log: options.log,
   });
+}
+
+/**
+ * The networks, routers and ports of this cloud, for `stratus cleanup`:
+ * those in the network database, those the agents' state still names, and
+ * the ports of the guests in the instances directory.
+ */
+export async function cloudNetworkResources(config: StratusConfig, instancesPath: string): Promise<CloudResources> {
+  const networkIds = new Set<string>();
+  const routerIds = new Set<string>();
+  const portIds = new Set<string>();
+  const url = databaseUrl(config, 'network');
+  // An SQLite file that is not there holds nothing (opening it would make it).
+  if (!url.startsWith('sqlite://') || fs.existsSync(url.slice('sqlite://'.length))) {
+    const database = await openDatabase<NetworkSchema>(url, { role: 'cleanup' });
+    try {
+      for (const r of await database.db.selectFrom('network').select('id').execute()) networkIds.add(r.id);
+      for (const r of await database.db.selectFrom('router').select('id').execute()) routerIds.add(r.id);
+      for (const r of await database.db.selectFrom('port').select('id').execute()) portIds.add(r.id);
+    } finally {
+      await database.close();
+    }
+  }
+  const state = await resourcesInState(dhcpStateDir(config), path.join(config.data_dir, 'network', 'l3'));
+  for (const id of state.networkIds) networkIds.add(id);
+  for (const id of state.routerIds) routerIds.add(id);
+  for (const id of state.portIds) portIds.add(id);
+  for (const entry of fs.existsSync(instancesPath) ? fs.readdirSync(instancesPath) : []) {
+    try {
+      const record = JSON.parse(fs.readFileSync(path.join(instancesPath, entry, 'guest.json'), 'utf8')) as { nics?: { portId?: string }[] };
+      for (const nic of record.nics ?? []) if (typeof nic.portId === 'string') portIds.add(nic.portId);
+    } catch {
+      // Not a guest's directory.
+    }
+  }
+  return { networkIds, routerIds, portIds };
 }

@@ -139,11 +139,11 @@ function agentRpcHandlers(net: NetworkService): Handlers {
     return { device: portId, exists: await portStatusChanged(net, portId, status) };
   };
 
-  const dhcpNetworks = async (host: string): Promise<DhcpNetwork[]> => {
+  const dhcpNetworks = async (host: string, autoSchedule: boolean): Promise<DhcpNetwork[]> => {
     const agent = await agentOnHost(net.db, AGENT_TYPES.dhcp, host);
     if (!agent || agent.admin_state_up !== 1) return [];
     // Networks that need DHCP and have no agent yet come to the agent asking.
-    await scheduleUnhosted(net, 'dhcp', agent);
+    if (autoSchedule) await scheduleUnhosted(net, 'dhcp', agent);
     // What the agent hosts, in three queries however many networks that is.
     const [networks, subnets, ports] = await Promise.all([
       net.db.selectFrom('network_dhcp_agent').innerJoin('network', 'network.id', 'network_dhcp_agent.network_id').selectAll('network').where('network_dhcp_agent.agent_id', '=', agent.id).execute(),
@@ -189,10 +189,10 @@ function agentRpcHandlers(net: NetworkService): Handlers {
     }));
   };
 
-  const routers = async (host: string, routerIds: string[] | undefined): Promise<RouterDetails[]> => {
+  const routers = async (host: string, routerIds: string[] | undefined, autoSchedule: boolean): Promise<RouterDetails[]> => {
     const agent = await agentOnHost(net.db, AGENT_TYPES.l3, host);
     if (!agent || agent.admin_state_up !== 1) return [];
-    await scheduleUnhosted(net, 'l3', agent);
+    if (autoSchedule) await scheduleUnhosted(net, 'l3', agent);
     let query = net.db.selectFrom('router_l3_agent').innerJoin('router', 'router.id', 'router_l3_agent.router_id').selectAll('router').where('router_l3_agent.agent_id', '=', agent.id);
     if (routerIds) {
       if (routerIds.length === 0) return [];
@@ -425,8 +425,8 @@ function agentRpcHandlers(net: NetworkService): Handlers {
     },
     update_device_up: (args) => deviceStatus(args, 'ACTIVE'),
     update_device_down: (args) => deviceStatus(args, 'DOWN'),
-    get_active_networks_info: async (args) => dhcpNetworks(text(args?.host, 'host')),
-    get_routers: async (args) => routers(text(args?.host, 'host'), args?.router_ids === undefined || args.router_ids === null ? undefined : strings(args.router_ids, 'router_ids')),
+    get_active_networks_info: async (args) => dhcpNetworks(text(args?.host, 'host'), args?.auto_schedule !== false),
+    get_routers: async (args) => routers(text(args?.host, 'host'), args?.router_ids === undefined || args.router_ids === null ? undefined : strings(args.router_ids, 'router_ids'), args?.auto_schedule !== false),
     security_group_info_for_devices: async (args) => securityGroupInfo(strings(args?.port_ids, 'port_ids')),
     get_dhcp_port: async (args) => dhcpPort(text(args?.host, 'host'), text(args?.network_id, 'network_id')),
     get_metadata_instance: async (args) => {

@@ -12,7 +12,7 @@ import { formatCidr, formatIp, parseCidr, parseIp } from './ipam/addresses.js';
  */
 
 /** IP protocol names Neutron accepts in rules, with their numbers, in Neutron's order. */
-const PROTOCOLS: Record<string, number> = {
+export const PROTOCOLS: Record<string, number> = {
   ah: 51,
   dccp: 33,
   egp: 8,

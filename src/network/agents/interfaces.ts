@@ -179,10 +179,15 @@ export interface PluginRpc {
   update_device_up(args: { port_id: string; host: string }): { device: string; exists: boolean };
   /** The port is unwired (`DOWN`): compute hears `network-vif-unplugged`. */
   update_device_down(args: { port_id: string; host: string }): { device: string; exists: boolean };
-  /** The networks the DHCP agent on `host` serves (networks with DHCP subnets are scheduled to it first). */
-  get_active_networks_info(args: { host: string }): DhcpNetwork[];
-  /** The routers the L3 agent on `host` hosts (all of them when `router_ids` is absent). */
-  get_routers(args: { host: string; router_ids?: string[] }): RouterDetails[];
+  /**
+   * The networks the DHCP agent on `host` serves. With `auto_schedule` (the
+   * default; an agent's full resync) networks with DHCP subnets that no agent
+   * hosts are scheduled to it first; without, a network an admin just took
+   * off the agent stays off.
+   */
+  get_active_networks_info(args: { host: string; auto_schedule?: boolean }): DhcpNetwork[];
+  /** The routers the L3 agent on `host` hosts (all of them when `router_ids` is absent); `auto_schedule` as above. */
+  get_routers(args: { host: string; router_ids?: string[]; auto_schedule?: boolean }): RouterDetails[];
   security_group_info_for_devices(args: { port_ids: string[] }): SecurityGroupInfo;
   /**
    * DHCP: this host's `network:dhcp` port on the network, made or brought up

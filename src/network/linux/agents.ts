@@ -3,7 +3,7 @@ import path from 'node:path';
 import type { Bus, Handler } from '../../core/bus/index.js';
 import type { LinuxNetworkConfig } from '../../core/config.js';
 import type { Logger } from '../../core/logging.js';
-import { Agent, PluginClient, type AgentOptions } from '../agents/agent.js';
+import { Agent, PluginClient, type AgentIdentity, type AgentOptions } from '../agents/agent.js';
 import { AGENT_TOPICS, AGENT_TYPES, type AgentNotifications, type DeviceDetails, type AgentState } from '../agents/interfaces.js';
 import { LinuxBridge } from './bridge.js';
 import { LinuxDhcp } from './dhcp.js';
@@ -214,6 +214,7 @@ export class BridgeAgent extends Agent {
     const presentSet = new Set(present);
     const full = this.fullScan;
     this.fullScan = false;
+    if (full) this.plane.recheckBridges();
     const toRead = present.filter((d) => full || !this.wired.has(d) || this.stale.has(d));
     for (const d of toRead) this.stale.delete(d);
     const plugged: DeviceDetails[] = [];
@@ -223,7 +224,6 @@ export class BridgeAgent extends Agent {
         // A device whose port the server does not know (yet, or not ours): tried again at the next scan.
         if (!('port_id' in d)) continue;
         try {
-          await this.plane.ensureNetworkBridge(d);
           await this.plane.plugPort(d);
         } catch (err) {
           this.log.warn({ err, device: d.device, port: d.port_id }, 'could not wire the port');
@@ -288,15 +288,49 @@ export class BridgeAgent extends Agent {
 }
 
 /**
+ * An agent whose work is one idempotent sync with the server: run at start,
+ * after each notification (coalesced) and on `resync` (everything, `all`).
+ */
+abstract class SyncingAgent extends Agent {
+  /** The next sync covers everything, not only what notifications marked. */
+  protected all = true;
+  protected readonly syncs: Coalescer;
+
+  constructor(bus: Bus, identity: AgentIdentity, options: AgentOptions, what: string) {
+    super(bus, identity, options);
+    this.syncs = new Coalescer(() => this.sync(), this.log, what);
+  }
+
+  protected abstract sync(): Promise<void>;
+
+  override async start(): Promise<void> {
+    await super.start();
+    await this.syncs.kick();
+  }
+
+  override async stop(): Promise<void> {
+    await this.syncs.idle();
+    await super.stop();
+  }
+
+  resync(): Promise<void> {
+    this.all = true;
+    return this.syncs.kick();
+  }
+
+  settle(): Promise<void> {
+    return this.syncs.kick();
+  }
+}
+
+/**
  * The DHCP agent: a dnsmasq per network it hosts, in `qdhcp-<network>`,
  * with this host's `network:dhcp` port (made by the server on request).
  * Notifications mark networks to set up again; every run also removes what
  * the host serves but should not.
  */
-export class DhcpAgent extends Agent {
+export class DhcpAgent extends SyncingAgent {
   private readonly dirty = new Set<string>();
-  private all = true;
-  private readonly syncs: Coalescer;
 
   constructor(
     bus: Bus,
@@ -317,8 +351,8 @@ export class DhcpAgent extends Agent {
         configurations: { dhcp_driver: 'dnsmasq', dhcp_lease_duration: config.dhcp_lease_duration, enable_isolated_metadata: config.isolated_metadata },
       },
       options,
+      'setting up DHCP',
     );
-    this.syncs = new Coalescer(() => this.sync(), this.log, 'setting up DHCP');
   }
 
   protected override handlers(): Handlers {
@@ -338,31 +372,13 @@ export class DhcpAgent extends Agent {
     };
   }
 
-  override async start(): Promise<void> {
-    await super.start();
-    await this.syncs.kick();
-  }
-
-  override async stop(): Promise<void> {
-    await this.syncs.idle();
-    await super.stop();
-  }
-
-  resync(): Promise<void> {
-    this.all = true;
-    return this.syncs.kick();
-  }
-
-  settle(): Promise<void> {
-    return this.syncs.kick();
-  }
-
-  private async sync(): Promise<void> {
+  protected async sync(): Promise<void> {
     const all = this.all;
     const dirty = new Set(this.dirty);
     this.all = false;
     this.dirty.clear();
-    const networks = await this.plugin.call('get_active_networks_info', { host: this.identity.host });
+    // Only a full resync takes unhosted networks (as Neutron's): one an admin just removed from this agent stays removed.
+    const networks = await this.plugin.call('get_active_networks_info', { host: this.identity.host, auto_schedule: all });
     const hosted = new Set(networks.map((n) => n.id));
     for (const network of networks) {
       if (!all && !dirty.has(network.id)) continue;
@@ -394,11 +410,9 @@ export class DhcpAgent extends Agent {
  * The L3 agent: a namespace per router it hosts (`qrouter-<router>`) with
  * its interfaces, gateway, SNAT, floating IPs and metadata proxy.
  */
-export class L3Agent extends Agent {
+export class L3Agent extends SyncingAgent {
   private readonly dirty = new Set<string>();
   private readonly removed = new Set<string>();
-  private all = true;
-  private readonly syncs: Coalescer;
 
   constructor(
     bus: Bus,
@@ -418,8 +432,8 @@ export class L3Agent extends Agent {
         configurations: { agent_mode: 'legacy', interface_driver: 'linuxbridge', routers: 0 },
       },
       options,
+      'setting up routers',
     );
-    this.syncs = new Coalescer(() => this.sync(), this.log, 'setting up routers');
   }
 
   protected override handlers(): Handlers {
@@ -438,26 +452,7 @@ export class L3Agent extends Agent {
     };
   }
 
-  override async start(): Promise<void> {
-    await super.start();
-    await this.syncs.kick();
-  }
-
-  override async stop(): Promise<void> {
-    await this.syncs.idle();
-    await super.stop();
-  }
-
-  resync(): Promise<void> {
-    this.all = true;
-    return this.syncs.kick();
-  }
-
-  settle(): Promise<void> {
-    return this.syncs.kick();
-  }
-
-  private async sync(): Promise<void> {
+  protected async sync(): Promise<void> {
     const all = this.all;
     const dirty = [...this.dirty];
     const removed = [...this.removed];
@@ -466,7 +461,7 @@ export class L3Agent extends Agent {
     this.removed.clear();
     for (const id of removed) await this.plane.teardownRouter(id);
     if (!all && dirty.length === 0) return;
-    const routers = await this.plugin.call('get_routers', all ? { host: this.identity.host } : { host: this.identity.host, router_ids: dirty });
+    const routers = await this.plugin.call('get_routers', all ? { host: this.identity.host } : { host: this.identity.host, router_ids: dirty, auto_schedule: false });
     const wanted = new Set(routers.map((r) => r.id));
     for (const router of routers) {
       try {

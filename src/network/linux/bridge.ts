@@ -51,6 +51,8 @@ interface LinkDetails {
  */
 export class LinuxBridge implements BridgeDataPlane {
   private readonly log: Logger;
+  /** Bridges this process has made right, by network: plugging onto them needs no check until one fails. */
+  private readonly ready = new Map<string, string>();
 
   constructor(
     private readonly host: HostNet,
@@ -136,6 +138,7 @@ export class LinuxBridge implements BridgeDataPlane {
    * A bridge already gone is fine.
    */
   async removeNetworkBridge(networkId: string, segment?: NetworkSegment): Promise<void> {
+    this.ready.delete(networkId);
     if (segment && this.mappedBridge(segment)) return;
     const bridge = bridgeName(networkId);
     const links = await this.host.links();
@@ -169,10 +172,29 @@ export class LinuxBridge implements BridgeDataPlane {
     const tap = tapName(port.port_id);
     const link = await this.host.link(tap);
     if (!link) throw new Error(`cannot plug port ${port.port_id}: its device ${tap} does not exist on this host`);
-    const bridge = await this.ensureNetworkBridge(port);
-    const changed = link.master !== bridge;
-    await this.attach(tap, bridge, port.mtu, port.admin_state_up);
-    if (changed) this.log.info({ port_id: port.port_id, device: tap, bridge }, 'port plugged');
+    let bridge = this.ready.get(port.network_id);
+    try {
+      if (!bridge) bridge = await this.networkBridge(port);
+      await this.attachLink(link, bridge, port.mtu, port.admin_state_up);
+    } catch (err) {
+      // The bridge went behind our back (or was never right): made again, then plugged again.
+      if (!this.ready.has(port.network_id)) throw err;
+      this.ready.delete(port.network_id);
+      bridge = await this.networkBridge(port);
+      await this.attach(tap, bridge, port.mtu, port.admin_state_up);
+    }
+    if (link.master !== bridge) this.log.info({ port_id: port.port_id, device: tap, bridge }, 'port plugged');
+  }
+
+  /** Forgets which bridges were made right: the next plug checks each again (an agent's full resync). */
+  recheckBridges(): void {
+    this.ready.clear();
+  }
+
+  private async networkBridge(segment: NetworkSegment): Promise<string> {
+    const bridge = await this.ensureNetworkBridge(segment);
+    this.ready.set(segment.network_id, bridge);
+    return bridge;
   }
 
   /** Takes the port's tap off its bridge; a tap already gone is fine. The tap itself stays: its owner deletes it. */
@@ -316,8 +338,15 @@ export class LinuxBridge implements BridgeDataPlane {
   private async attach(device: string, bridge: string, mtu: number | null, up = true): Promise<void> {
     const link = await this.host.link(device);
     if (!link) throw new Error(`device ${device} does not exist on this host`);
-    if (mtu !== null && link.mtu !== mtu) await this.host.ip(['link', 'set', 'dev', device, 'mtu', String(mtu)]);
-    if (link.master !== bridge) await this.host.ip(['link', 'set', 'dev', device, 'master', bridge]);
-    await this.host.ip(['link', 'set', 'dev', device, up ? 'up' : 'down']);
+    await this.attachLink(link, bridge, mtu, up);
+  }
+
+  /** One `ip link set` for what differs (MTU, bridge) and the state: a port is plugged in one command. */
+  private async attachLink(link: Link, bridge: string, mtu: number | null, up = true): Promise<void> {
+    const args = ['link', 'set', 'dev', link.ifname];
+    if (mtu !== null && link.mtu !== mtu) args.push('mtu', String(mtu));
+    if (link.master !== bridge) args.push('master', bridge);
+    args.push(up ? 'up' : 'down');
+    await this.host.ip(args);
   }
 }

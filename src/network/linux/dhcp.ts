@@ -6,7 +6,7 @@ import type { Logger } from '../../core/logging.js';
 import type { DhcpDataPlane, DhcpNetwork, DhcpPort, DhcpSubnet } from '../agents/interfaces.js';
 import { type Cidr, contains, formatIp, mask, normalizeIp, parseCidr, parseIp, size } from '../ipam/addresses.js';
 import type { HostNet } from './host.js';
-import { DHCP_NAMESPACE_PREFIX, dhcpDeviceName, dhcpNamespace, tapName } from './names.js';
+import { dhcpDeviceName, dhcpNamespace, tapName } from './names.js';
 
 /** How the DHCP agent's data plane runs dnsmasq (the DHCP agent's config). */
 export interface DhcpOptions {
@@ -132,14 +132,14 @@ export class LinuxDhcp implements DhcpDataPlane {
     return this.serialized(networkId, () => this.teardown(networkId));
   }
 
-  /** The network ids that have state on this host (state directories or `qdhcp-` namespaces). */
+  /** The network ids this agent has set up (its state directories). */
   async present(): Promise<string[]> {
     const dirs = await fs.readdir(this.options.stateDir, { withFileTypes: true }).catch(() => []);
-    const ids = new Set(dirs.filter((d) => d.isDirectory() && ID.test(d.name)).map((d) => d.name));
-    for (const ns of await this.host.namespaces()) {
-      if (ns.startsWith(DHCP_NAMESPACE_PREFIX)) ids.add(ns.slice(DHCP_NAMESPACE_PREFIX.length));
-    }
-    return [...ids].sort();
+    // By this agent's own state only: another cloud on the host (or a test) may have qdhcp- namespaces too.
+    return dirs
+      .filter((d) => d.isDirectory() && ID.test(d.name))
+      .map((d) => d.name)
+      .sort();
   }
 
   private serialized(networkId: string, work: () => Promise<void>): Promise<void> {

@@ -1,6 +1,7 @@
 import type { Logger } from '../../core/logging.js';
 import type { AgentSecurityGroupRule, SecurityGroupInfo } from '../agents/interfaces.js';
 import type { HostNet } from './host.js';
+import { PROTOCOLS } from '../security-group-rules.js';
 import { tapName } from './names.js';
 
 /**
@@ -35,34 +36,6 @@ const PORT_ID_PATTERN = /^[0-9a-f][0-9a-f-]{9,63}$/;
 const MAC_PATTERN = /^[0-9a-f]{2}(?::[0-9a-f]{2}){5}$/;
 const ADDRESS_PATTERN = /^[0-9A-Fa-f.:]+(?:\/\d{1,3})?$/;
 
-/** IP protocol names a rule may carry (Neutron's list), by number. */
-const PROTOCOL_NUMBERS: Record<string, number> = {
-  ah: 51,
-  dccp: 33,
-  egp: 8,
-  esp: 50,
-  gre: 47,
-  hopopt: 0,
-  icmp: 1,
-  igmp: 2,
-  ip: 0,
-  ipip: 4,
-  'ipv6-encap': 41,
-  'ipv6-frag': 44,
-  'ipv6-icmp': 58,
-  icmpv6: 58,
-  'ipv6-nonxt': 59,
-  'ipv6-opts': 60,
-  'ipv6-route': 43,
-  ospf: 89,
-  pgm: 113,
-  rsvp: 46,
-  sctp: 132,
-  tcp: 6,
-  udp: 17,
-  udplite: 136,
-  vrrp: 112,
-};
 
 /** Protocols iptables matches by a module of the same name; the others go by number, which every iptables knows. */
 const MATCH_MODULES: Record<number, string> = { 1: 'icmp', 6: 'tcp', 17: 'udp', 33: 'dccp', 58: 'ipv6-icmp', 132: 'sctp', 136: 'udplite' };
@@ -148,7 +121,7 @@ function filteredPorts(info: SecurityGroupInfo, devices: Record<string, string>)
 function protocolMatch(family: Family, rule: AgentSecurityGroupRule): string | null {
   const proto = rule.protocol?.toLowerCase() ?? '';
   if (proto === '' || proto === 'any') return '';
-  let number = /^\d{1,3}$/.test(proto) ? Number(proto) : PROTOCOL_NUMBERS[proto];
+  let number = /^\d{1,3}$/.test(proto) ? Number(proto) : PROTOCOLS[proto];
   if (number === undefined || number > 255) return null;
   if (number === 0) return '';
   // IPv6 rules may say `icmp` for ICMPv6, as Neutron accepts.

@@ -5,7 +5,7 @@ import type { L3DataPlane, RouterDetails, RouterPort } from '../agents/interface
 import { contains, formatCidr, normalizeIp, parseCidr, parseIp } from '../ipam/addresses.js';
 import type { HostNet } from './host.js';
 import type { MetadataProxies } from './metadata-proxy.js';
-import { ROUTER_NAMESPACE_PREFIX, portPrefixOf, routerGatewayName, routerInterfaceName, routerNamespace, tapName } from './names.js';
+import { portPrefixOf, routerGatewayName, routerInterfaceName, routerNamespace, tapName } from './names.js';
 
 /** Options of {@link LinuxL3}. */
 export interface L3Options {
@@ -98,12 +98,14 @@ export class LinuxL3 implements L3DataPlane {
     return this.serialized(routerId, () => this.teardown(routerId));
   }
 
-  /** Router ids with a namespace or recorded state on this host (for resync after a restart). */
+  /** Router ids this agent has set up (its recorded state), for the resync after a restart. */
   async present(): Promise<string[]> {
-    const ids = new Set((await this.host.namespaces()).filter((ns) => ns.startsWith(ROUTER_NAMESPACE_PREFIX)).map((ns) => ns.slice(ROUTER_NAMESPACE_PREFIX.length)));
+    // By this agent's own state only: another cloud on the host (or a test) may have qrouter- namespaces too.
     const dirs = await fs.readdir(this.options.stateDir, { withFileTypes: true }).catch(() => []);
-    for (const dir of dirs) if (dir.isDirectory()) ids.add(dir.name);
-    return [...ids].sort();
+    return dirs
+      .filter((d) => d.isDirectory())
+      .map((d) => d.name)
+      .sort();
   }
 
   private serialized(routerId: string, work: () => Promise<void>): Promise<void> {

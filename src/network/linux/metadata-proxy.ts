@@ -6,6 +6,7 @@ import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { killProcess, processAlive, readPid } from '../../core/host-commands.js';
 import type { Logger } from '../../core/logging.js';
+import { forwardable } from './forwarding.js';
 import type { HostNet } from './host.js';
 
 /**
@@ -17,8 +18,6 @@ import type { HostNet } from './host.js';
  * address and forwards, signed, to compute's metadata API.
  */
 
-/** Headers that concern one connection, never forwarded, and `expect`, which each hop answers itself. */
-const HOP_BY_HOP = new Set(['connection', 'keep-alive', 'proxy-connection', 'proxy-authenticate', 'proxy-authorization', 'te', 'trailer', 'transfer-encoding', 'upgrade', 'expect']);
 /** What the guest may not say about itself: the agent says it. */
 const IDENTITY_HEADERS = ['x-instance-id', 'x-tenant-id', 'x-instance-id-signature', 'x-forwarded-for', 'x-neutron-router-id', 'x-neutron-network-id'];
 const UPSTREAM_TIMEOUT_MS = 60_000;
@@ -240,20 +239,6 @@ function firstValue(value: string | string[] | undefined): string | undefined {
   return Array.isArray(value) ? value[0] : value;
 }
 
-/** The headers to pass on: without hop-by-hop ones, nor those named in `Connection`. */
-function forwardable(headers: http.IncomingHttpHeaders): http.OutgoingHttpHeaders {
-  const named = new Set(
-    String(headers.connection ?? '')
-      .split(',')
-      .map((h) => h.trim().toLowerCase())
-      .filter(Boolean),
-  );
-  const out: http.OutgoingHttpHeaders = {};
-  for (const [name, value] of Object.entries(headers)) {
-    if (value !== undefined && !HOP_BY_HOP.has(name) && !named.has(name)) out[name] = value;
-  }
-  return out;
-}
 
 /** A plain-text error as Nova's metadata API writes them; a response already begun is cut instead. */
 function answer(res: http.ServerResponse, status: number, title: string, detail: string): void {

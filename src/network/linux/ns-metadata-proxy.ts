@@ -22,10 +22,8 @@ import { spawn } from 'node:child_process';
 import fs from 'node:fs';
 import http from 'node:http';
 import { fileURLToPath } from 'node:url';
+import { forwardable } from './forwarding.js';
 import { parseArgs } from 'node:util';
-
-/** Headers that concern one connection, never forwarded (RFC 9110 7.6.1), and `expect`, which each hop answers itself. */
-const HOP_BY_HOP = new Set(['connection', 'keep-alive', 'proxy-connection', 'proxy-authenticate', 'proxy-authorization', 'te', 'trailer', 'transfer-encoding', 'upgrade', 'expect']);
 
 /** How long the agent may take to answer one request. */
 const UPSTREAM_TIMEOUT_MS = 60_000;
@@ -77,20 +75,6 @@ function log(level: 'info' | 'warn' | 'error', msg: string, fields: Record<strin
   process.stderr.write(`${JSON.stringify({ time: new Date().toISOString(), level, component: 'ns-metadata-proxy', pid: process.pid, ...fields, msg })}\n`);
 }
 
-/** The headers to pass on: without hop-by-hop ones, nor those named in `Connection`. */
-function forwardable(headers: http.IncomingHttpHeaders): http.OutgoingHttpHeaders {
-  const named = new Set(
-    String(headers.connection ?? '')
-      .split(',')
-      .map((h) => h.trim().toLowerCase())
-      .filter(Boolean),
-  );
-  const out: http.OutgoingHttpHeaders = {};
-  for (const [name, value] of Object.entries(headers)) {
-    if (value !== undefined && !HOP_BY_HOP.has(name) && !named.has(name)) out[name] = value;
-  }
-  return out;
-}
 
 function clientAddress(req: http.IncomingMessage): string {
   const address = req.socket.remoteAddress ?? '';
