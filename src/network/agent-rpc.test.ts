@@ -112,3 +112,53 @@ test('security_group_info_for_devices gives the ports, their groups rules and re
   );
   assert.deepEqual(info.sg_member_ips[group]?.IPv4, device.fixed_ips.filter((ip) => !ip.includes(':')), 'the group members are the port');
 });
+
+test('get_devices_details by device name: the tap of a port resolves to the port; another name comes back bare', async () => {
+  const tap = `tap${portId.slice(0, 11)}`;
+  const [details, other] = await plugin.call('get_devices_details', { host: TEST_AGENT_HOST, devices: [tap, 'tapffffffffff0'] });
+  assert.equal((details as DeviceDetails).port_id, portId, 'the port');
+  assert.equal(details?.device, tap, 'named as asked');
+  assert.deepEqual(other, { device: 'tapffffffffff0' }, 'no such port');
+});
+
+test("get_dhcp_port makes this host's DHCP port once, with an address on each DHCP subnet, and drops it when DHCP goes", async () => {
+  const first = await plugin.call('get_dhcp_port', { host: TEST_AGENT_HOST, network_id: networkId });
+  assert.ok(first.port, 'a port');
+  assert.equal(first.port.device_owner, 'network:dhcp');
+  assert.match(first.port.device_id, new RegExp(`^dhcp[0-9a-f-]{36}-${networkId}$`), "Neutron's device id");
+  assert.deepEqual(
+    first.port.fixed_ips.map((ip) => ip.subnet_id),
+    [subnetId],
+    'one address on the DHCP subnet',
+  );
+  assert.equal(first.has_router, false, 'no router yet');
+  const again = await plugin.call('get_dhcp_port', { host: TEST_AGENT_HOST, network_id: networkId });
+  assert.equal(again.port?.id, first.port.id, 'the same port the second time');
+  const shown = await t.request('GET', `/v2.0/ports/${first.port.id}`, { user: t.admin });
+  assert.equal(shown.body.port['binding:host_id'], TEST_AGENT_HOST, 'bound to the asking host');
+  const other = (await t.create(t.alpha, 'networks', 'network', { name: 'no-dhcp' })).id as string;
+  await t.create(t.alpha, 'subnets', 'subnet', { network_id: other, ip_version: 4, cidr: '10.78.0.0/24', enable_dhcp: false });
+  assert.equal((await plugin.call('get_dhcp_port', { host: TEST_AGENT_HOST, network_id: other })).port, null, 'no DHCP subnet: no port');
+  assert.equal((await plugin.call('get_dhcp_port', { host: TEST_AGENT_HOST, network_id: randomUUID() })).port, null, 'no network: no port');
+});
+
+test('get_metadata_instance finds the server by fixed IP on the network or behind the router; update_floatingip_statuses records the agent', async () => {
+  const [ip] = ((await t.request('GET', `/v2.0/ports/${portId}`, { user: t.admin })).body.port.fixed_ips as { ip_address: string }[]).map((f) => f.ip_address);
+  const port = (await t.request('GET', `/v2.0/ports/${portId}`, { user: t.admin })).body.port;
+  assert.deepEqual(await plugin.call('get_metadata_instance', { ip: ip ?? '', network_id: networkId }), { instance_id: port.device_id, project_id: port.project_id }, 'on the network');
+  assert.equal(await plugin.call('get_metadata_instance', { ip: '10.77.0.254', network_id: networkId }), null, 'nobody has that address');
+  const router = await t.create(t.alpha, 'routers', 'router', { name: 'md' });
+  assert.equal(await plugin.call('get_metadata_instance', { ip: ip ?? '', router_id: router.id as string }), null, 'not behind a router without interfaces');
+  await t.request('PUT', `/v2.0/routers/${router.id}/add_router_interface`, { user: t.alpha, payload: { subnet_id: subnetId } });
+  assert.equal((await plugin.call('get_metadata_instance', { ip: ip ?? '', router_id: router.id as string }))?.instance_id, port.device_id, 'behind the router');
+  assert.deepEqual(await plugin.call('update_floatingip_statuses', { router_id: router.id as string, statuses: {} }), { updated: 0 }, 'nothing to record');
+  await assert.rejects(plugin.call('update_floatingip_statuses', { router_id: router.id as string, statuses: { [randomUUID()]: 'UP' } }), (err: Error) => err.name === 'RemoteError', 'an unknown status is refused');
+});
+
+test('get_tunnel_endpoints gives the other hosts’ alive bridge agents’ VTEPs, never the asking host’s', async () => {
+  assert.deepEqual(await plugin.call('get_tunnel_endpoints', { host: TEST_AGENT_HOST }), [], 'one host: no peers');
+  const other = new PluginClient(t.net.bus, 5000);
+  await other.call('report_state', { agent_state: { agent_type: AGENT_TYPES.bridge, binary: 'stratus-bridge-agent', topic: 'N/A', host: 'host-b', configurations: { tunneling_ip: '192.0.2.7' } }, time: new Date().toISOString() });
+  assert.deepEqual(await plugin.call('get_tunnel_endpoints', { host: TEST_AGENT_HOST }), ['192.0.2.7'], "host-b's endpoint");
+  assert.deepEqual(await plugin.call('get_tunnel_endpoints', { host: 'host-b' }), [], 'not its own');
+});

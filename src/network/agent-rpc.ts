@@ -436,6 +436,18 @@ function agentRpcHandlers(net: NetworkService): Handlers {
       return metadataInstance(text(args.ip, 'ip'), routerId, networkId);
     },
     get_tunnel_endpoints: async (args) => tunnelEndpoints(text(args?.host, 'host')),
+    update_floatingip_statuses: async (args) => {
+      need(isRecord(args) && isRecord(args.statuses), 'update_floatingip_statuses takes {router_id, statuses}');
+      const routerId = text(args.router_id, 'router_id');
+      let updated = 0;
+      for (const [id, status] of Object.entries(args.statuses)) {
+        need(status === 'ACTIVE' || status === 'DOWN' || status === 'ERROR', 'a floating IP status is ACTIVE, DOWN or ERROR');
+        // Only while the address still belongs to this router (it may have moved since the agent read it).
+        const res = await net.db.updateTable('floatingip').set({ status }).where('id', '=', id).where('router_id', '=', routerId).where('status', '!=', status).executeTakeFirst();
+        updated += Number(res.numUpdatedRows);
+      }
+      return { updated };
+    },
   };
 }
 

@@ -198,6 +198,8 @@ export interface PluginRpc {
   get_dhcp_port(args: { host: string; network_id: string }): { port: DhcpPort | null; has_router: boolean };
   /** Metadata: who has this fixed IP on the network, or on a network behind the router (compute ports only). */
   get_metadata_instance(args: { ip: string; router_id?: string; network_id?: string }): { instance_id: string; project_id: string } | null;
+  /** L3: the floating IPs of the router as the agent has set them up (`ACTIVE`, `DOWN` or `ERROR`), by id. */
+  update_floatingip_statuses(args: { router_id: string; statuses: Record<string, string> }): { updated: number };
   /** Bridge: the VXLAN endpoints (`configurations.tunneling_ip`) of the alive bridge agents of the other hosts. */
   get_tunnel_endpoints(args: { host: string }): string[];
 }

@@ -190,6 +190,9 @@ function registerL3Scheduling(app: FastifyInstance, net: NetworkService, views: 
     await net.db.deleteFrom('router_l3_agent').where('router_id', '=', routerId).where('agent_id', '=', agent.id).execute();
     const router = await net.db.selectFrom('router').select('id').where('id', '=', routerId).executeTakeFirst();
     if (!router) throw notFound('router', routerId);
+    // No agent routes for it now: its floating IPs answer nothing until an agent hosts it again and says so.
+    const hosted = await net.db.selectFrom('router_l3_agent').select('agent_id').where('router_id', '=', routerId).executeTakeFirst();
+    if (!hosted) await net.db.updateTable('floatingip').set({ status: 'DOWN' }).where('router_id', '=', routerId).where('fixed_port_id', 'is not', null).execute();
     notifyAgent(net, AGENT_TOPICS.l3, agent.host, 'router_removed_from_agent', { router_id: routerId });
     net.notify('l3_agent.router.remove', { agent: { id: agent.id, router_id: routerId } }, req.ctx);
     return reply.code(204).send();

@@ -465,8 +465,14 @@ export class L3Agent extends SyncingAgent {
     const wanted = new Set(routers.map((r) => r.id));
     for (const router of routers) {
       try {
-        if (router.admin_state_up) await this.plane.setupRouter(router);
-        else await this.plane.teardownRouter(router.id);
+        if (router.admin_state_up) {
+          await this.plane.setupRouter(router);
+          // What the router now does, as the server shows it (a floating IP of an unhosted router was DOWN).
+          const stale = router.floating_ips.filter((f) => f.status !== 'ACTIVE');
+          if (stale.length > 0) await this.plugin.call('update_floatingip_statuses', { router_id: router.id, statuses: Object.fromEntries(stale.map((f) => [f.id, 'ACTIVE'])) });
+        } else {
+          await this.plane.teardownRouter(router.id);
+        }
       } catch (err) {
         this.log.warn({ err, router: router.id }, 'could not set up the router');
         this.dirty.add(router.id);
