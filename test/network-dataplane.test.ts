@@ -1,5 +1,5 @@
 import assert from 'node:assert/strict';
-import { spawnSync } from 'node:child_process';
+import { spawn, spawnSync } from 'node:child_process';
 import fs from 'node:fs';
 import path from 'node:path';
 import { after, before, test } from 'node:test';
@@ -93,24 +93,13 @@ function ourRules(): string {
     .join('\n');
 }
 
-/** `ssh root@address command` with the test's key, bounded by a 5 s connect timeout. */
+/** The arguments of `ssh root@address command` with the test's key, bounded by a 5 s connect timeout. */
+function sshArgs(address: string, command: string): string[] {
+  return ['-i', key, '-o', 'StrictHostKeyChecking=no', '-o', 'UserKnownHostsFile=/dev/null', '-o', 'BatchMode=yes', '-o', 'ConnectTimeout=5', '-o', 'LogLevel=ERROR', `root@${address}`, command];
+}
+
 function ssh(address: string, command: string): { status: number; out: string } {
-  return run('ssh', [
-    '-i',
-    key,
-    '-o',
-    'StrictHostKeyChecking=no',
-    '-o',
-    'UserKnownHostsFile=/dev/null',
-    '-o',
-    'BatchMode=yes',
-    '-o',
-    'ConnectTimeout=5',
-    '-o',
-    'LogLevel=ERROR',
-    `root@${address}`,
-    command,
-  ]);
+  return run('ssh', sshArgs(address, command));
 }
 
 /** Runs `attempt` until it returns true, at most `tries` times a second apart; its last result. */
@@ -180,6 +169,24 @@ test('two guests on a routed network: DHCP, metadata through the proxy, floating
     assert.ok(opened, `ssh to ${fipA.floating_ip_address} and ping ${ipB}: ${last.out}`);
     assert.match(last.out, /3 packets transmitted, 3 packets received/, 'the first guest pings the second on their network');
     assert.equal(ssh(fipB.floating_ip_address, 'hostname').out.trim(), 'dp-b', "the second guest's floating IP reaches it");
+  });
+
+  await t.test("a restart of `stratus up` (its agents rebuild their state) keeps the guests' traffic: an SSH session open across it finishes", async () => {
+    const session = spawn('ssh', sshArgs(fipB.floating_ip_address, 'echo started; sleep 8; echo still-here'), { stdio: ['ignore', 'pipe', 'pipe'] });
+    let out = '';
+    session.stdout.on('data', (chunk: Buffer) => (out += chunk.toString()));
+    session.stderr.on('data', (chunk: Buffer) => (out += chunk.toString()));
+    const ended = new Promise<number | null>((resolve) => session.once('exit', resolve));
+    for (let i = 0; i < 100 && !out.includes('started'); i++) await sleep(100);
+    assert.match(out, /started/, 'the session is open');
+    await cloud.stop();
+    await cloud.start();
+    const killer = setTimeout(() => session.kill('SIGKILL'), 60_000);
+    const code = await ended;
+    clearTimeout(killer);
+    assert.equal(code, 0, `the session ended badly: ${out}`);
+    assert.match(out, /still-here/, 'the session lived through the restart');
+    assert.equal(ssh(fipA.floating_ip_address, 'hostname').out.trim(), 'dp-a', 'new sessions work after it');
   });
 
   await t.test('after floating ip unset the address no longer answers', async () => {

@@ -43,6 +43,7 @@ function ensureTestPackages(): void {
       ['ssh-keygen', 'openssh-client'],
       // The Linux network data plane (src/network/linux, test/network-dataplane.test.ts) and its tests' packets.
       ['dnsmasq', 'dnsmasq-base'],
+      ['dhcp_release', 'dnsmasq-utils'],
       ['iptables-restore', 'iptables'],
       ['nft', 'nftables'],
       ['conntrack', 'conntrack'],

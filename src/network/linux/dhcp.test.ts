@@ -194,6 +194,18 @@ test('a removed port gets no offer', async () => {
   assert.equal((await lease(db.mac_address)).ip, '10.61.0.12', 'the others still get theirs');
 });
 
+test("a removed port's address goes to the next port at once: its lease is released, not held for the old MAC", async () => {
+  // web (10.61.0.11) had a lease in the first test, and was removed by the one before.
+  const pid = await dnsmasqPid(net.id);
+  const next = port([{ subnet_id: a.id, ip_address: '10.61.0.11' }]);
+  net = { ...net, ports: [...net.ports, next] };
+  await dhcp.setupNetwork(net, dhcpPort);
+  assert.equal(await dnsmasqPid(net.id), pid, 'reloaded, not restarted');
+  assert.equal((await lease(next.mac_address)).ip, '10.61.0.11', "the new port gets the old port's address");
+  net = { ...net, ports: net.ports.filter((p) => p.id !== next.id) };
+  await dhcp.setupNetwork(net, dhcpPort);
+});
+
 test('a port whose admin state is down gets no offer', async () => {
   const pid = await dnsmasqPid(net.id);
   net = { ...net, ports: net.ports.map((p) => (p.id === db.id ? { ...p, admin_state_up: false } : p)) };

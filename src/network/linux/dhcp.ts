@@ -199,16 +199,34 @@ export class LinuxDhcp implements DhcpDataPlane {
     await this.ensureDefaultRoute(plan, 4);
     await this.ensureDefaultRoute(plan, 6);
     // What a running dnsmasq loaded (the files on disk, unless the agent died between writing and reloading).
-    const loadedTagged = (await fs.readFile(path.join(plan.dir, 'host'), 'utf8').catch(() => '')).includes(',set:');
+    const loadedHosts = await fs.readFile(path.join(plan.dir, 'host'), 'utf8').catch(() => '');
+    const loadedTagged = loadedHosts.includes(',set:');
     for (const name of STATE_FILES) await writeIfChanged(path.join(plan.dir, name), plan.files[name]);
     // dnsmasq binds its sockets once (--bind-interfaces): a new device or address needs a new process.
     const restartReason = !hadDevice ? 'device created' : addressesChanged ? 'addresses changed' : null;
     await this.ensureDnsmasq(plan, restartReason, loadedTagged);
+    await this.releaseLeases(plan, leasesIn(loadedHosts), leasesIn(plan.files.host));
     if (this.options.metadata) {
       if (plan.isolatedMetadata) await this.options.metadata.ensure(plan.ns, { networkId: plan.networkId });
       else await this.options.metadata.stop(plan.ns);
     }
     log.debug({ network_id: plan.networkId }, 'DHCP set up');
+  }
+
+  /**
+   * Ends the leases of hosts that are gone (a deleted port, a changed
+   * address), as Neutron's agent does with `dhcp_release`: dnsmasq keeps
+   * leases in memory after its host entry goes, and would refuse the address
+   * to the next port given it (the new MAC finds it leased to the old one).
+   */
+  private async releaseLeases(plan: Plan, before: Set<string>, after: Set<string>): Promise<void> {
+    for (const lease of before) {
+      if (after.has(lease)) continue;
+      const [mac = '', ip = ''] = lease.split(' ');
+      await this.host.nsExec(plan.ns, 'dhcp_release', [plan.device, ip, mac]).catch((err: unknown) => {
+        this.options.log.warn({ err, network_id: plan.networkId, ip, mac }, 'could not release the lease of a removed host (dhcp_release, from dnsmasq-utils): the address may be refused to its next port until the lease ends');
+      });
+    }
   }
 
   private async teardown(networkId: string): Promise<void> {
@@ -410,6 +428,18 @@ async function stopDnsmasq(pid: number, pidFile: string): Promise<void> {
 
 function sameArgs(a: string[], b: string[]): boolean {
   return a.length === b.length && a.every((arg, i) => arg === b[i]);
+}
+
+/** The IPv4 `mac ip` pairs of a hosts file (`<mac>,[set:...,]<name>,<ip>`; IPv6 entries are bracketed and left out). */
+function leasesIn(hosts: string): Set<string> {
+  const leases = new Set<string>();
+  for (const line of hosts.split('\n')) {
+    const fields = line.split(',');
+    const mac = fields[0] ?? '';
+    const ip = fields[fields.length - 1] ?? '';
+    if (fields.length >= 2 && /^[0-9a-f:]{17}$/i.test(mac) && /^\d+\.\d+\.\d+\.\d+$/.test(ip)) leases.add(`${mac} ${ip}`);
+  }
+  return leases;
 }
 
 /** Writes `file` atomically (dnsmasq may reread it any time) when its content differs; true when it did. */
