@@ -1,4 +1,5 @@
 import assert from 'node:assert/strict';
+import { spawnSync } from 'node:child_process';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
@@ -97,6 +98,7 @@ test("Tempest's network scenario tests pass with real guests and the Linux data 
   const flavor = cloud.json<{ id: string }>(['flavor', 'show', 'm1.tiny']).id;
   const publicNetworkId = cloud.json<{ id: string }>(['network', 'show', 'public']).id;
   const conf = tempestConf({ image, flavor, publicNetworkId, extensions: await networkExtensions() });
+  const bridgesBefore = new Set(networkBridges());
   // Two workers: each test boots TCG guests on this machine's two cores.
   const { passed, failed, skipped, output } = await runTempest(workspace, conf, '^tempest\\.scenario\\.(test_network_basic_ops|test_server_basic_ops|test_security_groups_basic_ops)\\.', 2);
   process.stdout.write(`tempest scenario: ${passed} passed, ${failed} failed, ${skipped} skipped\n`);
@@ -106,4 +108,18 @@ test("Tempest's network scenario tests pass with real guests and the Linux data 
   // The tracebacks, not the pages of captured logging around them.
   const tracebacks = [...output.matchAll(/Captured traceback:\n~+\n([\s\S]*?)\n\n/g)].map((m) => m[1]).join('\n---\n');
   assert.equal(failed, 0, `${failed} failed:\n${tracebacks || output.slice(-12000)}`);
+  // Tempest deleted every network it made: their bridges went with them (a moment after their last port).
+  let left: string[] = [];
+  for (let i = 0; i < 60; i++) {
+    left = networkBridges().filter((b) => !bridgesBefore.has(b));
+    if (left.length === 0) break;
+    await new Promise((resolve) => setTimeout(resolve, 500));
+  }
+  assert.deepEqual(left, [], "the deleted networks' bridges are gone");
 });
+
+/** The network bridges (`brq<network>`) on this host. */
+function networkBridges(): string[] {
+  const out = spawnSync('ip', ['-j', 'link', 'show', 'type', 'bridge'], { encoding: 'utf8' }).stdout || '[]';
+  return (JSON.parse(out) as { ifname: string }[]).map((l) => l.ifname).filter((name) => name.startsWith('brq'));
+}

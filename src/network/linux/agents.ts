@@ -9,6 +9,7 @@ import { LinuxBridge } from './bridge.js';
 import { LinuxDhcp } from './dhcp.js';
 import { PortFirewall } from './firewall.js';
 import { HostNet } from './host.js';
+import { bridgeName } from './names.js';
 import { LinuxL3 } from './l3.js';
 import { MetadataProxies, startMetadataAgent } from './metadata-proxy.js';
 
@@ -80,7 +81,8 @@ export class BridgeAgent extends Agent {
   private readonly wired = new Map<string, DeviceDetails>();
   /** Devices to read again (their port changed). */
   private readonly stale = new Set<string>();
-  private readonly deletedNetworks = new Set<string>();
+  /** Deleted networks whose bridge is still to go, with the scans that found it in use (bounded: one someone else uses is given up). */
+  private readonly deletedNetworks = new Map<string, number>();
   private firewallDirty = true;
   private fullScan = true;
   private readonly scans: Coalescer;
@@ -141,7 +143,7 @@ export class BridgeAgent extends Agent {
         void this.scans.kick();
       },
       network_delete: (args: { network_id?: string }) => {
-        if (typeof args?.network_id === 'string') this.deletedNetworks.add(args.network_id);
+        if (typeof args?.network_id === 'string') this.deletedNetworks.set(args.network_id, 0);
         void this.scans.kick();
       },
       security_groups_updated: () => {
@@ -249,10 +251,12 @@ export class BridgeAgent extends Agent {
     // Up only once filtered: compute makes the server ACTIVE on this.
     for (const d of plugged) await this.deviceStatus(d.port_id, d.admin_state_up);
     for (const d of gone) await this.deviceStatus(d.port_id, false);
-    for (const networkId of [...this.deletedNetworks]) {
-      this.deletedNetworks.delete(networkId);
+    // A deleted network's bridge goes once nothing is on it: its DHCP and router ports leave a moment after the network.
+    for (const [networkId, tries] of [...this.deletedNetworks]) {
       if ([...this.wired.values()].some((d) => d.network_id === networkId)) continue;
       await this.plane.removeNetworkBridge(networkId).catch((err: unknown) => this.log.warn({ err, network: networkId }, 'could not remove the bridge of a deleted network'));
+      if (!(await this.hostNet.link(bridgeName(networkId))) || tries >= 100) this.deletedNetworks.delete(networkId);
+      else this.deletedNetworks.set(networkId, tries + 1);
     }
     await this.updateTunnels();
   }
