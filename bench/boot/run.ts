@@ -16,11 +16,11 @@
  */
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import fs from 'node:fs';
-import net from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { now, sleep } from '../lib/proc.js';
+import { CloudApi, freePort, hasReadyMarker, pollUntil } from '../lib/guests.js';
+import { now } from '../lib/proc.js';
 import { gitInfo, hostInfo, loadAvg, message, onInterrupt, runMain, say, writeResults } from '../lib/run.js';
 import { summarize, type Summary } from '../lib/stats.js';
 import { StratusProcess, stratusEnv } from '../lib/stratus.js';
@@ -29,7 +29,6 @@ import { markdownTable } from '../lib/table.js';
 const HERE = path.dirname(fileURLToPath(import.meta.url));
 const ROOT = path.resolve(process.env.STRATUS_REPO || (path.basename(path.resolve(HERE, '..', '..')) === 'dist' ? path.resolve(HERE, '..', '..', '..') : path.resolve(HERE, '..', '..')));
 const RESULTS_DIR = path.join(ROOT, 'bench', 'boot', 'results');
-const MARKER = 'stratus-guest: ready';
 
 const COUNT = Number(process.env.COUNT ?? 10);
 const FLAVOR = process.env.FLAVOR ?? 'm1.tiny';
@@ -37,35 +36,9 @@ const STEP_TIMEOUT_S = Number(process.env.STEP_TIMEOUT_S ?? 180);
 const TOTAL_TIMEOUT_S = Number(process.env.TOTAL_TIMEOUT_S ?? 1800);
 const PASSWORD = 'bench-boot-secret';
 
-async function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const server = net.createServer();
-    server.once('error', reject);
-    server.listen(0, '127.0.0.1', () => {
-      const address = server.address();
-      server.close(() => resolve(typeof address === 'object' && address ? address.port : 0));
-    });
-  });
-}
-
 /** Polls `check` every `everyMs` until it gives a value, or throws after STEP_TIMEOUT_S. */
-async function until<T>(what: string, check: () => Promise<T | null> | T | null, everyMs = 20): Promise<T> {
-  const deadline = now() + STEP_TIMEOUT_S;
-  for (;;) {
-    const value = await check();
-    if (value !== null) return value;
-    if (now() > deadline) throw new Error(`${what}: not within ${STEP_TIMEOUT_S} s`);
-    await sleep(everyMs);
-  }
-}
-
-/** True when the file holds the ready marker. */
-function hasMarker(file: string): boolean {
-  try {
-    return fs.readFileSync(file, 'latin1').includes(MARKER);
-  } catch {
-    return false;
-  }
+function until<T>(what: string, check: () => Promise<T | null> | T | null, everyMs = 20): Promise<T> {
+  return pollUntil(what, check, { timeoutS: STEP_TIMEOUT_S, everyMs });
 }
 
 /** The command line of the qemu process of guest `uuid`, from /proc. */
@@ -80,37 +53,6 @@ function qemuCommandLine(uuid: string): string[] | null {
     }
   }
   return null;
-}
-
-class Api {
-  token = '';
-  constructor(readonly ports: Record<string, number>) {}
-
-  async login(): Promise<void> {
-    const res = await fetch(`http://127.0.0.1:${this.ports.identity}/v3/auth/tokens`, {
-      method: 'POST',
-      headers: { 'Content-Type': 'application/json' },
-      body: JSON.stringify({ auth: { identity: { methods: ['password'], password: { user: { name: 'admin', domain: { id: 'default' }, password: PASSWORD } } }, scope: { project: { name: 'admin', domain: { id: 'default' } } } } }),
-    });
-    if (res.status !== 201) throw new Error(`login: ${res.status} ${await res.text()}`);
-    this.token = res.headers.get('x-subject-token') ?? '';
-  }
-
-  async call(service: string, method: string, url: string, body?: unknown): Promise<{ status: number; json: any }> {
-    const res = await fetch(`http://127.0.0.1:${this.ports[service]}${url}`, {
-      method,
-      headers: { 'X-Auth-Token': this.token, Accept: 'application/json', ...(body === undefined ? {} : { 'Content-Type': 'application/json' }) },
-      ...(body === undefined ? {} : { body: JSON.stringify(body) }),
-    });
-    const text = await res.text();
-    let json: any = null;
-    try {
-      json = text ? JSON.parse(text) : null;
-    } catch {
-      json = text;
-    }
-    return { status: res.status, json };
-  }
 }
 
 interface Boot {
@@ -151,7 +93,7 @@ async function main(): Promise<number> {
     say(`starting stratus up in ${dataDir} (the first start builds the test image)`);
     const launch = stratus.launch(dataDir, env);
     await launch.ready;
-    const api = new Api(ports);
+    const api = new CloudApi(ports, PASSWORD);
     await api.login();
     const images = await api.call('image', 'GET', '/v2/images?name=stratus-test');
     const imageId = images.json?.images?.[0]?.id as string | undefined;
@@ -177,7 +119,7 @@ async function main(): Promise<number> {
       });
       const active = now();
       const dir = path.join(dataDir, 'compute', 'instances', id);
-      await until(`${name} ready marker`, () => (hasMarker(path.join(dir, 'console.log')) ? true : null));
+      await until(`${name} ready marker`, () => (hasReadyMarker(path.join(dir, 'console.log')) ? true : null));
       const ready = now();
       if (!recorded) {
         const args = qemuCommandLine(id);
@@ -229,7 +171,7 @@ async function main(): Promise<number> {
       const child = spawn(rec.args[0] ?? 'qemu-system-x86_64', args, { stdio: 'ignore' });
       bare.push(child);
       const serial = path.join(dir, 'console.log');
-      await until(`bare boot ${i} ready marker`, () => (hasMarker(serial) ? true : null));
+      await until(`bare boot ${i} ready marker`, () => (hasReadyMarker(serial) ? true : null));
       const took = now() - t0;
       bareTimes.push(took);
       child.kill('SIGKILL');

@@ -24,12 +24,12 @@
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import { randomBytes, randomInt, randomUUID } from 'node:crypto';
 import fs from 'node:fs';
-import net from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { tapName } from '../../src/network/linux/names.js';
-import { now, sleep } from '../lib/proc.js';
+import { CloudApi, freePort, hasReadyMarker, pollUntil } from '../lib/guests.js';
+import { now } from '../lib/proc.js';
 import { gitInfo, hostInfo, loadAvg, message, onInterrupt, runMain, say, writeResults } from '../lib/run.js';
 import { intEnv, UsageError } from '../lib/settings.js';
 import { summarize, type Summary } from '../lib/stats.js';
@@ -40,7 +40,6 @@ const HERE = path.dirname(fileURLToPath(import.meta.url));
 const ROOT = path.resolve(process.env.STRATUS_REPO || (path.basename(path.resolve(HERE, '..', '..')) === 'dist' ? path.resolve(HERE, '..', '..', '..') : path.resolve(HERE, '..', '..')));
 const RESULTS_DIR = path.join(ROOT, 'bench', 'network-dataplane', 'results');
 const BOOT_RESULTS_DIR = path.join(ROOT, 'bench', 'boot', 'results');
-const MARKER = 'stratus-guest: ready';
 
 const PASSWORD = 'bench-dataplane-secret';
 /** Bounds: a mistyped setting must not boot a thousand guests or fill the subnet. */
@@ -76,42 +75,15 @@ let stepTimeoutS = 180;
 /** Aborted when the cleanup starts: every wait and SSH attempt stops, so that nothing keeps the process alive after it. */
 const stopping = new AbortController();
 
-async function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const server = net.createServer();
-    server.once('error', reject);
-    server.listen(0, '127.0.0.1', () => {
-      const address = server.address();
-      server.close(() => resolve(typeof address === 'object' && address ? address.port : 0));
-    });
-  });
-}
-
 /** Deletes the taps that stand for guests in the ports measurement (one already gone is fine). */
 function deleteTaps(taps: Set<string>): void {
   for (const tap of taps) spawnSync('ip', ['link', 'delete', 'dev', tap], { stdio: 'ignore' });
   taps.clear();
 }
 
-/** Polls `check` every `everyMs` until it gives a value, or throws after STEP_TIMEOUT_S. */
-async function until<T>(what: string, check: () => Promise<T | null> | T | null, everyMs = 20): Promise<T> {
-  const deadline = now() + stepTimeoutS;
-  for (;;) {
-    if (stopping.signal.aborted) throw new Error(`${what}: stopped`);
-    const value = await check();
-    if (value !== null) return value;
-    if (now() > deadline) throw new Error(`${what}: not within ${stepTimeoutS} s`);
-    await sleep(everyMs);
-  }
-}
-
-/** True when the file holds the ready marker. */
-function hasMarker(file: string): boolean {
-  try {
-    return fs.readFileSync(file, 'latin1').includes(MARKER);
-  } catch {
-    return false;
-  }
+/** Polls `check` every `everyMs` until it gives a value, or throws after STEP_TIMEOUT_S (at once when the bench is stopping). */
+function until<T>(what: string, check: () => Promise<T | null> | T | null, everyMs = 20): Promise<T> {
+  return pollUntil(what, check, { timeoutS: stepTimeoutS, everyMs, signal: stopping.signal });
 }
 
 /** A command that must succeed; its stdout. */
@@ -129,48 +101,6 @@ function freePublicOctet(): number {
     if (!routes.includes(`198.18.${octet}.`)) return octet;
   }
   throw new Error('no free 198.18.<n>.0/24 on this host');
-}
-
-class Api {
-  token = '';
-  projectId = '';
-  constructor(readonly ports: Record<string, number>) {}
-
-  async login(): Promise<void> {
-    const res = await fetch(`http://127.0.0.1:${this.ports.identity}/v3/auth/tokens`, {
-      method: 'POST',
-      headers: { 'Content-Type': 'application/json' },
-      body: JSON.stringify({ auth: { identity: { methods: ['password'], password: { user: { name: 'admin', domain: { id: 'default' }, password: PASSWORD } } }, scope: { project: { name: 'admin', domain: { id: 'default' } } } } }),
-    });
-    const text = await res.text();
-    if (res.status !== 201) throw new Error(`login: ${res.status} ${text}`);
-    this.token = res.headers.get('x-subject-token') ?? '';
-    this.projectId = (JSON.parse(text) as { token: { project: { id: string } } }).token.project.id;
-  }
-
-  async call(service: string, method: string, url: string, body?: unknown): Promise<{ status: number; json: any }> {
-    const res = await fetch(`http://127.0.0.1:${this.ports[service]}${url}`, {
-      method,
-      headers: { 'X-Auth-Token': this.token, Accept: 'application/json', ...(body === undefined ? {} : { 'Content-Type': 'application/json' }) },
-      ...(body === undefined ? {} : { body: JSON.stringify(body) }),
-      signal: AbortSignal.timeout(60_000),
-    });
-    const text = await res.text();
-    let json: any = null;
-    try {
-      json = text ? JSON.parse(text) : null;
-    } catch {
-      json = text;
-    }
-    return { status: res.status, json };
-  }
-
-  /** `call` that must answer `expected`; its JSON. */
-  async must(service: string, method: string, url: string, expected: number[], body?: unknown): Promise<any> {
-    const r = await this.call(service, method, url, body);
-    if (!expected.includes(r.status)) throw new Error(`${method} ${url}: ${r.status} ${JSON.stringify(r.json)}`);
-    return r.json;
-  }
 }
 
 /**
@@ -238,7 +168,7 @@ interface Setup {
 }
 
 /** Keypair, network + subnet, router (gateway `public`, the subnet as interface), tcp 22 in the admin project's default group, one floating IP. */
-async function setUp(api: Api, cfg: Settings, work: string): Promise<Setup> {
+async function setUp(api: CloudApi, cfg: Settings, work: string): Promise<Setup> {
   const images = await api.must('image', 'GET', '/v2/images?name=stratus-test', [200]);
   const imageId = images?.images?.[0]?.id as string | undefined;
   if (!imageId) throw new Error(`no stratus-test image: ${JSON.stringify(images)}`);
@@ -278,7 +208,7 @@ async function setUp(api: Api, cfg: Settings, work: string): Promise<Setup> {
  * then the ready marker and SSH side by side; then the delete, until 404 and
  * the floating IP free again.
  */
-async function bootOnce(api: Api, s: Setup, dataDir: string, probes: Set<ChildProcess>, name: string): Promise<Boot> {
+async function bootOnce(api: CloudApi, s: Setup, dataDir: string, probes: Set<ChildProcess>, name: string): Promise<Boot> {
   const t0 = now();
   const created = await api.call('compute', 'POST', '/v2.1/servers', { server: { name, imageRef: s.imageId, flavorRef: s.flavorId, key_name: s.keyName, networks: [{ uuid: s.networkId }] } });
   if (created.status !== 202) throw new Error(`create: ${created.status} ${JSON.stringify(created.json)}`);
@@ -294,7 +224,7 @@ async function bootOnce(api: Api, s: Setup, dataDir: string, probes: Set<ChildPr
   await api.must('network', 'PUT', `/v2.0/floatingips/${s.fip.id}`, [200], { floatingip: { port_id: port } });
   const associated = now();
   const serial = path.join(dataDir, 'compute', 'instances', id, 'console.log');
-  const [ready, reachable] = await Promise.all([until(`${name} ready marker`, () => (hasMarker(serial) ? now() : null)), firstSsh(s.fip.address, s.keyFile, `${name} SSH on ${s.fip.address}`, probes)]);
+  const [ready, reachable] = await Promise.all([until(`${name} ready marker`, () => (hasReadyMarker(serial) ? now() : null)), firstSsh(s.fip.address, s.keyFile, `${name} SSH on ${s.fip.address}`, probes)]);
   await api.must('compute', 'DELETE', `/v2.1/servers/${id}`, [204]);
   await until(`${name} deleted`, async () => ((await api.call('compute', 'GET', `/v2.1/servers/${id}`)).status === 404 ? true : null), 100);
   await until(`${name}'s floating IP free`, async () => ((await api.must('network', 'GET', `/v2.0/floatingips/${s.fip.id}`, [200])).floatingip?.port_id ? null : true), 100);
@@ -315,7 +245,7 @@ interface PortsRun {
 }
 
 /** `count` ports bound to this host in one bulk POST, their taps made in a tight loop, timed to every port ACTIVE; then taps and ports deleted. */
-async function measurePorts(api: Api, count: number, networkId: string, taps: Set<string>): Promise<PortsRun> {
+async function measurePorts(api: CloudApi, count: number, networkId: string, taps: Set<string>): Promise<PortsRun> {
   const host = os.hostname();
   const body = { ports: Array.from({ length: count }, (_, i) => ({ network_id: networkId, name: `bench-port-${i}`, 'binding:host_id': host, device_owner: 'compute:nova', device_id: randomUUID() })) };
   const created = (await api.must('network', 'POST', '/v2.0/ports', [201], body)).ports as { id: string; status: string }[];
@@ -436,7 +366,7 @@ async function main(): Promise<number> {
   const stratus = new StratusProcess(mainJs);
   const probes = new Set<ChildProcess>();
   const taps = new Set<string>();
-  let api: Api | null = null;
+  let api: CloudApi | null = null;
   let cleaning: Promise<void> | null = null;
   const cleanup = (): Promise<void> => (cleaning ??= cleanUp());
   const cleanUp = async (): Promise<void> => {
@@ -465,7 +395,7 @@ async function main(): Promise<number> {
   try {
     say(`starting stratus up in ${dataDir} (external bridge ${externalBridge}, public 198.18.${octet}.0/24, rules ${chainPrefix}*)`);
     await stratus.launch(dataDir, env).ready;
-    api = new Api(ports);
+    api = new CloudApi(ports, PASSWORD);
     await api.login();
     const setup = await setUp(api, cfg, work);
     say(`floating IP ${setup.fip.address}; a warm-up boot (not counted): the host caches the base image`);
