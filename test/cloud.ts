@@ -23,6 +23,9 @@ export interface Account {
 /** What a CLI run gives back. */
 export type CliResult = { status: number; stdout: string; stderr: string };
 
+/** A server as `openstack server show -f json` gives it. */
+export type ServerView = { id: string; name: string; status: string; fault?: unknown; addresses?: unknown } & Record<string, unknown>;
+
 /** A `stratus up` child process on a data directory of its own and free ports. */
 export class Cloud {
   private child: ChildProcess | null = null;
@@ -167,6 +170,25 @@ export class Cloud {
     const res = this.openstack(['--os-cloud', 'stratus', ...args, '-f', 'json'], extraEnv);
     if (res.status !== 0) throw new Error(`openstack ${args.join(' ')} failed (${res.status}): ${res.stderr}${res.stdout}`);
     return JSON.parse(res.stdout) as T;
+  }
+
+  /** `openstack --os-cloud stratus ARGS` as the admin, which must succeed; its stdout. */
+  ok(args: string[]): string {
+    const res = this.openstack(['--os-cloud', 'stratus', ...args]);
+    if (res.status !== 0) throw new Error(`openstack ${args.join(' ')} failed (${res.status}): ${res.stderr}${res.stdout}`);
+    return res.stdout;
+  }
+
+  /** Polls `server show` until the server has `status` (bounded: 150 s); throws if it goes to ERROR first. */
+  async waitForServer(name: string, status: string): Promise<ServerView> {
+    let server = this.json<ServerView>(['server', 'show', name]);
+    for (let i = 0; i < 600 && server.status !== status; i++) {
+      if (server.status === 'ERROR') throw new Error(`${name} went to ERROR waiting for ${status}: ${JSON.stringify(server.fault)}`);
+      await new Promise((resolve) => setTimeout(resolve, 250));
+      server = this.json<ServerView>(['server', 'show', name]);
+    }
+    if (server.status !== status) throw new Error(`${name} is ${server.status}, not ${status}`);
+    return server;
   }
 
   /**

@@ -4,7 +4,7 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { after, before, test } from 'node:test';
 import { setTimeout as sleep } from 'node:timers/promises';
-import { Cloud, cleanupCloud, realNetworkEnv } from './cloud.js';
+import { Cloud, cleanupCloud, realNetworkEnv, type ServerView } from './cloud.js';
 
 /**
  * Real networking through Debian's `openstack` CLI: `stratus up` with the
@@ -45,24 +45,8 @@ after(async () => {
   fs.rmSync(path.dirname(cloud.dataDir), { recursive: true, force: true });
 });
 
-type Server = { id: string; name: string; status: string; fault?: unknown; addresses?: unknown } & Record<string, unknown>;
-
-function ok(args: string[]): string {
-  const res = cloud.openstack(['--os-cloud', 'stratus', ...args]);
-  assert.equal(res.status, 0, `openstack ${args.join(' ')}: ${res.stderr}${res.stdout}`);
-  return res.stdout;
-}
-
-async function waitFor(name: string, status: string): Promise<Server> {
-  let server = cloud.json<Server>(['server', 'show', name]);
-  for (let i = 0; i < 600 && server.status !== status; i++) {
-    assert.notEqual(server.status, 'ERROR', `${name} went to ERROR waiting for ${status}: ${JSON.stringify(server.fault)}`);
-    await sleep(250);
-    server = cloud.json<Server>(['server', 'show', name]);
-  }
-  assert.equal(server.status, status, `${name} status`);
-  return server;
-}
+const ok = (args: string[]): string => cloud.ok(args);
+const waitFor = (name: string, status: string): Promise<ServerView> => cloud.waitForServer(name, status);
 
 /** Polls the console log until `pattern` matches. */
 async function waitConsole(name: string, pattern: RegExp): Promise<string> {
@@ -111,7 +95,7 @@ async function eventually(tries: number, attempt: () => boolean): Promise<boolea
   return false;
 }
 
-function fixedIp(server: Server, network: string): string {
+function fixedIp(server: ServerView, network: string): string {
   const addresses = server.addresses as Record<string, string[]> | string;
   const list = typeof addresses === 'string' ? (/=\s*([\d.]+)/.exec(addresses)?.[1] ?? '') : (addresses[network]?.[0] ?? '');
   assert.ok(list, `a fixed address of ${server.name} on ${network}: ${JSON.stringify(server.addresses)}`);

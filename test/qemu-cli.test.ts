@@ -6,7 +6,7 @@ import path from 'node:path';
 import { after, before, test } from 'node:test';
 import { setTimeout as sleep } from 'node:timers/promises';
 import WebSocket from 'ws';
-import { Cloud } from './cloud.js';
+import { Cloud, type ServerView } from './cloud.js';
 
 /**
  * Real virtual machines through Debian's `openstack` CLI: `stratus up` with
@@ -47,24 +47,8 @@ after(async () => {
   fs.rmSync(path.dirname(cloud.dataDir), { recursive: true, force: true });
 });
 
-type Server = { id: string; name: string; status: string; fault?: unknown } & Record<string, unknown>;
-
-function ok(args: string[]): string {
-  const res = cloud.openstack(['--os-cloud', 'stratus', ...args]);
-  assert.equal(res.status, 0, `openstack ${args.join(' ')}: ${res.stderr}${res.stdout}`);
-  return res.stdout;
-}
-
-async function waitFor(name: string, status: string): Promise<Server> {
-  let server = cloud.json<Server>(['server', 'show', name]);
-  for (let i = 0; i < 600 && server.status !== status; i++) {
-    assert.notEqual(server.status, 'ERROR', `${name} went to ERROR waiting for ${status}: ${JSON.stringify(server.fault)}`);
-    await sleep(250);
-    server = cloud.json<Server>(['server', 'show', name]);
-  }
-  assert.equal(server.status, status, `${name} status`);
-  return server;
-}
+const ok = (args: string[]): string => cloud.ok(args);
+const waitFor = (name: string, status: string): Promise<ServerView> => cloud.waitForServer(name, status);
 
 async function waitVolume(name: string, status: string): Promise<void> {
   let volume = cloud.json<{ status: string }>(['volume', 'show', name]);
