@@ -142,7 +142,7 @@ test('Tempest compute API tests: at least 85% of those that run pass', async () 
     publicNetworkId: cloud.json<{ id: string }>(['network', 'show', 'public']).id,
     networkExtensions: await networkExtensions(),
   });
-  const { passed, failed, skipped, output } = await runTempest(workspace, conf, '^tempest\\.api\\.compute\\.', 4);
+  const { passed, failed, skipped, output } = await runTempest(workspace, conf, '^tempest\\.api\\.compute\\.', { concurrency: 4 });
   process.stdout.write(`tempest compute: ${passed} passed, ${failed} failed, ${skipped} skipped\n`);
   const failures = output.split('\n').filter((line) => /\.\.\. FAILED/.test(line));
   if (failures.length > 0) process.stdout.write(`${failures.join('\n')}\n`);

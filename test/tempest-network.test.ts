@@ -58,7 +58,7 @@ api_extensions = ${aliases.join(',')}
 test('Tempest network API tests: at least 85% of those that run pass', async () => {
   const publicId = cloud.json<{ id: string }>(['network', 'show', 'public']).id;
   // Tempest's subnet client sleeps 10 s before each delete: four workers spend that waiting side by side.
-  const { passed, failed, skipped, output } = await runTempest(workspace, tempestConf(publicId, await extensions()), '^tempest\\.api\\.network\\.', 4);
+  const { passed, failed, skipped, output } = await runTempest(workspace, tempestConf(publicId, await extensions()), '^tempest\\.api\\.network\\.', { concurrency: 8, byTest: true });
   process.stdout.write(`tempest network: ${passed} passed, ${failed} failed, ${skipped} skipped\n`);
   const failures = output.split('\n').filter((line) => /\.\.\. FAILED|^FAIL:|\{\d+\} .* \[.*\] \.\.\. FAILED/.test(line));
   if (failures.length > 0) process.stdout.write(`${failures.join('\n')}\n`);

@@ -49,7 +49,7 @@ discoverability = True
 }
 
 test('Tempest object storage API tests: at least 90% of those that run pass', async () => {
-  const { passed, failed, skipped, output } = await runTempest(workspace, tempestConf(await discoverableApis()), '^tempest\\.api\\.object_storage\\.', 4);
+  const { passed, failed, skipped, output } = await runTempest(workspace, tempestConf(await discoverableApis()), '^tempest\\.api\\.object_storage\\.', { concurrency: 4 });
   process.stdout.write(`tempest object: ${passed} passed, ${failed} failed, ${skipped} skipped\n`);
   const failures = output.split('\n').filter((line) => /\.\.\. FAILED/.test(line));
   if (failures.length > 0) process.stdout.write(`${failures.join('\n')}\n`);

@@ -100,7 +100,7 @@ test("Tempest's network scenario tests pass with real guests and the Linux data 
   const conf = tempestConf({ image, flavor, publicNetworkId, extensions: await networkExtensions() });
   const bridgesBefore = new Set(networkBridges());
   // Two workers: each test boots TCG guests on this machine's two cores.
-  const { passed, failed, skipped, output } = await runTempest(workspace, conf, '^tempest\\.scenario\\.(test_network_basic_ops|test_server_basic_ops|test_security_groups_basic_ops)\\.', 2);
+  const { passed, failed, skipped, output } = await runTempest(workspace, conf, '^tempest\\.scenario\\.(test_network_basic_ops|test_server_basic_ops|test_security_groups_basic_ops)\\.', { concurrency: 2 });
   process.stdout.write(`tempest scenario: ${passed} passed, ${failed} failed, ${skipped} skipped\n`);
   const lines = output.split('\n').filter((line) => /\.\.\. (FAILED|SKIPPED|ok)|^FAIL:/.test(line));
   process.stdout.write(`${lines.join('\n')}\n`);

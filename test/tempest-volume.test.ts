@@ -114,7 +114,7 @@ test('Tempest block storage API tests: at least 85% of those that run pass', asy
     flavorAlt: flavorId('m1.small'),
     publicNetworkId: cloud.json<{ id: string }>(['network', 'show', 'public']).id,
   });
-  const { passed, failed, skipped, output } = await runTempest(workspace, conf, '^tempest\\.api\\.volume\\.', 4);
+  const { passed, failed, skipped, output } = await runTempest(workspace, conf, '^tempest\\.api\\.volume\\.', { concurrency: 4 });
   process.stdout.write(`tempest volume: ${passed} passed, ${failed} failed, ${skipped} skipped\n`);
   const failures = output.split('\n').filter((line) => /\.\.\. FAILED/.test(line));
   if (failures.length > 0) process.stdout.write(`${failures.join('\n')}\n`);

@@ -100,24 +100,37 @@ function dropTestDatabases(): void {
   if (res.status !== 0) log(`could not drop the test databases: ${res.stdout.trim()}`);
 }
 
-/** Starts RabbitMQ on loopback only (AMQP, distribution and epmd ports) when it is not running. */
+/**
+ * Starts RabbitMQ on loopback only (AMQP, distribution and epmd ports) when it
+ * is not running, and starts its application when the node runs with it
+ * stopped (`rabbitmqctl stop_app`, which an interrupted broker-restart test
+ * leaves behind): such a node answers `ping` but takes no connections.
+ * Every call to RabbitMQ's tools is bounded, so a wedged node fails the run
+ * with a message instead of hanging it.
+ */
 function ensureRabbit(): void {
-  if (run('rabbitmqctl', ['-q', 'status']).status === 0) return;
-  log('starting RabbitMQ (loopback)...');
-  const env = {
-    ...process.env,
-    RABBITMQ_NODE_IP_ADDRESS: '127.0.0.1',
-    RABBITMQ_DIST_PORT: '25672',
-    ERL_EPMD_ADDRESS: '127.0.0.1',
-    RABBITMQ_SERVER_ADDITIONAL_ERL_ARGS: '-kernel inet_dist_use_interface {127,0,0,1}',
-  };
-  run('rabbitmq-server', ['-detached'], { env });
+  const bounded = { timeout: 60_000 };
+  if (run('rabbitmq-diagnostics', ['-q', '--timeout', '30', 'ping'], bounded).status === 0) {
+    if (run('rabbitmq-diagnostics', ['-q', '--timeout', '30', 'check_running'], bounded).status === 0) return;
+    log('RabbitMQ runs with its application stopped: starting it...');
+    run('rabbitmqctl', ['-q', 'start_app'], { timeout: 180_000 });
+  } else {
+    log('starting RabbitMQ (loopback)...');
+    const env = {
+      ...process.env,
+      RABBITMQ_NODE_IP_ADDRESS: '127.0.0.1',
+      RABBITMQ_DIST_PORT: '25672',
+      ERL_EPMD_ADDRESS: '127.0.0.1',
+      RABBITMQ_SERVER_ADDITIONAL_ERL_ARGS: '-kernel inet_dist_use_interface {127,0,0,1}',
+    };
+    run('rabbitmq-server', ['-detached'], { env, ...bounded });
+  }
   // Right after -detached the node may not answer yet: await_startup then fails at once.
   for (let i = 0; i < 90; i++) {
-    if (run('rabbitmqctl', ['await_startup']).status === 0) return;
+    if (run('rabbitmqctl', ['-q', '--timeout', '10', 'await_startup'], { timeout: 20_000 }).status === 0) return;
     spawnSync('sleep', ['1']);
   }
-  throw new Error('RabbitMQ did not start within 90 s');
+  throw new Error('RabbitMQ did not start within 90 attempts (see rabbitmq-diagnostics status)');
 }
 
 function findTests(dir: string, filter: (file: string) => boolean): string[] {

@@ -19,7 +19,7 @@ import { isRecord, json } from './common.js';
 import type { PortRow, SubnetRow } from './db/schema.js';
 import type { NetworkService } from './network.js';
 import { portStatusChanged } from './port-status.js';
-import { retryOnConflict } from './ipam/allocator.js';
+import { type Allocation, retryOnConflict } from './ipam/allocator.js';
 import { afterPortChange, afterPortDelete, createPortRecord, deletePortRecord, fixedIpsOf, groupsOf, networksById, portInfoOf, updatePortRecord } from './ports.js';
 import { ROUTER_GATEWAY } from './routers.js';
 
@@ -73,6 +73,20 @@ function byNetwork<T extends { network_id: string }>(rows: T[]): Map<string, T[]
 }
 
 /** A UUID version 5 (SHA-1, RFC 4122) of `name` in the DNS namespace, as Neutron derives a host's id for its DHCP ports. */
+/** A port as the DHCP agent sees it, with its addresses from `fixedIpsOf`. */
+function dhcpPortOf(port: PortRow, ips: Map<string, Allocation[]>): DhcpPort {
+  return {
+    id: port.id,
+    mac_address: port.mac_address,
+    device_owner: port.device_owner,
+    device_id: port.device_id,
+    admin_state_up: Number(port.admin_state_up) === 1,
+    fixed_ips: ips.get(port.id) ?? [],
+    dns_name: port.dns_name,
+    extra_dhcp_opts: json(port.extra_dhcp_opts, []),
+  };
+}
+
 function hostUuid(name: string): string {
   const namespace = Buffer.from('6ba7b8109dad11d180b400c04fd430c8', 'hex');
   const bytes = createHash('sha1').update(namespace).update(name).digest().subarray(0, 16);
@@ -176,16 +190,7 @@ function agentRpcHandlers(net: NetworkService): Handlers {
         ipv6_ra_mode: s.ipv6_ra_mode,
         ipv6_address_mode: s.ipv6_address_mode,
       })),
-      ports: (portsOf.get(network.id) ?? []).map((p) => ({
-        id: p.id,
-        mac_address: p.mac_address,
-        device_owner: p.device_owner,
-        device_id: p.device_id,
-        admin_state_up: Number(p.admin_state_up) === 1,
-        fixed_ips: ips.get(p.id) ?? [],
-        dns_name: p.dns_name,
-        extra_dhcp_opts: json(p.extra_dhcp_opts, []),
-      })),
+      ports: (portsOf.get(network.id) ?? []).map((p) => dhcpPortOf(p, ips)),
     }));
   };
 
@@ -310,17 +315,7 @@ function agentRpcHandlers(net: NetworkService): Handlers {
   const dhcpPortView = async (portId: string): Promise<DhcpPort | null> => {
     const row = await net.db.selectFrom('port').selectAll().where('id', '=', portId).executeTakeFirst();
     if (!row) return null;
-    const ips = await fixedIpsOf(net.db, [row.id]);
-    return {
-      id: row.id,
-      mac_address: row.mac_address,
-      device_owner: row.device_owner,
-      device_id: row.device_id,
-      admin_state_up: Number(row.admin_state_up) === 1,
-      fixed_ips: (ips.get(row.id) ?? []).map((ip) => ({ subnet_id: ip.subnet_id, ip_address: ip.ip_address })),
-      dns_name: row.dns_name,
-      extra_dhcp_opts: json(row.extra_dhcp_opts, []),
-    };
+    return dhcpPortOf(row, await fixedIpsOf(net.db, [row.id]));
   };
 
   /** Neutron's `create_dhcp_port`/`update_dhcp_port` in one idempotent call. */
