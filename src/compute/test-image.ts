@@ -115,15 +115,23 @@ async function buildOnce(log: Logger): Promise<TestImageFiles> {
   }
 }
 
+/** What `registerTestImage` needs of a client: `ServiceClient.request` against the image service. */
+export type ImageRequests = Pick<ServiceClient, 'request'>;
+
 /**
  * Registers the test image in the image service as a public qcow2 image
  * named `name` unless an active image of that name and checksum is there.
  * `client` acts as a service user with the admin role (glance's).
+ *
+ * An older build of that name is not deleted: servers booted from it still
+ * need it to rebuild, resize, unshelve or be evacuated. It is renamed
+ * `<name> (superseded <created_at>)` and hidden (`os_hidden`), so
+ * `--image <name>` means the new build and default listings show one.
  */
-export async function registerTestImage(client: ServiceClient, name: string, file: string, log: Logger): Promise<string> {
+export async function registerTestImage(client: ImageRequests, name: string, file: string, log: Logger): Promise<string> {
   const data = fs.readFileSync(file);
   const md5 = crypto.createHash('md5').update(data).digest('hex');
-  const listed = await client.request<{ images: { id: string; checksum: string | null; status: string }[] }>('image', 'GET', `/v2/images?name=${encodeURIComponent(name)}&visibility=public`);
+  const listed = await client.request<{ images: { id: string; checksum: string | null; status: string; created_at: string }[] }>('image', 'GET', `/v2/images?name=${encodeURIComponent(name)}&visibility=public`);
   if (listed.status >= 400) throw new Error(`could not list images: ${listed.status}`);
   const same = listed.body.images.find((i) => i.status === 'active' && i.checksum === md5);
   if (same) return same.id;
@@ -133,10 +141,13 @@ export async function registerTestImage(client: ServiceClient, name: string, fil
   if (created.status >= 400) throw new Error(`could not create the image ${name}: ${created.status}`);
   const put = await client.request('image', 'PUT', `/v2/images/${created.body.id}/file`, { body: data, raw: true, headers: { 'Content-Type': 'application/octet-stream' } });
   if (put.status >= 400) throw new Error(`could not upload the image ${name}: ${put.status}`);
-  // An older build under the same name would make `--image <name>` ambiguous.
   for (const old of listed.body.images) {
-    const gone = await client.request('image', 'DELETE', `/v2/images/${old.id}`);
-    if (gone.status >= 400 && gone.status !== 404) log.warn({ image_id: old.id, status: gone.status }, 'could not delete an older test image');
+    const ops = [
+      { op: 'replace', path: '/name', value: `${name} (superseded ${old.created_at})` },
+      { op: 'replace', path: '/os_hidden', value: true },
+    ];
+    const moved = await client.request('image', 'PATCH', `/v2/images/${old.id}`, { body: ops, headers: { 'Content-Type': 'application/openstack-images-v2.1-json-patch' } });
+    if (moved.status >= 400 && moved.status !== 404) log.warn({ image_id: old.id, status: moved.status }, 'could not set an older test image aside');
   }
   log.info({ image_id: created.body.id, name }, 'test guest image registered');
   return created.body.id;
