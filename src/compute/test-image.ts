@@ -59,8 +59,10 @@ let building: Promise<TestImageFiles> | null = null;
 /**
  * Builds the test guest image with `images/build-test-image.sh` unless this
  * recipe is built already; the result (image and probe files) is in the
- * cache directory. Another process building at the same time is waited for
- * through a lock directory.
+ * cache directory. The script itself makes concurrent builds of one file
+ * wait for each other (flock, released when a builder dies) and returns at
+ * once when its inputs are unchanged; its stamp file, written last, marks a
+ * finished build, so a built recipe starts no process at all.
  */
 export async function ensureTestImage(log: Logger): Promise<TestImageFiles> {
   building ??= buildOnce(log).finally(() => {
@@ -70,49 +72,26 @@ export async function ensureTestImage(log: Logger): Promise<TestImageFiles> {
 }
 
 async function buildOnce(log: Logger): Promise<TestImageFiles> {
-  const dir = testImageCacheDir();
-  const files = testImageFiles(dir);
-  const done = path.join(dir, '.built');
-  if (fs.existsSync(done)) return files;
-  fs.mkdirSync(path.dirname(dir), { recursive: true });
-  const lock = `${dir}.lock`;
-  for (;;) {
-    try {
-      fs.mkdirSync(lock);
-      break;
-    } catch (err) {
-      if ((err as NodeJS.ErrnoException).code !== 'EEXIST') throw err;
-      // A lock older than the longest build is left by a process that died.
-      if (Date.now() - fs.statSync(lock).mtimeMs > 15 * 60_000) fs.rmSync(lock, { recursive: true, force: true });
-      await new Promise((resolve) => setTimeout(resolve, 500));
-      if (fs.existsSync(done)) return files;
-    }
-  }
-  try {
-    if (fs.existsSync(done)) return files;
-    fs.mkdirSync(dir, { recursive: true });
-    log.info({ dir }, 'building the test guest image (images/build-test-image.sh)');
-    const started = Date.now();
-    const output: string[] = [];
-    const status = await new Promise<number>((resolve, reject) => {
-      const child = spawn('bash', [path.join(IMAGES, 'build-test-image.sh'), files.image], { stdio: ['ignore', 'pipe', 'pipe'] });
-      const keep = (chunk: Buffer): void => {
-        output.push(chunk.toString());
-        if (output.length > 200) output.shift();
-      };
-      child.stdout.on('data', keep);
-      child.stderr.on('data', keep);
-      child.once('error', reject);
-      child.once('close', (code) => resolve(code ?? 1));
-    });
-    if (status !== 0) throw new Error(`images/build-test-image.sh failed (exit ${status}): ${output.join('').slice(-2000)}`);
-    for (const file of Object.values(files)) if (!fs.existsSync(file)) throw new Error(`images/build-test-image.sh did not write ${file}`);
-    fs.writeFileSync(done, `${new Date().toISOString()}\n`);
-    log.info({ dir, seconds: Math.round((Date.now() - started) / 1000) }, 'test guest image built');
-    return files;
-  } finally {
-    fs.rmSync(lock, { recursive: true, force: true });
-  }
+  const files = testImageFiles();
+  if (fs.existsSync(`${files.image}.stamp`)) return files;
+  log.info({ dir: path.dirname(files.image) }, 'building the test guest image (images/build-test-image.sh)');
+  const started = Date.now();
+  const output: string[] = [];
+  const status = await new Promise<number>((resolve, reject) => {
+    const child = spawn('bash', [path.join(IMAGES, 'build-test-image.sh'), files.image], { stdio: ['ignore', 'pipe', 'pipe'] });
+    const keep = (chunk: Buffer): void => {
+      output.push(chunk.toString());
+      if (output.length > 200) output.shift();
+    };
+    child.stdout.on('data', keep);
+    child.stderr.on('data', keep);
+    child.once('error', reject);
+    child.once('close', (code) => resolve(code ?? 1));
+  });
+  if (status !== 0) throw new Error(`images/build-test-image.sh failed (exit ${status}): ${output.join('').slice(-2000)}`);
+  for (const file of Object.values(files)) if (!fs.existsSync(file)) throw new Error(`images/build-test-image.sh did not write ${file}`);
+  log.info({ dir: path.dirname(files.image), seconds: Math.round((Date.now() - started) / 1000) }, 'test guest image built');
+  return files;
 }
 
 /** What `registerTestImage` needs of a client: `ServiceClient.request` against the image service. */
