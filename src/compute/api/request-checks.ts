@@ -2,7 +2,8 @@ import type { FastifyRequest } from 'fastify';
 import type { RequestContext } from '../../core/auth/context.js';
 import type { ComputeService } from '../compute.js';
 import { badRequest } from '../errors.js';
-import { invalidField, invalidQuery, isObject, lastValue, nextLinks, nonNegativeInteger, pageLimit, pyRepr as novaRepr, queryOf, rejectUnknownQuery, unexpected } from './nova-input.js';
+import { invalidField, invalidQuery, isObject, lastValue, nextLinks, nonNegativeInteger, pageLimit, queryOf, rejectUnknownQuery, unexpected } from './nova-input.js';
+import { pyRepr } from '../../core/py-repr.js';
 
 export { invalidField, invalidQuery, isObject };
 
@@ -19,10 +20,7 @@ export type Obj = Record<string, unknown>;
 /** Nova's largest integer column value (`db.constants.MAX_INT`). */
 export const MAX_INT = 0x7fffffff;
 
-/** A value as Python's `repr` prints it in jsonschema's reasons (`'abc'`, `None`, `{'a': 1}`). */
-export function pyRepr(value: unknown): string {
-  return novaRepr(value, true);
-}
+export { pyRepr };
 
 /**
  * Checks that `obj` (the value of `field`, or the body when `field` is null)

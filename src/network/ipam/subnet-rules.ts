@@ -1,5 +1,6 @@
 import { isRecord } from '../common.js';
 import { invalidInput, NeutronError } from '../errors.js';
+import { pyRepr } from '../../core/py-repr.js';
 import {
   contains,
   formatCidr,
@@ -48,15 +49,6 @@ export function invalidOperation(message: string): NeutronError {
 /** 400 `BadRequest`: `Bad <resource> request: <message>.` (neutron-lib's BadRequest). */
 export function badResourceRequest(resource: string, message: string): NeutronError {
   return new NeutronError(400, 'BadRequest', `Bad ${resource} request: ${message}.`);
-}
-
-function pyRepr(value: unknown): string {
-  if (typeof value === 'string') return `'${value}'`;
-  if (value === null || value === undefined) return 'None';
-  if (typeof value === 'boolean') return value ? 'True' : 'False';
-  if (Array.isArray(value)) return `[${value.map(pyRepr).join(', ')}]`;
-  if (isRecord(value)) return `{${Object.entries(value).map(([k, v]) => `'${k}': ${pyRepr(v)}`).join(', ')}}`;
-  return String(value);
 }
 
 /** Neutron's `validate_ip_address` reason, or null for a valid address. */

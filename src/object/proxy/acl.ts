@@ -1,3 +1,5 @@
+import { pyRepr } from '../../core/py-repr.js';
+
 /**
  * Swift's container ACLs (`X-Container-Read`, `X-Container-Write`): a comma
  * separated list of grants (`project:user`, `project:*`, `*:user`, role names)
@@ -106,12 +108,6 @@ function sortKeys(value: unknown): unknown {
     );
   }
   return value;
-}
-
-/** Python's repr of a str, enough for Swift's error messages: single quotes unless the text holds one. */
-function pyRepr(text: string): string {
-  if (text.includes("'") && !text.includes('"')) return `"${text}"`;
-  return `'${text.replaceAll('\\', '\\\\').replaceAll("'", "\\'")}'`;
 }
 
 function safeDecode(value: string): string {

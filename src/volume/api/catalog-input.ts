@@ -1,6 +1,7 @@
 import type { FastifyRequest } from 'fastify';
 import { badRequest, VolumeError } from '../errors.js';
 import type { VolumeService } from '../volume.js';
+import { pyRepr, pyStr } from '../../core/py-repr.js';
 
 /**
  * Request checks of the catalog routes (types, QoS specs, quotas,
@@ -19,22 +20,7 @@ export function isObject(value: unknown): value is Obj {
   return typeof value === 'object' && value !== null && !Array.isArray(value);
 }
 
-/** A value as Python's `repr` prints it (`'abc'`, `None`, `True`, `{'a': 1}`). */
-export function pyRepr(value: unknown): string {
-  if (value === null || value === undefined) return 'None';
-  if (value === true) return 'True';
-  if (value === false) return 'False';
-  if (typeof value === 'number') return String(value);
-  if (typeof value === 'string') return value.includes("'") && !value.includes('"') ? `"${value}"` : `'${value.replace(/\\/g, '\\\\').replace(/'/g, "\\'")}'`;
-  if (Array.isArray(value)) return `[${value.map(pyRepr).join(', ')}]`;
-  if (typeof value === 'object') return `{${Object.entries(value as Obj).map(([k, v]) => `${pyRepr(k)}: ${pyRepr(v)}`).join(', ')}}`;
-  return String(value);
-}
-
-/** A value as Python's `str` prints it (strings bare, the rest as `repr`). */
-export function pyStr(value: unknown): string {
-  return typeof value === 'string' ? value : pyRepr(value);
-}
+export { pyRepr, pyStr };
 
 /** Cinder's 400 for a schema error at `field`. */
 export function invalidField(field: string, value: unknown, reason: string): VolumeError {

@@ -1,6 +1,7 @@
 import type { FastifyRequest } from 'fastify';
 import { atLeast } from '../volume.js';
 import { badRequest, VolumeError } from '../errors.js';
+import { pyRepr as repr, pyStr } from '../../core/py-repr.js';
 
 /**
  * Request checks that answer as Cinder's JSON-schema validation does
@@ -9,20 +10,9 @@ import { badRequest, VolumeError } from '../errors.js';
  * sorting, filters), for the volume, snapshot and attachment APIs.
  */
 
-/** A value as Python prints it in Cinder's messages (`{'a': 'b'}`, `None`, `True`). */
+/** A value in Cinder's messages: as Python's `repr` when `nested` (jsonschema's reasons), else as its `str`. */
 export function pyRepr(value: unknown, nested = false): string {
-  if (value === null || value === undefined) return 'None';
-  if (value === true) return 'True';
-  if (value === false) return 'False';
-  if (typeof value === 'string') return nested ? `'${value}'` : value;
-  if (typeof value === 'number') return String(value);
-  if (Array.isArray(value)) return `[${value.map((v) => pyRepr(v, true)).join(', ')}]`;
-  if (typeof value === 'object') {
-    return `{${Object.entries(value as Record<string, unknown>)
-      .map(([k, v]) => `'${k}': ${pyRepr(v, true)}`)
-      .join(', ')}}`;
-  }
-  return String(value);
+  return nested ? repr(value) : pyStr(value);
 }
 
 /** Cinder's 400 for a body member that fails its schema. */
