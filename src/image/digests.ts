@@ -1,4 +1,4 @@
-import { Worker } from 'node:worker_threads';
+import { HashWorker, newHashJob } from '../core/hash-worker.js';
 
 /**
  * MD5 and SHA-512 of image data, computed on a worker thread while the main
@@ -10,86 +10,15 @@ import { Worker } from 'node:worker_threads';
  * ~9 MiB of memory.
  */
 
-const WORKER_SOURCE = `
-const { parentPort, workerData } = require('node:worker_threads');
-const { createHash } = require('node:crypto');
-const jobs = new Map();
-const start = () => workerData.algorithms.map((name) => createHash(name));
-parentPort.on('message', (m) => {
-  if (m.type === 'update') {
-    let hashes = jobs.get(m.job);
-    if (!hashes) { hashes = start(); jobs.set(m.job, hashes); }
-    const data = new Uint8Array(m.buffer, 0, m.length);
-    for (const hash of hashes) hash.update(data);
-    parentPort.postMessage({ job: m.job, type: 'ack' });
-  } else if (m.type === 'final') {
-    const hashes = jobs.get(m.job) || start();
-    jobs.delete(m.job);
-    parentPort.postMessage({ job: m.job, type: 'digest', hex: hashes.map((hash) => hash.digest('hex')).join(' ') });
-  } else if (m.type === 'abort') {
-    jobs.delete(m.job);
-  }
-});
-`;
-
-interface Reply {
-  job: number;
-  type: 'ack' | 'digest';
-  hex?: string;
-}
-
-class DigestWorker {
-  private readonly worker: Worker;
-  private readonly acks = new Map<number, (() => void)[]>();
-  private readonly finals = new Map<number, (hex: string) => void>();
-
-  constructor(algorithms: string[]) {
-    // The workers only hash: a small heap keeps each to a few MiB of memory.
-    this.worker = new Worker(WORKER_SOURCE, { eval: true, workerData: { algorithms }, resourceLimits: { maxYoungGenerationSizeMb: 1, maxOldGenerationSizeMb: 16, codeRangeSizeMb: 4 } });
-    this.worker.on('message', (reply: Reply) => {
-      if (reply.type === 'ack') this.acks.get(reply.job)?.shift()?.();
-      else {
-        this.finals.get(reply.job)?.(reply.hex ?? '');
-        this.finals.delete(reply.job);
-      }
-    });
-    // After the listener (adding one refs the worker again): idle workers never keep the process alive.
-    this.worker.unref();
-  }
-
-  update(job: number, buffer: SharedArrayBuffer, length: number): Promise<void> {
-    return new Promise((resolve) => {
-      const waiting = this.acks.get(job) ?? [];
-      waiting.push(resolve);
-      this.acks.set(job, waiting);
-      this.worker.postMessage({ type: 'update', job, buffer, length });
-    });
-  }
-
-  final(job: number): Promise<string> {
-    this.acks.delete(job);
-    return new Promise((resolve) => {
-      this.finals.set(job, resolve);
-      this.worker.postMessage({ type: 'final', job });
-    });
-  }
-
-  abort(job: number): void {
-    this.acks.delete(job);
-    this.worker.postMessage({ type: 'abort', job });
-  }
-}
-
-let worker: DigestWorker | null = null;
-let nextJob = 1;
+let worker: HashWorker | null = null;
 
 /** The digests of one stream of data. */
 export class ParallelDigest {
-  private readonly job = nextJob++;
-  private readonly worker: DigestWorker;
+  private readonly job = newHashJob();
+  private readonly worker: HashWorker;
 
   constructor() {
-    worker ??= new DigestWorker(['md5', 'sha512']);
+    worker ??= new HashWorker(['md5', 'sha512']);
     this.worker = worker;
   }
 
@@ -99,7 +28,7 @@ export class ParallelDigest {
   }
 
   async digest(): Promise<{ md5: string; sha512: string }> {
-    const [md5 = '', sha512 = ''] = (await this.worker.final(this.job)).split(' ');
+    const [md5 = '', sha512 = ''] = await this.worker.final(this.job);
     return { md5, sha512 };
   }
 

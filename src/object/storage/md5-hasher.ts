@@ -1,6 +1,6 @@
 import { createHash, type Hash } from 'node:crypto';
 import os from 'node:os';
-import { Worker } from 'node:worker_threads';
+import { HashWorker, newHashJob } from '../../core/hash-worker.js';
 
 /**
  * MD5 of object bodies. Small bodies are hashed on the event loop; past
@@ -18,74 +18,7 @@ export const INLINE_LIMIT = 1024 * 1024;
 const BATCH = 1024 * 1024;
 const MAX_IN_FLIGHT = 4;
 
-const WORKER_SOURCE = `
-const { parentPort } = require('node:worker_threads');
-const { createHash } = require('node:crypto');
-const jobs = new Map();
-parentPort.on('message', (m) => {
-  if (m.type === 'update') {
-    let hash = jobs.get(m.job);
-    if (!hash) { hash = createHash('md5'); jobs.set(m.job, hash); }
-    hash.update(new Uint8Array(m.buffer, 0, m.length));
-    parentPort.postMessage({ job: m.job, type: 'ack' });
-  } else if (m.type === 'final') {
-    const hash = jobs.get(m.job) || createHash('md5');
-    jobs.delete(m.job);
-    parentPort.postMessage({ job: m.job, type: 'digest', hex: hash.digest('hex') });
-  } else if (m.type === 'abort') {
-    jobs.delete(m.job);
-  }
-});
-`;
-
-interface Reply {
-  job: number;
-  type: 'ack' | 'digest';
-  hex?: string;
-}
-
-class HashWorker {
-  private readonly worker: Worker;
-  private readonly acks = new Map<number, (() => void)[]>();
-  private readonly finals = new Map<number, (hex: string) => void>();
-
-  constructor() {
-    this.worker = new Worker(WORKER_SOURCE, { eval: true, resourceLimits: { maxYoungGenerationSizeMb: 1, maxOldGenerationSizeMb: 16, codeRangeSizeMb: 4 } });
-    this.worker.on('message', (reply: Reply) => {
-      if (reply.type === 'ack') this.acks.get(reply.job)?.shift()?.();
-      else {
-        this.finals.get(reply.job)?.(reply.hex ?? '');
-        this.finals.delete(reply.job);
-      }
-    });
-    // Idle workers never keep the process alive.
-    this.worker.unref();
-  }
-
-  update(job: number, buffer: SharedArrayBuffer, length: number): Promise<void> {
-    return new Promise((resolve) => {
-      const waiting = this.acks.get(job) ?? [];
-      waiting.push(resolve);
-      this.acks.set(job, waiting);
-      this.worker.postMessage({ type: 'update', job, buffer, length });
-    });
-  }
-
-  final(job: number): Promise<string> {
-    return new Promise((resolve) => {
-      this.finals.set(job, resolve);
-      this.worker.postMessage({ type: 'final', job });
-    });
-  }
-
-  abort(job: number): void {
-    this.acks.delete(job);
-    this.worker.postMessage({ type: 'abort', job });
-  }
-}
-
 const workers: HashWorker[] = [];
-let nextJob = 1;
 
 function pickWorker(job: number): HashWorker {
   // One worker per core (at most 4): the three replicas of a large PUT hash at once.
@@ -93,7 +26,7 @@ function pickWorker(job: number): HashWorker {
   const index = job % count;
   let worker = workers[index];
   if (!worker) {
-    worker = new HashWorker();
+    worker = new HashWorker(['md5']);
     workers[index] = worker;
   }
   return worker;
@@ -128,7 +61,7 @@ export class BodyMd5 {
       this.held.push(chunk);
       this.heldBytes += chunk.length;
       if (this.heldBytes <= INLINE_LIMIT) return;
-      this.job = nextJob++;
+      this.job = newHashJob();
       this.worker = pickWorker(this.job);
       const held = this.held;
       this.held = [];
@@ -181,7 +114,8 @@ export class BodyMd5 {
     }
     this.send();
     await Promise.all(this.inFlight);
-    return this.worker.final(this.job);
+    const [md5 = ''] = await this.worker.final(this.job);
+    return md5;
   }
 
   /** Forgets the body (after a failed upload). */
