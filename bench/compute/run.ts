@@ -17,7 +17,7 @@ import pg from 'pg';
 import { httpRequest, issueToken } from '../lib/http.js';
 import { liveChildren, runCommand, sleep, treeCpuSeconds, within } from '../lib/proc.js';
 import { gitInfo, hostInfo, loadAvg, message, onInterrupt, runMain, say, writeResults } from '../lib/run.js';
-import { intEnv, UsageError } from '../lib/settings.js';
+import { applyFlags, intEnv, UsageError } from '../lib/settings.js';
 import { StratusProcess, stratusEnv } from '../lib/stratus.js';
 import { ascending } from '../lib/stats.js';
 import { markdownTable } from '../lib/table.js';
@@ -46,18 +46,6 @@ interface Settings {
   profileDir: string | null;
   keepData: boolean;
   password: string;
-}
-
-/** `--name=value` flags become the environment variable NAME (dashes as underscores). */
-function applyFlags(argv: string[], env: NodeJS.ProcessEnv): void {
-  for (let i = 0; i < argv.length; i++) {
-    const arg = argv[i] ?? '';
-    const m = /^--([a-z0-9-]+)(?:=(.*))?$/i.exec(arg);
-    if (!m?.[1]) throw new UsageError(`unknown argument ${arg}: use --name=value (see bench/compute/README.md)`);
-    const value = m[2] ?? argv[++i];
-    if (value === undefined) throw new UsageError(`${arg} needs a value`);
-    env[m[1].toUpperCase().replace(/-/g, '_')] = value;
-  }
 }
 
 function readSettings(env: NodeJS.ProcessEnv = process.env): Settings {
@@ -533,7 +521,7 @@ function report(results: PhaseResult[], s: Settings): string {
 }
 
 async function main(): Promise<number> {
-  applyFlags(process.argv.slice(2), process.env);
+  applyFlags(process.argv.slice(2), process.env, 'bench/compute/README.md');
   const s = readSettings();
   if (!fs.existsSync(s.stratusMain)) throw new UsageError(`${s.stratusMain} is missing: build Stratus (./stratus --help) or set STRATUS_MAIN`);
   const started = new Date();

@@ -17,3 +17,32 @@ export function anchorsDir(root: string, env: NodeJS.ProcessEnv = process.env): 
   const configured = env.STRATUS_ANCHORS;
   return configured ? path.resolve(configured) : path.resolve(root, '..', 'shared', 'anchors', 'openstack');
 }
+
+/**
+ * Flags are another spelling of the environment: `--total-ports 2000` or
+ * `--total-ports=2000` sets TOTAL_PORTS for this run (a flag wins). `-h` and
+ * `--help` point at `readme`, where the settings are described.
+ */
+export function applyFlags(argv: string[], env: NodeJS.ProcessEnv, readme: string): void {
+  for (let i = 0; i < argv.length; i++) {
+    const arg = argv[i] ?? '';
+    if (arg === '-h' || arg === '--help') throw new UsageError(`see ${readme} for the settings (environment variables or --flags)`);
+    const m = /^--([a-z0-9-]+)(?:=(.*))?$/i.exec(arg);
+    if (!m?.[1]) throw new UsageError(`unexpected argument ${arg} (settings are --name=value or environment variables; see ${readme})`);
+    let value = m[2];
+    if (value === undefined) {
+      value = argv[i + 1];
+      i++;
+      if (value === undefined) throw new UsageError(`${arg} needs a value`);
+    }
+    env[m[1].toUpperCase().replaceAll('-', '_')] = value;
+  }
+}
+
+/** A comma-separated setting's items, trimmed, empty ones dropped; `fallback` when unset or empty. */
+export function listEnv(name: string, fallback: string, env: NodeJS.ProcessEnv = process.env): string[] {
+  return (env[name] || fallback)
+    .split(',')
+    .map((x) => x.trim())
+    .filter(Boolean);
+}

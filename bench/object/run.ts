@@ -21,7 +21,8 @@ import { summarizeProfileFiles, summarizeProfileInclusive, summarizeProfiles, ty
 import { gitInfo, hostInfo, loadAvg, message, onInterrupt, runMain, say, writeResults } from '../lib/run.js';
 import { buildRows, goals, renderReport } from './lib/report.js';
 import { emptyResult, measureDisk, TargetRun, type BigFile, type DiskResult, type TargetResult } from './lib/scenario.js';
-import { applyFlags, readSettings, type Settings, type TargetName } from './lib/settings.js';
+import { applyFlags } from '../lib/settings.js';
+import { readSettings, type Settings, type TargetName } from './lib/settings.js';
 import { StratusObjectTarget, SwiftTarget, type ObjectTarget } from './lib/targets.js';
 
 const HERE = path.dirname(fileURLToPath(import.meta.url));
@@ -202,7 +203,7 @@ class ObjectBench {
 }
 
 async function main(): Promise<number> {
-  applyFlags(process.argv.slice(2), process.env);
+  applyFlags(process.argv.slice(2), process.env, 'bench/object/README.md');
   const s = readSettings(ROOT);
   const started = new Date();
   const loadStart = loadAvg();

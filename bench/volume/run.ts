@@ -20,7 +20,8 @@ import { commandLine, debVersion, liveChildren, runCommand } from '../lib/proc.j
 import { gitInfo, hostInfo, loadAvg, message, onInterrupt, runMain, say, writeResults } from '../lib/run.js';
 import { buildRows, renderReport } from './lib/report.js';
 import { emptyResult, TargetRun, type TargetResult } from './lib/scenario.js';
-import { applyFlags, readSettings, type Settings, type TargetName } from './lib/settings.js';
+import { applyFlags } from '../lib/settings.js';
+import { readSettings, type Settings, type TargetName } from './lib/settings.js';
 import { CinderTarget, StratusTarget, type Target } from './lib/targets.js';
 
 const HERE = path.dirname(fileURLToPath(import.meta.url));
@@ -132,7 +133,7 @@ class VolumeBench {
 }
 
 async function main(): Promise<number> {
-  applyFlags(process.argv.slice(2), process.env);
+  applyFlags(process.argv.slice(2), process.env, 'bench/volume/README.md');
   const s = readSettings(ROOT);
   const started = new Date();
   const loadStart = loadAvg();

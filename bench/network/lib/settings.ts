@@ -1,5 +1,5 @@
 import path from 'node:path';
-import { anchorsDir, intEnv, UsageError } from '../../lib/settings.js';
+import { anchorsDir, intEnv, listEnv, UsageError } from '../../lib/settings.js';
 
 /** Which clouds the benchmark measures, in this order. */
 export type TargetName = 'neutron' | 'stratus' | 'external';
@@ -54,26 +54,6 @@ export interface Settings {
   workParent: string;
 }
 
-/**
- * Flags are another spelling of the environment: `--total-ports 2000` or
- * `--total-ports=2000` sets TOTAL_PORTS for this run (a flag wins).
- */
-export function applyFlags(argv: string[], env: NodeJS.ProcessEnv): void {
-  for (let i = 0; i < argv.length; i++) {
-    const arg = argv[i] ?? '';
-    if (arg === '-h' || arg === '--help') throw new UsageError('see bench/network/README.md for the settings (environment variables or --flags)');
-    const m = /^--([a-z0-9-]+)(?:=(.*))?$/.exec(arg);
-    if (!m?.[1]) throw new UsageError(`unexpected argument ${arg} (settings are --name=value or environment variables)`);
-    let value = m[2];
-    if (value === undefined) {
-      value = argv[i + 1];
-      i++;
-      if (value === undefined) throw new UsageError(`${arg} needs a value`);
-    }
-    env[m[1].toUpperCase().replaceAll('-', '_')] = value;
-  }
-}
-
 function isLoopback(url: string): boolean {
   try {
     const host = new URL(url).hostname;
@@ -86,7 +66,7 @@ function isLoopback(url: string): boolean {
 /** Reads the settings; throws UsageError for a malformed value. */
 export function readSettings(root: string, env: NodeJS.ProcessEnv = process.env): Settings {
   const int = (name: string, fallback: number, min = 1): number => intEnv(name, fallback, min, env);
-  const targets = (env.TARGETS ?? 'neutron,stratus').split(',').map((t) => t.trim()).filter(Boolean);
+  const targets = listEnv('TARGETS', 'neutron,stratus', env);
   for (const t of targets) if (t !== 'neutron' && t !== 'stratus' && t !== 'external') throw new UsageError(`TARGETS=${env.TARGETS}: each of neutron, stratus, external`);
   if (targets.length === 0) throw new UsageError('TARGETS is empty');
   const c1Ports = int('C1_PORTS', 300, 0);

@@ -1,5 +1,5 @@
 import path from 'node:path';
-import { anchorsDir, intEnv, UsageError } from '../../lib/settings.js';
+import { anchorsDir, intEnv, listEnv, UsageError } from '../../lib/settings.js';
 
 /** The object stores the benchmark measures, in this order. */
 export type TargetName = 'stratus' | 'swift';
@@ -52,33 +52,6 @@ export interface Settings {
   workParent: string;
 }
 
-/**
- * Flags are another spelling of the environment: `--repeat 1` or
- * `--repeat=1` sets REPEAT for this run (a flag wins).
- */
-export function applyFlags(argv: string[], env: NodeJS.ProcessEnv): void {
-  for (let i = 0; i < argv.length; i++) {
-    const arg = argv[i] ?? '';
-    if (arg === '-h' || arg === '--help') throw new UsageError('see bench/object/README.md for the settings (environment variables or --flags)');
-    const m = /^--([a-z0-9-]+)(?:=(.*))?$/i.exec(arg);
-    if (!m?.[1]) throw new UsageError(`unexpected argument ${arg} (settings are --name=value or environment variables)`);
-    let value = m[2];
-    if (value === undefined) {
-      value = argv[i + 1];
-      i++;
-      if (value === undefined) throw new UsageError(`${arg} needs a value`);
-    }
-    env[m[1].toUpperCase().replaceAll('-', '_')] = value;
-  }
-}
-
-function list(name: string, fallback: string, env: NodeJS.ProcessEnv): string[] {
-  return (env[name] || fallback)
-    .split(',')
-    .map((x) => x.trim())
-    .filter(Boolean);
-}
-
 function oneOf<T extends string>(name: string, values: string[], allowed: readonly T[], env: NodeJS.ProcessEnv): T[] {
   for (const v of values) if (!(allowed as readonly string[]).includes(v)) throw new UsageError(`${name}=${env[name]}: ${allowed.join(' and/or ')}, comma separated`);
   if (values.length === 0) throw new UsageError(`${name} is empty`);
@@ -87,9 +60,9 @@ function oneOf<T extends string>(name: string, values: string[], allowed: readon
 
 /** Reads and checks every setting; a bad one is a UsageError naming it. */
 export function readSettings(root: string, env: NodeJS.ProcessEnv = process.env): Settings {
-  const targets = oneOf('TARGETS', list('TARGETS', 'stratus,swift', env), ['stratus', 'swift'] as const, env);
-  const parts = oneOf('PARTS', list('PARTS', 'small,large', env), ['small', 'large'] as const, env);
-  const concurrency = list('CONCURRENCY', '1,16', env).map(Number);
+  const targets = oneOf('TARGETS', listEnv('TARGETS', 'stratus,swift', env), ['stratus', 'swift'] as const, env);
+  const parts = oneOf('PARTS', listEnv('PARTS', 'small,large', env), ['small', 'large'] as const, env);
+  const concurrency = listEnv('CONCURRENCY', '1,16', env).map(Number);
   if (concurrency.length === 0 || concurrency.some((c) => !Number.isInteger(c) || c < 1 || c > 256)) throw new UsageError(`CONCURRENCY=${env.CONCURRENCY}: whole numbers 1..256, comma separated`);
   return {
     targets,

@@ -1,5 +1,5 @@
 import path from 'node:path';
-import { anchorsDir, intEnv, UsageError } from '../../lib/settings.js';
+import { anchorsDir, intEnv, listEnv, UsageError } from '../../lib/settings.js';
 
 /** Which clouds the benchmark measures, in this order. */
 export type TargetName = 'stratus' | 'cinder';
@@ -46,40 +46,13 @@ export interface Settings {
   workParent: string;
 }
 
-/**
- * Flags are another spelling of the environment: `--count 100` or
- * `--count=100` sets COUNT for this run (a flag wins).
- */
-export function applyFlags(argv: string[], env: NodeJS.ProcessEnv): void {
-  for (let i = 0; i < argv.length; i++) {
-    const arg = argv[i] ?? '';
-    if (arg === '-h' || arg === '--help') throw new UsageError('see bench/volume/README.md for the settings (environment variables or --flags)');
-    const m = /^--([a-z0-9-]+)(?:=(.*))?$/i.exec(arg);
-    if (!m?.[1]) throw new UsageError(`unexpected argument ${arg} (settings are --name=value or environment variables)`);
-    let value = m[2];
-    if (value === undefined) {
-      value = argv[i + 1];
-      i++;
-      if (value === undefined) throw new UsageError(`${arg} needs a value`);
-    }
-    env[m[1].toUpperCase().replaceAll('-', '_')] = value;
-  }
-}
-
-function list(name: string, fallback: string, env: NodeJS.ProcessEnv): string[] {
-  return (env[name] || fallback)
-    .split(',')
-    .map((x) => x.trim())
-    .filter(Boolean);
-}
-
 /** Reads and checks every setting; a bad one is a UsageError naming it. */
 export function readSettings(root: string, env: NodeJS.ProcessEnv = process.env): Settings {
-  const targets = list('TARGETS', 'stratus,cinder', env);
+  const targets = listEnv('TARGETS', 'stratus,cinder', env);
   for (const t of targets) if (t !== 'stratus' && t !== 'cinder') throw new UsageError(`TARGETS=${env.TARGETS}: stratus and/or cinder, comma separated`);
-  const concurrency = list('CONCURRENCY', '1,8,32', env).map(Number);
+  const concurrency = listEnv('CONCURRENCY', '1,8,32', env).map(Number);
   if (concurrency.length === 0 || concurrency.some((c) => !Number.isInteger(c) || c < 1)) throw new UsageError(`CONCURRENCY=${env.CONCURRENCY}: whole numbers >= 1, comma separated`);
-  const parts = list('PARTS', 'image,rate', env);
+  const parts = listEnv('PARTS', 'image,rate', env);
   for (const p of parts) if (p !== 'image' && p !== 'rate') throw new UsageError(`PARTS=${env.PARTS}: image and/or rate`);
   const fileFormat = env.FILE_FORMAT || 'qcow2';
   if (fileFormat !== 'qcow2' && fileFormat !== 'raw') throw new UsageError(`FILE_FORMAT=${fileFormat}: qcow2 or raw`);
