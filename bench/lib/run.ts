@@ -54,6 +54,48 @@ export function onInterrupt(totalTimeoutS: number, stop: (why: string, code: num
   return () => clearTimeout(watchdog);
 }
 
+/** A benchmark that measures one target at a time and can stop it. */
+export interface StoppableBench {
+  /** Why the run is being stopped (a signal, the time limit); null while it runs. */
+  aborting: string | null;
+  /** Stops the target being measured, so that what is in flight fails at once. */
+  stopCurrent(): Promise<void>;
+  /** Synchronous last resort at exit: kills what is left. */
+  emergencyStop(): void;
+}
+
+/**
+ * Runs `measure` under a benchmark's guards. On SIGINT, SIGTERM or once
+ * `totalTimeoutS` has passed, the target being measured is stopped and
+ * `measure` left to end with what it has (should that hang, the process
+ * ends `graceMs` later anyway); at exit, `emergencyStop` kills what is
+ * left. Returns the error `measure` ended with (an interruption is one) and
+ * the exit code of an interruption (0 when there was none).
+ */
+export async function measureGuarded(bench: StoppableBench, totalTimeoutS: number, graceMs: number, measure: () => Promise<void>): Promise<{ error: unknown; exitCode: number }> {
+  process.once('exit', () => bench.emergencyStop());
+  let exitCode = 0;
+  const cancelTimeLimit = onInterrupt(totalTimeoutS, (why, code) => {
+    say(`${why}: stopping everything this benchmark started...`);
+    bench.aborting = why;
+    exitCode = code;
+    void bench.stopCurrent();
+    setTimeout(() => process.exit(code), graceMs).unref();
+  });
+  let error: unknown = null;
+  try {
+    await measure();
+  } catch (err) {
+    error = err;
+    process.stderr.write(`bench: failed: ${message(err)}\n`);
+  } finally {
+    await bench.stopCurrent();
+    cancelTimeLimit();
+  }
+  if (!error && bench.aborting) error = new Error(`aborted: ${bench.aborting}`);
+  return { error, exitCode };
+}
+
 /** Runs a benchmark's `main` and sets the exit code: its result, 2 for a UsageError, 1 for anything else thrown. */
 export function runMain(main: () => Promise<number>): void {
   main().then(

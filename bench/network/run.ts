@@ -13,7 +13,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { commandLine, debVersion, liveChildren } from '../lib/proc.js';
-import { gitInfo, hostInfo, loadAvg, message, onInterrupt, runMain, say, writeResults } from '../lib/run.js';
+import { gitInfo, hostInfo, loadAvg, message, measureGuarded, runMain, say, writeResults } from '../lib/run.js';
 import { buildRows, renderReport } from './lib/report.js';
 import { emptyResult, TargetRun, type TargetResult } from './lib/scenario.js';
 import { applyFlags } from '../lib/settings.js';
@@ -124,29 +124,7 @@ async function main(): Promise<number> {
   const started = new Date();
   const loadStart = loadAvg();
   const bench = new NetworkBench(s);
-  process.once('exit', () => bench.emergencyStop());
-  let exitCode = 0;
-  // Stops the server being measured, so that what is in flight fails at once; main() then
-  // writes what was measured and ends. Should that hang, the process ends 120 s later anyway.
-  const onSignal = (why: string, code: number): void => {
-    say(`${why}: stopping everything this benchmark started...`);
-    bench.aborting = why;
-    exitCode = code;
-    void bench.stopCurrent();
-    setTimeout(() => process.exit(code), 120000).unref();
-  };
-  const cancelTimeLimit = onInterrupt(s.totalTimeoutS, onSignal);
-
-  let error: unknown = null;
-  try {
-    await bench.measure();
-  } catch (err) {
-    error = err;
-    process.stderr.write(`bench: failed: ${message(err)}\n`);
-  } finally {
-    await bench.stopCurrent();
-    cancelTimeLimit();
-  }
+  const { error, exitCode } = await measureGuarded(bench, s.totalTimeoutS, 120_000, () => bench.measure());
 
   const rows = buildRows(bench.results, s);
   const host = { ...hostInfo(loadStart), kernel: os.release(), hostname: os.hostname() };
@@ -159,7 +137,6 @@ async function main(): Promise<number> {
     postgresql: commandLine('/usr/lib/postgresql/15/bin/postgres', ['--version']),
     sqlalchemy: debVersion('python3-sqlalchemy'),
   };
-  if (!error && bench.aborting) error = new Error(`aborted: ${bench.aborting}`);
   // Passwords stay out of the results (an external cloud's may be a real one).
   const settings = { ...s, ksPassword: '***', stratusPassword: '***', external: { ...s.external, password: '***' } };
   const json = { started_at: started.toISOString(), finished_at: new Date().toISOString(), error: error ? message(error) : null, settings, host, versions, table: rows, targets: bench.results };

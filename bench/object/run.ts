@@ -18,7 +18,7 @@ import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { commandLine, debVersion, liveChildren, runCommand } from '../lib/proc.js';
 import { summarizeProfileFiles, summarizeProfileInclusive, summarizeProfiles, type ProfileWindow } from '../lib/profile.js';
-import { gitInfo, hostInfo, loadAvg, message, onInterrupt, runMain, say, writeResults } from '../lib/run.js';
+import { gitInfo, hostInfo, loadAvg, message, measureGuarded, runMain, say, writeResults } from '../lib/run.js';
 import { buildRows, goals, renderReport } from './lib/report.js';
 import { emptyResult, measureDisk, TargetRun, type BigFile, type DiskResult, type TargetResult } from './lib/scenario.js';
 import { applyFlags } from '../lib/settings.js';
@@ -208,29 +208,10 @@ async function main(): Promise<number> {
   const started = new Date();
   const loadStart = loadAvg();
   const bench = new ObjectBench(s);
-  process.once('exit', () => bench.emergencyStop());
-  let exitCode = 0;
-  // Stops the target being measured, so that what is in flight fails at once; main() then
-  // writes what was measured and ends. Should that hang, the process ends 120 s later anyway.
-  const cancelTimeLimit = onInterrupt(s.totalTimeoutS, (why, code) => {
-    say(`${why}: stopping everything this benchmark started...`);
-    bench.aborting = why;
-    exitCode = code;
-    void bench.stopCurrent();
-    setTimeout(() => process.exit(code), 120_000).unref();
-  });
-
-  let error: unknown = null;
-  try {
+  const { error, exitCode } = await measureGuarded(bench, s.totalTimeoutS, 120_000, async () => {
     if (s.parts.includes('large')) await bench.createBig();
     await bench.measureTargets();
-  } catch (err) {
-    error = err;
-    process.stderr.write(`bench: failed: ${message(err)}\n`);
-  } finally {
-    await bench.stopCurrent();
-    cancelTimeLimit();
-  }
+  });
 
   const stratus = bench.results.get('stratus') ?? null;
   const swift = bench.results.get('swift') ?? null;
@@ -238,7 +219,6 @@ async function main(): Promise<number> {
   const goalList = goals(s, rows, bench.disk);
   const host = { ...hostInfo(loadStart), kernel: os.release(), hostname: os.hostname() };
   const versions = { stratus: gitInfo(ROOT), node: process.version, swift: debVersion('swift'), memcached: debVersion('memcached'), curl: commandLine('curl', ['--version']), coreutils: commandLine('dd', ['--version']) };
-  if (!error && bench.aborting) error = new Error(`aborted: ${bench.aborting}`);
   const json = {
     started_at: started.toISOString(),
     finished_at: new Date().toISOString(),

@@ -17,7 +17,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { commandLine, debVersion, liveChildren, runCommand } from '../lib/proc.js';
-import { gitInfo, hostInfo, loadAvg, message, onInterrupt, runMain, say, writeResults } from '../lib/run.js';
+import { gitInfo, hostInfo, loadAvg, message, measureGuarded, runMain, say, writeResults } from '../lib/run.js';
 import { buildRows, renderReport } from './lib/report.js';
 import { emptyResult, TargetRun, type TargetResult } from './lib/scenario.js';
 import { applyFlags } from '../lib/settings.js';
@@ -138,30 +138,10 @@ async function main(): Promise<number> {
   const started = new Date();
   const loadStart = loadAvg();
   const bench = new VolumeBench(s);
-  process.once('exit', () => bench.emergencyStop());
-  let exitCode = 0;
-  // Stops the target being measured, so that what is in flight fails at once; main() then
-  // writes what was measured and ends. Should that hang, the process ends 180 s later anyway.
-  const onSignal = (why: string, code: number): void => {
-    say(`${why}: stopping everything this benchmark started...`);
-    bench.aborting = why;
-    exitCode = code;
-    void bench.stopCurrent();
-    setTimeout(() => process.exit(code), 180_000).unref();
-  };
-  const cancelTimeLimit = onInterrupt(s.totalTimeoutS, onSignal);
-
-  let error: unknown = null;
-  try {
+  const { error, exitCode } = await measureGuarded(bench, s.totalTimeoutS, 180_000, async () => {
     if (s.parts.includes('image')) await bench.createImage();
     await bench.measure();
-  } catch (err) {
-    error = err;
-    process.stderr.write(`bench: failed: ${message(err)}\n`);
-  } finally {
-    await bench.stopCurrent();
-    cancelTimeLimit();
-  }
+  });
 
   const rows = buildRows(bench.results, s);
   const host = { ...hostInfo(loadStart), kernel: os.release(), hostname: os.hostname() };
@@ -176,7 +156,6 @@ async function main(): Promise<number> {
     qemu_img: commandLine('qemu-img', ['--version']),
     coreutils: commandLine('cp', ['--version']),
   };
-  if (!error && bench.aborting) error = new Error(`aborted: ${bench.aborting}`);
   const settings = { ...s, ksPassword: '***', stratusPassword: '***' };
   const json = { started_at: started.toISOString(), finished_at: new Date().toISOString(), error: error ? message(error) : null, settings, host, versions, image: { mib: s.imageMib, md5: bench.imageMd5, work_dir: bench.workDir }, table: rows, targets: bench.results };
   const jsonPath = writeResults(RESULTS_DIR, started, json);
