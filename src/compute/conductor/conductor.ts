@@ -136,9 +136,10 @@ export class Conductor {
       const message = err instanceof RemoteError && err.excType === 'NoValidHost' ? err.message : `Build of instance failed: ${err instanceof Error ? err.message : String(err)}`;
       for (const uuid of ordered) {
         await this.placement.deleteAllocations(uuid).catch((e: unknown) => this.compute.log.warn({ err: e, instance_uuid: uuid }, 'could not free a claim'));
-        await this.failBuild(uuid, message, '', null);
+        // The action's error first: a client that sees the server in ERROR sees why in its actions.
         const event = events.get(uuid);
         if (event) await finishActionEvent(this.compute.db, event, { message });
+        await this.failBuild(uuid, message, '', null);
       }
       return;
     }

@@ -93,8 +93,9 @@ export class MoveConductor {
       destination = await this.schedule(spec, row.uuid);
     } catch (err) {
       const message = MoveConductor.reason(err);
-      await this.putBack(row, migration.uuid, held, message, 'error');
+      // The action's error first: a client that sees the server settle sees why.
       await finishActionEvent(this.compute.db, event, { message });
+      await this.putBack(row, migration.uuid, held, message, 'error');
       this.compute.notify('compute_task.migrate_server', { instance_id: row.uuid, state: row.vm_state, message });
       throw err;
     }
@@ -121,8 +122,8 @@ export class MoveConductor {
     const event = await startActionEvent(this.compute.db, req.action_id, 'conductor_live_migrate_instance', null);
     if (req.host && req.host === row.host) {
       const message = `Unable to migrate instance (${row.uuid}) to current host (${row.host}).`;
-      await this.putBack(row, migration.uuid, false, message, 'error', false);
       await finishActionEvent(this.compute.db, event, { message });
+      await this.putBack(row, migration.uuid, false, message, 'error', false);
       throw new MoveError(message);
     }
     const held = await this.holdSourceUsage(row, migration.uuid);
@@ -131,8 +132,8 @@ export class MoveConductor {
       destination = req.force && req.host ? await this.claimForced(row, req.host) : await this.schedule(this.moveSpec(row, { ignore_hosts: [row.host], requested_host: req.host ?? null }), row.uuid);
     } catch (err) {
       const message = MoveConductor.reason(err);
-      await this.putBack(row, migration.uuid, held, message, 'error', false);
       await finishActionEvent(this.compute.db, event, { message });
+      await this.putBack(row, migration.uuid, held, message, 'error', false);
       throw err;
     }
     await this.compute.db.updateTable('migration').set({ dest_compute: destination.host, dest_node: destination.node, dest_host: await this.hostIp(destination.host), status: 'queued', updated_at: isoNow() }).where('uuid', '=', migration.uuid).execute();
@@ -174,8 +175,8 @@ export class MoveConductor {
       destination = await this.schedule({ ...spec, force_host: null, force_node: null, ignore_hosts: [] }, row.uuid);
     } catch (err) {
       const message = MoveConductor.reason(err);
-      await this.compute.db.updateTable('instance').set({ task_state: null, updated_at: isoNow() }).where('uuid', '=', row.uuid).where('task_state', '=', 'unshelving').execute();
       await finishActionEvent(this.compute.db, event, { message });
+      await this.compute.db.updateTable('instance').set({ task_state: null, updated_at: isoNow() }).where('uuid', '=', row.uuid).where('task_state', '=', 'unshelving').execute();
       this.compute.log.warn({ instance_uuid: row.uuid, message }, 'no valid host found for unshelve');
       throw err;
     }

@@ -266,6 +266,35 @@ describe('LinuxBridge and PortFirewall on one host', () => {
     assert.equal(await connects(vm1, vm2.ip, 22), false);
   });
 
+  test('a removed rule ends the flows it let in (their conntrack entries go); a change that removes no rule of the port leaves them', async () => {
+    const icmpIn = randomUUID();
+    const rules = (extra: AgentSecurityGroupRule[]): Record<string, AgentSecurityGroupRule[]> => ({ ...groups(), [icmpIn]: [sgRule(icmpIn, { direction: 'egress' }), ...extra] });
+    const icmpRule = sgRule(icmpIn, { protocol: 'icmp' });
+    const ports = [portSecurity(vm1, [egressOnly]), portSecurity(vm2, [icmpIn])];
+    await bridge.applySecurityGroups(sgInfo(ports, rules([icmpRule])));
+    // One ping flow (one ICMP id), five echoes a second: conntrack keeps it ESTABLISHED for as long as it runs.
+    const ping = spawn('ip', ['netns', 'exec', vm1.ns, 'ping', '-n', '-i', '0.2', '-w', '30', vm2.ip], { stdio: ['ignore', 'pipe', 'ignore'] });
+    servers.push(ping);
+    let replies = 0;
+    ping.stdout.on('data', (chunk: Buffer) => (replies += chunk.toString().split('bytes from').length - 1));
+    const repliesWithin = async (ms: number): Promise<number> => {
+      const start = replies;
+      await sleep(ms);
+      return replies - start;
+    };
+    try {
+      for (let i = 0; i < 50 && replies === 0; i++) await sleep(100);
+      assert.ok(replies > 0, 'the ping gets replies while ICMP is let in');
+      await bridge.applySecurityGroups(sgInfo(ports, rules([icmpRule, sgRule(icmpIn, { protocol: 'tcp', port_range_min: 80, port_range_max: 80 })])));
+      assert.ok((await repliesWithin(1500)) > 0, 'a rule added: the flow goes on');
+      await bridge.applySecurityGroups(sgInfo(ports, rules([])));
+      await sleep(300);
+      assert.equal(await repliesWithin(2000), 0, 'the ICMP rule gone: the running ping gets no more replies');
+    } finally {
+      ping.kill('SIGKILL');
+    }
+  });
+
   test('IP spoofing: a VM that sends from an address not its own gets nothing through, unless it is an allowed address pair', async () => {
     // Static neighbours: no ARP, so the IP source check alone decides.
     await run('ip', ['-n', vm1.ns, 'neigh', 'replace', vm2.ip, 'lladdr', vm2.mac, 'dev', 'eth0', 'nud', 'permanent']);

@@ -81,6 +81,12 @@ function isEverywhere(prefix: string): boolean {
   return prefix.endsWith('/0');
 }
 
+/** An address or a prefix of one address (`/32`, `/128`): what conntrack can match. */
+function isHostAddress(address: string): boolean {
+  const [, length] = address.split('/');
+  return length === undefined || Number(length) === (familyOf(address) === 4 ? 32 : 128);
+}
+
 function unique<T>(items: T[]): T[] {
   return [...new Set(items)];
 }
@@ -368,6 +374,8 @@ export class PortFirewall {
   private readonly prefix: string;
   private readonly log: Logger;
   private queue: Promise<unknown> = Promise.resolve();
+  /** What the last apply() wrote, per family (empty after a restart): a rule it had and the next has not went. */
+  private readonly applied = new Map<Family, Map<string, string[]>>();
 
   /** `prefix`: 1-10 characters of [a-z0-9-], a letter first (default `stratus`); every chain and table of ours starts with it. */
   constructor(
@@ -384,12 +392,22 @@ export class PortFirewall {
    * (`devices`: port id -> tap; a missing one is the port's `tap` name).
    * Ports not in `info.devices` lose their chains. Each table changes in one
    * transaction: traffic of unchanged ports is never unfiltered. Idempotent.
+   *
+   * A connection a rule let in outlives the rule in conntrack (ESTABLISHED
+   * passes first), so when a port's ingress or egress chain loses a rule (a
+   * rule deleted, a remote group member gone, a group left) the tracked
+   * connections into (or out of) the port's addresses are forgotten, as
+   * Neutron does. The ones still allowed are taken up again at their next
+   * packet (TCP's loose pick-up, a new ICMP or UDP flow); the others stop.
    */
   apply(info: SecurityGroupInfo, devices: Record<string, string>): Promise<void> {
     return this.serialized(async () => {
       for (const family of [4, 6] as const) {
         const wanted = filterRuleset(family, this.prefix, info, devices);
         await this.restore(family, restoreInput(this.prefix, wanted, await this.saved(family)));
+        const before = this.applied.get(family);
+        this.applied.set(family, wanted);
+        if (before) await this.forgetRevokedFlows(family, before, wanted, info, devices);
       }
       await this.host.exec('nft', ['-f', '-'], { input: nftRules(this.prefix, info, devices) });
       const filtered = Object.values(info.devices).filter((d) => d.port_security_enabled).length;
@@ -431,6 +449,26 @@ export class PortFirewall {
       await this.host.exec('nft', ['-f', '-'], { input: `table bridge ${this.prefix} {}\ndelete table bridge ${this.prefix}\n` });
       this.log.info({ prefix: this.prefix }, 'security group filters cleared');
     });
+  }
+
+  /** Deletes the conntrack entries of flows that a rule gone since `before` may have let through. */
+  private async forgetRevokedFlows(family: Family, before: Map<string, string[]>, after: Map<string, string[]>, info: SecurityGroupInfo, devices: Record<string, string>): Promise<void> {
+    const lost = (chain: string): boolean => {
+      const now = new Set(after.get(chain) ?? []);
+      return (before.get(chain) ?? []).some((rule) => !now.has(rule));
+    };
+    for (const { port, security } of filteredPorts(info, devices)) {
+      const addresses = unique([...security.fixed_ips, ...security.allowed_address_pairs.map((pair) => pair.ip_address)].filter((a) => familyOf(a) === family && isHostAddress(a)).map((a) => a.split('/')[0] ?? a));
+      // Ingress: connections the port was the destination of; egress: the ones it opened.
+      const directions = [...(lost(portChain(this.prefix, 'i', port.portId)) ? ['--orig-dst'] : []), ...(lost(portChain(this.prefix, 'o', port.portId)) ? ['--orig-src'] : [])];
+      for (const direction of directions) {
+        for (const address of addresses) {
+          // `conntrack -D` fails when nothing matched, which is fine.
+          await this.host.exec('conntrack', ['-D', '-f', family === 4 ? 'ipv4' : 'ipv6', direction, address]).catch(() => undefined);
+        }
+      }
+      if (directions.length > 0 && addresses.length > 0) this.log.info({ port_id: port.portId, family, directions }, 'connections a removed rule let through forgotten');
+    }
   }
 
   private async removeNft(ids: Set<string>): Promise<void> {
