@@ -16,7 +16,7 @@ function have(cmd: string): boolean {
   return spawnSync('sh', ['-c', 'command -v "$1"', 'sh', cmd], { stdio: 'ignore' }).status === 0;
 }
 
-/** What the Linux data plane runs: iproute2, iptables (with ip6tables), nftables, dnsmasq and dhcp_release, conntrack (stale NAT entries of a moved floating IP). */
+/** What the Linux data plane runs: iproute2, iptables (with ip6tables), nftables, dnsmasq and dhcp_release, conntrack (stale NAT entries, flows of removed rules), radvd (IPv6 router advertisements). */
 const LINUX_PACKAGES: [string, string][] = [
   ['ip', 'iproute2'],
   ['bridge', 'iproute2'],
@@ -25,6 +25,7 @@ const LINUX_PACKAGES: [string, string][] = [
   ['dnsmasq', 'dnsmasq-base'],
   ['dhcp_release', 'dnsmasq-utils'],
   ['conntrack', 'conntrack'],
+  ['radvd', 'radvd'],
 ];
 
 /**

@@ -44,6 +44,7 @@ function ensureTestPackages(): void {
       // The Linux network data plane (src/network/linux, test/network-dataplane.test.ts) and its tests' packets.
       ['dnsmasq', 'dnsmasq-base'],
       ['dhcp_release', 'dnsmasq-utils'],
+      ['radvd', 'radvd'],
       ['iptables-restore', 'iptables'],
       ['nft', 'nftables'],
       ['conntrack', 'conntrack'],

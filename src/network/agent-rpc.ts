@@ -230,7 +230,15 @@ function agentRpcHandlers(net: NetworkService): Handlers {
         mac_address: p.mac_address,
         mtu: Number(p.mtu),
         fixed_ips: fixed.map((ip) => ({ ...ip, prefixlen: prefixlen(subnets.get(ip.subnet_id)?.cidr ?? '/0') })),
-        subnets: own.map((s) => ({ id: s.id, cidr: s.cidr, gateway_ip: s.gateway_ip, ip_version: Number(s.ip_version) })),
+        subnets: own.map((s) => ({
+          id: s.id,
+          cidr: s.cidr,
+          gateway_ip: s.gateway_ip,
+          ip_version: Number(s.ip_version),
+          ipv6_ra_mode: s.ipv6_ra_mode,
+          ipv6_address_mode: s.ipv6_address_mode,
+          dns_nameservers: json<string[]>(s.dns_nameservers, []),
+        })),
       };
     };
     return rows.map((row) => {

@@ -126,7 +126,7 @@ export interface RouterPort {
   mac_address: string;
   mtu: number;
   fixed_ips: { subnet_id: string; ip_address: string; prefixlen: number }[];
-  subnets: { id: string; cidr: string; gateway_ip: string | null; ip_version: number }[];
+  subnets: { id: string; cidr: string; gateway_ip: string | null; ip_version: number; ipv6_ra_mode: string | null; ipv6_address_mode: string | null; dns_nameservers: string[] }[];
 }
 
 /** A router hosted by an L3 agent (`get_routers`). */

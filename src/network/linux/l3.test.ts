@@ -6,7 +6,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { after, before, test } from 'node:test';
 import { pino } from 'pino';
-import { exists, run } from '../../core/host-commands.js';
+import { exists, processAlive, run } from '../../core/host-commands.js';
 import type { RouterDetails, RouterPort } from '../agents/interfaces.js';
 import { HostNet } from './host.js';
 import { LinuxL3 } from './l3.js';
@@ -36,7 +36,7 @@ let stateDir = '';
 
 function port(network: string, ip: string, cidr: string, gateway: string | null, mac: string): RouterPort {
   const subnet = randomUUID();
-  return { id: randomUUID(), network_id: network, mac_address: mac, mtu: 1450, fixed_ips: [{ subnet_id: subnet, ip_address: ip, prefixlen: 24 }], subnets: [{ id: subnet, cidr, gateway_ip: gateway, ip_version: 4 }] };
+  return { id: randomUUID(), network_id: network, mac_address: mac, mtu: 1450, fixed_ips: [{ subnet_id: subnet, ip_address: ip, prefixlen: 24 }], subnets: [{ id: subnet, cidr, gateway_ip: gateway, ip_version: 4, ipv6_ra_mode: null, ipv6_address_mode: null, dns_nameservers: [] }] };
 }
 
 const routerId = randomUUID();
@@ -203,6 +203,37 @@ test('extra routes come and go', async () => {
   await setup(l3, router());
   assert.equal((await run('ip', ['-n', ns, 'route', 'show', '10.98.0.0/16'])).trim(), '');
   assert.ok((await run('ip', ['-n', ns, 'route', 'show', 'default'])).includes(EXTERNAL_HOST), 'the default route stays');
+});
+
+test('an IPv6 subnet in slaac mode: the router advertises it (radvd), a VM on it takes an address and its default route from that; without such a subnet no radvd runs', async () => {
+  const l3 = new LinuxL3(host, { stateDir, metadata: null, metadataPort: 9697, log });
+  const v6 = randomUUID();
+  const dualA: RouterPort = {
+    ...ifaceA,
+    fixed_ips: [...ifaceA.fixed_ips, { subnet_id: v6, ip_address: '2001:db8:9::1', prefixlen: 64 }],
+    subnets: [...ifaceA.subnets, { id: v6, cidr: '2001:db8:9::/64', gateway_ip: '2001:db8:9::1', ip_version: 6, ipv6_ra_mode: 'slaac', ipv6_address_mode: 'slaac', dns_nameservers: ['2001:db8:9::53'] }],
+  };
+  await setup(l3, router({ interfaces: [dualA, ifaceB] }));
+  const conf = await fs.readFile(path.join(stateDir, routerId, 'radvd.conf'), 'utf8');
+  assert.match(conf, new RegExp(`interface ${routerInterfaceName(ifaceA.id)}\n`));
+  assert.match(conf, /prefix 2001:db8:9::\/64\n  \{\n    AdvOnLink on;\n    AdvAutonomous on;/);
+  assert.match(conf, /AdvManagedFlag off;\n  AdvOtherConfigFlag off;/);
+  assert.match(conf, /RDNSS 2001:db8:9::53/);
+  assert.ok(!conf.includes(routerInterfaceName(ifaceB.id)), 'an IPv4-only interface advertises nothing');
+  // The VM's kernel autoconfigures from the advertisements (radvd sends its first ones at start): bounded wait.
+  let address = '';
+  for (let i = 0; i < 60 && !address; i++) {
+    const addrs = JSON.parse(await run('ip', ['-n', VM_A, '-6', '-j', 'addr', 'show', 'dev', 'eth0', 'scope', 'global'])) as { addr_info: { local: string }[] }[];
+    address = addrs[0]?.addr_info.find((a) => a.local.startsWith('2001:db8:9:'))?.local ?? '';
+    if (!address) await new Promise((resolve) => setTimeout(resolve, 500));
+  }
+  assert.ok(address, 'the VM autoconfigured an address in the advertised prefix');
+  assert.match(await run('ip', ['-n', VM_A, '-6', 'route', 'show', 'default']), /via fe80::/, 'its default route is the router');
+  await inNs(VM_A, 'ping', ['-6', '-n', '-c', '1', '-w', '5', '2001:db8:9::1']);
+  const pid = Number((await fs.readFile(path.join(stateDir, routerId, 'radvd.pid'), 'utf8')).trim());
+  await setup(l3, router());
+  assert.equal(await exists(path.join(stateDir, routerId, 'radvd.pid')), false, 'no IPv6 subnet to advertise: radvd stopped');
+  assert.equal(await processAlive(pid, 'radvd'), false, 'and its process is gone');
 });
 
 test('removing an interface removes its qr- device and its tap', async () => {

@@ -5,6 +5,7 @@ import type { L3DataPlane, RouterDetails, RouterPort } from '../agents/interface
 import { contains, formatCidr, normalizeIp, parseCidr, parseIp } from '../ipam/addresses.js';
 import type { HostNet } from './host.js';
 import type { MetadataProxies } from './metadata-proxy.js';
+import { RouterAdvertisements } from './radvd.js';
 import { portPrefixOf, routerGatewayName, routerInterfaceName, routerNamespace, tapName } from './names.js';
 
 /** Options of {@link LinuxL3}. */
@@ -63,8 +64,9 @@ const METADATA_ADDRESS = '169.254.169.254/32';
  * as Neutron's legacy L3 agent makes it. Interfaces and the gateway are veth
  * pairs whose host end `tap<port11>` is left unplugged (the bridge agent puts
  * it on its network's bridge); the namespace forwards between them, SNATs
- * the internal subnets to the gateway address, DNATs floating IPs and
- * redirects 169.254.169.254:80 to the metadata proxy.
+ * the internal subnets to the gateway address, DNATs floating IPs,
+ * redirects 169.254.169.254:80 to the metadata proxy and sends IPv6 router
+ * advertisements on the interfaces whose subnets ask for them (radvd).
  *
  * Every call converges: what is no longer wanted goes, what is missing is
  * added, and what is already right is not touched (no device is recreated,
@@ -75,12 +77,14 @@ const METADATA_ADDRESS = '169.254.169.254/32';
 export class LinuxL3 implements L3DataPlane {
   private readonly queues = new Map<string, Promise<void>>();
   private readonly log: Logger;
+  private readonly advertisements: RouterAdvertisements;
 
   constructor(
     private readonly host: HostNet,
     private readonly options: L3Options,
   ) {
     this.log = options.log.child({ component: 'l3' });
+    this.advertisements = new RouterAdvertisements(host, this.log);
   }
 
   /**
@@ -133,6 +137,7 @@ export class LinuxL3 implements L3DataPlane {
     const gateway = ports.find((p) => p.port.id === router.gw_port?.id) ?? null;
     await this.convergeRoutes(ns, router, gateway);
     await this.convergeFirewall(ns, router, gateway);
+    await this.advertisements.converge(ns, this.routerDir(router.id), router.interfaces);
     const metadata = this.options.metadata;
     if (metadata && router.interfaces.length > 0) await metadata.ensure(ns, { routerId: router.id });
     else if (metadata) await metadata.stop(ns);

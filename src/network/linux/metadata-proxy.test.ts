@@ -45,8 +45,8 @@ const router: RouterDetails = {
   admin_state_up: true,
   enable_snat: true,
   routes: [],
-  gw_port: { id: randomUUID(), network_id: randomUUID(), mac_address: 'fa:16:3e:00:08:0e', mtu: 1500, fixed_ips: [{ subnet_id: external, ip_address: '172.31.8.10', prefixlen: 24 }], subnets: [{ id: external, cidr: '172.31.8.0/24', gateway_ip: '172.31.8.1', ip_version: 4 }] },
-  interfaces: [{ id: randomUUID(), network_id: randomUUID(), mac_address: 'fa:16:3e:00:08:01', mtu: 1450, fixed_ips: [{ subnet_id: subnet, ip_address: '10.8.0.1', prefixlen: 24 }], subnets: [{ id: subnet, cidr: '10.8.0.0/24', gateway_ip: '10.8.0.1', ip_version: 4 }] }],
+  gw_port: { id: randomUUID(), network_id: randomUUID(), mac_address: 'fa:16:3e:00:08:0e', mtu: 1500, fixed_ips: [{ subnet_id: external, ip_address: '172.31.8.10', prefixlen: 24 }], subnets: [{ id: external, cidr: '172.31.8.0/24', gateway_ip: '172.31.8.1', ip_version: 4, ipv6_ra_mode: null, ipv6_address_mode: null, dns_nameservers: [] }] },
+  interfaces: [{ id: randomUUID(), network_id: randomUUID(), mac_address: 'fa:16:3e:00:08:01', mtu: 1450, fixed_ips: [{ subnet_id: subnet, ip_address: '10.8.0.1', prefixlen: 24 }], subnets: [{ id: subnet, cidr: '10.8.0.0/24', gateway_ip: '10.8.0.1', ip_version: 4, ipv6_ra_mode: null, ipv6_address_mode: null, dns_nameservers: [] }] }],
   floating_ips: [],
 };
 
