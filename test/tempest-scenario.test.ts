@@ -10,7 +10,9 @@ import { baseConf, runTempest } from './tempest.js';
 /**
  * Tempest's network scenario tests that the test guest image can serve
  * (`test_network_basic_ops`, `test_server_basic_ops`,
- * `test_security_groups_basic_ops`) against `./stratus up` with real guests
+ * `test_security_groups_basic_ops`, and `test_network_v6`: SLAAC and
+ * DHCPv6-stateless addresses from the routers' advertisements, one or two
+ * prefixes, on the first NIC or a second network) against `./stratus up` with real guests
  * (the qemu driver) and the Linux network data plane: Tempest makes its own
  * projects, networks, routers, security groups and floating IPs, boots the
  * `stratus-test` image, logs in over SSH (as root, with its keypair) through
@@ -74,6 +76,8 @@ network_for_ssh = public
 endpoint_type = public
 project_network_cidr = 10.100.0.0/16
 project_network_mask_bits = 28
+project_network_v6_cidr = 2001:db8::/48
+project_network_v6_mask_bits = 64
 project_networks_reachable = False
 public_network_id = ${options.publicNetworkId}
 floating_network_name = public
@@ -82,7 +86,8 @@ build_interval = 1
 build_timeout = 120
 
 [network-feature-enabled]
-ipv6 = False
+ipv6 = True
+ipv6_subnet_attributes = True
 port_security = True
 port_admin_state_change = True
 floating_ips = True
@@ -100,7 +105,7 @@ test("Tempest's network scenario tests pass with real guests and the Linux data 
   const conf = tempestConf({ image, flavor, publicNetworkId, extensions: await networkExtensions() });
   const bridgesBefore = new Set(networkBridges());
   // Two workers: each test boots TCG guests on this machine's two cores.
-  const { passed, failed, skipped, output } = await runTempest(workspace, conf, '^tempest\\.scenario\\.(test_network_basic_ops|test_server_basic_ops|test_security_groups_basic_ops)\\.', { concurrency: 2 });
+  const { passed, failed, skipped, output } = await runTempest(workspace, conf, '^tempest\\.scenario\\.(test_network_basic_ops|test_server_basic_ops|test_security_groups_basic_ops|test_network_v6)\\.', { concurrency: 2 });
   process.stdout.write(`tempest scenario: ${passed} passed, ${failed} failed, ${skipped} skipped\n`);
   const lines = output.split('\n').filter((line) => /\.\.\. (FAILED|SKIPPED|ok)|^FAIL:/.test(line));
   process.stdout.write(`${lines.join('\n')}\n`);
