@@ -72,7 +72,6 @@ function byNetwork<T extends { network_id: string }>(rows: T[]): Map<string, T[]
   return groups;
 }
 
-/** A UUID version 5 (SHA-1, RFC 4122) of `name` in the DNS namespace, as Neutron derives a host's id for its DHCP ports. */
 /** A port as the DHCP agent sees it, with its addresses from `fixedIpsOf`. */
 function dhcpPortOf(port: PortRow, ips: Map<string, Allocation[]>): DhcpPort {
   return {
@@ -87,6 +86,7 @@ function dhcpPortOf(port: PortRow, ips: Map<string, Allocation[]>): DhcpPort {
   };
 }
 
+/** A UUID version 5 (SHA-1, RFC 4122) of `name` in the DNS namespace, as Neutron derives a host's id for its DHCP ports. */
 function hostUuid(name: string): string {
   const namespace = Buffer.from('6ba7b8109dad11d180b400c04fd430c8', 'hex');
   const bytes = createHash('sha1').update(namespace).update(name).digest().subarray(0, 16);
